@@ -1,0 +1,181 @@
+// Command forgebox runs a private GitLab with CI runners on a Docker Engine. This file only wires
+// subcommands to the internal packages; the work happens there.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/forgebox/forgebox/service/internal/buildinfo"
+	"github.com/forgebox/forgebox/service/internal/config"
+)
+
+// DefaultConfigPath is read when --config and FORGEBOX_CONFIG are not given. When it does not
+// exist, the embedded defaults are used.
+const DefaultConfigPath = "/etc/forgebox/forgebox.toml"
+
+const usage = `forgebox runs PostgreSQL, Redis, GitLab and GitLab Runner on a Docker Engine.
+
+Usage: forgebox [--config FILE] [--log-level LEVEL] COMMAND [ARGS]
+
+Commands:
+  up                  converge the stack to the config: pull, create, start, provision
+  plan                show what "up" would do, changing nothing
+  status [--json]     each component's state, health, image and uptime
+  down                stop and remove the stack's containers; data is kept
+  doctor [--json]     check the engine, socket, disk, ports and memory
+  config validate [FILE]  check a config file; errors name the key and line
+  config show         print the effective config (secrets are never printed)
+  config default      print the embedded default config
+  version             print forgebox's version
+
+The config file is --config, else $FORGEBOX_CONFIG, else ` + DefaultConfigPath + `;
+when none exists the embedded defaults are used.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// globals are the options every command shares.
+type globals struct {
+	configPath     string
+	configExplicit bool
+	logLevel       string
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("forgebox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.StringVar(&g.configPath, "config", "", "config file")
+	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if g.configPath != "" {
+		g.configExplicit = true
+	} else if env := os.Getenv("FORGEBOX_CONFIG"); env != "" {
+		g.configPath, g.configExplicit = env, true
+	} else {
+		g.configPath = DefaultConfigPath
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "forgebox: --log-level %q: use debug, info, warn or error\n", g.logLevel)
+		return 2
+	}
+	g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, cmdArgs := rest[0], rest[1:]
+	var err error
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "forgebox", buildinfo.Version)
+	case "config":
+		err = g.configCmd(cmdArgs)
+	case "up":
+		err = g.upCmd(ctx, cmdArgs)
+	case "plan":
+		err = g.planCmd(ctx, cmdArgs)
+	case "down":
+		err = g.downCmd(ctx, cmdArgs)
+	case "status":
+		err = g.statusCmd(ctx, cmdArgs)
+	case "doctor":
+		err = g.doctorCmd(ctx, cmdArgs)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "forgebox: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		var silent silentError
+		if !errors.As(err, &silent) {
+			fmt.Fprintf(stderr, "forgebox %s: %v\n", cmd, err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// silentError fails a command whose output already said what went wrong.
+type silentError struct{ error }
+
+// loadConfig reads the config file, or the embedded defaults when no file was named and the
+// default path does not exist.
+func (g *globals) loadConfig() (config.Config, error) {
+	c, err := config.Load(g.configPath)
+	if err == nil {
+		return c, nil
+	}
+	if !g.configExplicit && errors.Is(err, fs.ErrNotExist) {
+		g.log.Info("no config file; using the embedded defaults", "path", g.configPath)
+		return config.Default(), nil
+	}
+	return config.Config{}, err
+}
+
+func (g *globals) configCmd(args []string) error {
+	if len(args) == 0 {
+		return errors.New("say validate, show or default")
+	}
+	switch args[0] {
+	case "validate":
+		path := g.configPath
+		if len(args) > 1 {
+			path = args[1]
+		}
+		if _, err := config.Load(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "%s: valid\n", path)
+		return nil
+	case "show":
+		c, err := g.loadConfig()
+		if err != nil {
+			return err
+		}
+		b, err := config.Encode(c)
+		if err != nil {
+			return err
+		}
+		g.stdout.Write(b)
+		names := []string{}
+		if sec, err := config.OpenSecrets(c.Stack.DataDir); err == nil {
+			names = sec.Names()
+		}
+		fmt.Fprintf(g.stdout, "\n# Secrets in %s (values are never shown):\n", config.SecretsFile)
+		for _, n := range names {
+			fmt.Fprintf(g.stdout, "#   %s = ********\n", n)
+		}
+		if len(names) == 0 {
+			fmt.Fprintln(g.stdout, "#   none yet: they are generated by the first `forgebox up`")
+		}
+		return nil
+	case "default":
+		g.stdout.Write(config.DefaultTOML())
+		return nil
+	}
+	return fmt.Errorf("unknown config command %q: say validate, show or default", args[0])
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// FieldError is one problem with one key. The API returns these as they are, so a form can put
+// each message beside its field.
+type FieldError struct {
+	Key  string `json:"key"`            // dotted path, e.g. "gitlab.http_port" or "runner.profiles[1].image"
+	Line int    `json:"line,omitempty"` // 1-based line in the file, 0 when unknown
+	Msg  string `json:"message"`        // what is wrong
+	Hint string `json:"hint,omitempty"` // what is allowed, or what to do
+}
+
+func (e FieldError) Error() string {
+	var b strings.Builder
+	if e.Key != "" {
+		b.WriteString(e.Key)
+	} else {
+		b.WriteString("config")
+	}
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// Errors is every problem found in one config, in file order.
+type Errors struct {
+	List []FieldError
+}
+
+func (e *Errors) Error() string {
+	if len(e.List) == 1 {
+		return e.List[0].Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems:", len(e.List))
+	for _, fe := range e.List {
+		b.WriteString("\n  ")
+		b.WriteString(fe.Error())
+	}
+	return b.String()
+}
+
+var (
+	tableHeader = regexp.MustCompile(`^\s*\[\[?\s*([A-Za-z0-9_.\-" ]+?)\s*\]\]?`)
+	arrayHeader = regexp.MustCompile(`^\s*\[\[`)
+	keyIndex    = regexp.MustCompile(`\[(\d+)\]`)
+)
+
+// lineOfKey finds the 1-based line where a dotted key is set in src, or where its table starts
+// when the key itself is not in the file (a default that fails validation in context). The
+// decoder keeps key positions to itself, so this reads the file the simple way TOML is written
+// by people: one key per line, tables in headers. "runner.profiles[1].image" finds the second
+// [[runner.profiles]] table. It returns 0 when nothing matches.
+func lineOfKey(src []byte, key string) int {
+	wantIndex := -1
+	if m := keyIndex.FindStringSubmatch(key); m != nil {
+		fmt.Sscan(m[1], &wantIndex)
+		key = keyIndex.ReplaceAllString(key, "")
+	}
+	table, leaf := "", key
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		table, leaf = key[:i], key[i+1:]
+	}
+	var (
+		current    string
+		seen       = map[string]int{}
+		tableLine  int
+		lineNumber int
+	)
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	for sc.Scan() {
+		lineNumber++
+		line := sc.Text()
+		if m := tableHeader.FindStringSubmatch(line); m != nil && strings.HasPrefix(strings.TrimSpace(line), "[") {
+			current = strings.ReplaceAll(m[1], " ", "")
+			if current == key && wantIndex < 0 { // the key is a table: [unknown]
+				return lineNumber
+			}
+			index := 0
+			if arrayHeader.MatchString(line) {
+				index = seen[current]
+				seen[current]++
+			}
+			if current == table && (wantIndex < 0 || index == wantIndex) && tableLine == 0 {
+				tableLine = lineNumber
+			}
+			continue
+		}
+		if current != table {
+			continue
+		}
+		if wantIndex >= 0 && seen[current]-1 != wantIndex {
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if ok && strings.Trim(strings.TrimSpace(k), `"`) == leaf {
+			return lineNumber
+		}
+	}
+	return tableLine
+}
+
+// allowedKeysHint names the keys that the table holding key accepts, so a typo shows its fix.
+func allowedKeysHint(key string) string {
+	parts := strings.Split(key, ".")
+	t := reflect.TypeOf(Config{})
+	for _, p := range parts[:len(parts)-1] {
+		f, ok := fieldByTag(t, p)
+		if !ok {
+			return ""
+		}
+		t = f.Type
+		if t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+	}
+	var names []string
+	for i := 0; i < t.NumField(); i++ {
+		names = append(names, strings.Split(t.Field(i).Tag.Get("toml"), ",")[0])
+	}
+	sort.Strings(names)
+	where := "top level"
+	if len(parts) > 1 {
+		where = "[" + strings.Join(parts[:len(parts)-1], ".") + "]"
+	}
+	return fmt.Sprintf("allowed in %s: %s", where, strings.Join(names, ", "))
+}
+
+func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		if strings.Split(t.Field(i).Tag.Get("toml"), ",")[0] == tag {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}

@@ -1,0 +1,211 @@
+package config
+
+import (
+	"fmt"
+	"net/mail"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/docker/go-units"
+)
+
+// DSMReservedPorts are host ports that DSM itself listens on (SSH, HTTP, HTTPS, DSM HTTP and
+// HTTPS, and the system PostgreSQL). A GitLab published there would fail to start, or worse,
+// hide DSM.
+var DSMReservedPorts = map[int]string{
+	22:   "SSH",
+	80:   "HTTP (web station)",
+	443:  "HTTPS (web station)",
+	5000: "DSM HTTP",
+	5001: "DSM HTTPS",
+	5432: "DSM's own PostgreSQL",
+}
+
+var (
+	stackNamePattern   = regexp.MustCompile(`^[a-z][a-z0-9-]{0,29}$`)
+	profileNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,39}$`)
+	hostPattern        = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+	roleNamePattern    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	tagPattern         = regexp.MustCompile(`^[^,\s][^,]*$`)
+)
+
+// validator collects problems; key positions are looked up in the source once per problem.
+type validator struct {
+	src  []byte
+	errs []FieldError
+}
+
+func (v *validator) add(key, msg, hint string) {
+	v.errs = append(v.errs, FieldError{Key: key, Line: lineOfKey(v.src, key), Msg: msg, Hint: hint})
+}
+
+func (c Config) validate(src []byte) []FieldError {
+	v := &validator{src: src}
+	if c.Version != CurrentVersion {
+		switch {
+		case c.Version == 0:
+			v.add("version", "missing", fmt.Sprintf("set version = %d", CurrentVersion))
+		case c.Version > CurrentVersion:
+			v.add("version", fmt.Sprintf("version %d is newer than this forgebox understands", c.Version),
+				fmt.Sprintf("upgrade forgebox, or write version = %d", CurrentVersion))
+		default:
+			v.add("version", fmt.Sprintf("version %d is not supported", c.Version), fmt.Sprintf("allowed: %d", CurrentVersion))
+		}
+	}
+
+	if !stackNamePattern.MatchString(c.Stack.Name) {
+		v.add("stack.name", fmt.Sprintf("%q is not a valid stack name", c.Stack.Name),
+			"use 1 to 30 lowercase letters, digits and dashes, starting with a letter")
+	}
+	v.absPath("stack.data_dir", c.Stack.DataDir, true)
+	v.absPath("stack.share_dir", c.Stack.ShareDir, false)
+	v.oneOf("stack.pull_policy", c.Stack.PullPolicy, "missing", "always", "never")
+
+	v.image("postgres.image", c.Postgres.Image)
+	if !roleNamePattern.MatchString(c.Postgres.Superuser) {
+		v.add("postgres.superuser", fmt.Sprintf("%q is not a valid PostgreSQL role name", c.Postgres.Superuser),
+			"use lowercase letters, digits and underscores, e.g. \"postgres\"")
+	} else if c.Postgres.Superuser == "gitlab" {
+		v.add("postgres.superuser", `"gitlab" is the role forgebox creates for GitLab`, "pick another name, e.g. \"postgres\"")
+	}
+	v.image("redis.image", c.Redis.Image)
+
+	v.oneOf("gitlab.flavour", c.GitLab.Flavour, "sameersbn", "omnibus")
+	v.image("gitlab.image", c.GitLab.Image)
+	v.host("gitlab.host", c.GitLab.Host)
+	v.port("gitlab.http_port", c.GitLab.HTTPPort)
+	v.port("gitlab.ssh_port", c.GitLab.SSHPort)
+	if c.GitLab.HTTPPort != 0 && c.GitLab.HTTPPort == c.GitLab.SSHPort {
+		v.add("gitlab.ssh_port", fmt.Sprintf("port %d is also gitlab.http_port", c.GitLab.SSHPort),
+			"give HTTP and SSH different ports, e.g. 30080 and 30022")
+	}
+	v.oneOf("gitlab.memory", c.GitLab.Memory, "small", "standard")
+	if a, err := mail.ParseAddress(c.GitLab.AdminEmail); err != nil || a.Address != c.GitLab.AdminEmail {
+		v.add("gitlab.admin_email", fmt.Sprintf("%q is not an e-mail address", c.GitLab.AdminEmail), "e.g. admin@example.com")
+	}
+
+	v.image("runner.image", c.Runner.Image)
+	if c.Runner.HelperImage != "" {
+		v.image("runner.helper_image", c.Runner.HelperImage)
+	}
+	if c.Runner.Concurrent < 1 || c.Runner.Concurrent > 64 {
+		v.add("runner.concurrent", fmt.Sprintf("%d is out of range", c.Runner.Concurrent), "allowed: 1 to 64")
+	}
+	if len(c.Runner.Profiles) == 0 {
+		v.add("runner.profiles", "no runner profile", "add at least one [[runner.profiles]] with a name and an image")
+	}
+	names := map[string]int{}
+	for i, p := range c.Runner.Profiles {
+		v.profile(i, p, names)
+	}
+	return v.errs
+}
+
+func (v *validator) profile(i int, p Profile, names map[string]int) {
+	key := func(k string) string { return fmt.Sprintf("runner.profiles[%d].%s", i, k) }
+	switch {
+	case p.Name == "":
+		v.add(key("name"), "missing", "every profile needs a name, e.g. \"default\"")
+	case !profileNamePattern.MatchString(p.Name):
+		v.add(key("name"), fmt.Sprintf("%q is not a valid profile name", p.Name),
+			"use lowercase letters, digits, '-' and '_', at most 40")
+	default:
+		if first, dup := names[p.Name]; dup {
+			v.add(key("name"), fmt.Sprintf("profile %q is defined twice", p.Name),
+				fmt.Sprintf("runner.profiles[%d] has the same name; names must be unique", first))
+		} else {
+			names[p.Name] = i
+		}
+	}
+	v.image(key("image"), p.Image)
+	if len(p.Tags) == 0 && !p.RunUntagged {
+		v.add(key("tags"), "a profile with no tags that does not run untagged jobs would never get a job",
+			"add tags, or set run_untagged = true")
+	}
+	seen := map[string]bool{}
+	for _, t := range p.Tags {
+		if !tagPattern.MatchString(t) || strings.TrimSpace(t) != t {
+			v.add(key("tags"), fmt.Sprintf("%q is not a valid tag", t), "tags are non-empty, without commas or surrounding spaces")
+		} else if seen[t] {
+			v.add(key("tags"), fmt.Sprintf("tag %q is listed twice", t), "list each tag once")
+		}
+		seen[t] = true
+	}
+	if p.CPUs != "" {
+		if f, err := strconv.ParseFloat(p.CPUs, 64); err != nil || !(f > 0 && f <= 256) { // NaN fails both comparisons
+			v.add(key("cpus"), fmt.Sprintf("%q is not a CPU count", p.CPUs), "a positive number such as \"1\" or \"1.5\", or empty for no limit")
+		}
+	}
+	if p.Memory != "" {
+		if b, err := units.RAMInBytes(p.Memory); err != nil || b < 6*1024*1024 {
+			v.add(key("memory"), fmt.Sprintf("%q is not a memory size of at least 6m", p.Memory),
+				"a size such as \"512m\" or \"2g\", or empty for no limit")
+		}
+	}
+	if p.Concurrency < 1 || p.Concurrency > 64 {
+		v.add(key("concurrency"), fmt.Sprintf("%d is out of range", p.Concurrency), "allowed: 1 to 64")
+	}
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	msg := fmt.Sprintf("%q is not allowed", val)
+	if val == "" {
+		msg = "missing"
+	}
+	v.add(key, msg, "allowed: "+strings.Join(allowed, ", "))
+}
+
+func (v *validator) image(key, ref string) {
+	if ref == "" {
+		v.add(key, "missing", "an image reference such as \"postgres:17-alpine\"")
+		return
+	}
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		v.add(key, fmt.Sprintf("%q is not a valid image reference: %v", ref, err),
+			"use [registry/]name[:tag][@digest] in lowercase, e.g. \"postgres:17-alpine\"")
+	}
+}
+
+func (v *validator) port(key string, p int) {
+	switch {
+	case p < 1 || p > 65535:
+		v.add(key, fmt.Sprintf("%d is not a port", p), "allowed: 1 to 65535; the defaults are 30080 (HTTP) and 30022 (SSH)")
+	case DSMReservedPorts[p] != "":
+		v.add(key, fmt.Sprintf("port %d is taken by DSM (%s)", p, DSMReservedPorts[p]),
+			"pick a port DSM does not use, e.g. 30080 for HTTP or 30022 for SSH")
+	}
+}
+
+func (v *validator) host(key, h string) {
+	if h == "" {
+		return // this machine's host name, resolved when the stack is built
+	}
+	lower := strings.ToLower(h)
+	if lower == "localhost" || strings.HasPrefix(lower, "127.") || lower == "::1" || lower == "0.0.0.0" {
+		v.add(key, fmt.Sprintf("%q only works on this machine, so clone URLs would not work anywhere else", h),
+			"use the NAS's name or address as other machines reach it, e.g. nas.local or 192.168.1.10")
+		return
+	}
+	if !hostPattern.MatchString(h) {
+		v.add(key, fmt.Sprintf("%q is not a host name or IPv4 address", h), "e.g. nas.local or 192.168.1.10, without scheme or port")
+	}
+}
+
+func (v *validator) absPath(key, p string, required bool) {
+	switch {
+	case p == "" && required:
+		v.add(key, "missing", "an absolute directory path, e.g. /var/lib/forgebox")
+	case p != "" && !filepath.IsAbs(p):
+		v.add(key, fmt.Sprintf("%q is not an absolute path", p), "an absolute directory path, e.g. /var/lib/forgebox")
+	case p != "" && filepath.Clean(p) == "/":
+		v.add(key, "the root directory cannot hold forgebox's data", "use a directory of its own, e.g. /var/lib/forgebox")
+	}
+}

@@ -1,0 +1,116 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrHealthTimeout is returned when a container did not become healthy before the deadline.
+var ErrHealthTimeout = errors.New("not healthy before the deadline")
+
+// HealthError says which container failed, how, and what it printed last.
+type HealthError struct {
+	Container string
+	Reason    string
+	LastLogs  []string
+	Err       error
+}
+
+func (e *HealthError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "container %s %s", e.Container, e.Reason)
+	if len(e.LastLogs) > 0 {
+		b.WriteString("; its last log lines:")
+		for _, l := range e.LastLogs {
+			b.WriteString("\n    ")
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+func (e *HealthError) Unwrap() error { return e.Err }
+
+// WaitOptions tune a health wait.
+type WaitOptions struct {
+	Deadline time.Duration // total time allowed
+	Poll     time.Duration // how often to inspect
+	LogLines int           // how many log lines to attach to a failure
+	// Progress, when set, is called about every Every with the state seen so far.
+	Progress func(d Detail, waited time.Duration)
+	Every    time.Duration
+}
+
+// WaitHealthy polls the container until it is healthy (or, without a healthcheck, running) and
+// fails fast when it exits, restarts or turns unhealthy.
+func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Detail, error) {
+	if o.Poll == 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	if o.LogLines == 0 {
+		o.LogLines = 20
+	}
+	if o.Every == 0 {
+		o.Every = 5 * time.Second
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, o.Deadline)
+	defer cancel()
+	var first *Detail
+	lastReport := start
+	for {
+		d, err := c.Inspect(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return d, c.healthFailure(id, d, fmt.Sprintf("was not healthy after %s", o.Deadline.Round(time.Second)), ErrHealthTimeout, o.LogLines)
+			}
+			return d, err
+		}
+		if first == nil {
+			first = &d
+		}
+		switch {
+		case d.State == "running" && (d.Health == "healthy" || d.Health == ""):
+			return d, nil
+		case d.State == "exited" || d.State == "dead":
+			reason := fmt.Sprintf("exited with code %d", d.ExitCode)
+			if d.OOMKilled {
+				reason += " (killed: out of memory)"
+			}
+			return d, c.healthFailure(id, d, reason, nil, o.LogLines)
+		case d.State == "restarting" || d.RestartCount > first.RestartCount:
+			return d, c.healthFailure(id, d, fmt.Sprintf("keeps restarting (exit code %d)", d.ExitCode), nil, o.LogLines)
+		case d.Health == "unhealthy":
+			return d, c.healthFailure(id, d, "is unhealthy", nil, o.LogLines)
+		}
+		if o.Progress != nil && time.Since(lastReport) >= o.Every {
+			lastReport = time.Now()
+			o.Progress(d, time.Since(start))
+		}
+		select {
+		case <-ctx.Done():
+			return d, c.healthFailure(id, d, fmt.Sprintf("was not healthy after %s (state %s, health %s)", o.Deadline.Round(time.Second), d.State, orNone(d.Health)), ErrHealthTimeout, o.LogLines)
+		case <-time.After(o.Poll):
+		}
+	}
+}
+
+func (c *Client) healthFailure(id string, d Detail, reason string, cause error, lines int) error {
+	name := d.Name
+	if name == "" {
+		name = id
+	}
+	// The wait's context may be spent; the logs are worth a fresh, short one.
+	logs, _ := c.Logs(context.Background(), id, lines)
+	return &HealthError{Container: name, Reason: reason, LastLogs: logs, Err: cause}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+)
+
+// FindNetwork returns the stack's network by name, or ok=false when it does not exist.
+// Only a network labelled for this stack counts: a same-named network of somebody else's is
+// reported as a conflict, not used.
+func (c *Client) FindNetwork(ctx context.Context, stack, name string) (Network, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	list, err := c.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+	if err != nil {
+		return Network{}, false, fmt.Errorf("list networks: %w", err)
+	}
+	for _, n := range list {
+		if n.Name != name { // the name filter matches substrings
+			continue
+		}
+		if n.Labels[LabelStack] != stack {
+			return Network{}, false, fmt.Errorf("a network named %s exists but is not forgebox's (no %s=%s label): remove or rename it, or change stack.name", name, LabelStack, stack)
+		}
+		nw := Network{ID: n.ID, Name: n.Name}
+		for _, cfg := range n.IPAM.Config {
+			if cfg.Subnet != "" {
+				nw.Subnets = append(nw.Subnets, cfg.Subnet)
+			}
+		}
+		return nw, true, nil
+	}
+	return Network{}, false, nil
+}
+
+// CreateNetwork makes the stack's bridge network. Names resolve on user-defined networks only,
+// which is why the stack gets one instead of the default bridge.
+func (c *Client) CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	all := map[string]string{LabelStack: stack}
+	for k, v := range labels {
+		all[k] = v
+	}
+	c.calls.add()
+	r, err := c.api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: all})
+	if err != nil {
+		return "", fmt.Errorf("create network %s: %w", name, err)
+	}
+	return r.ID, nil
+}
+
+// RemoveNetwork deletes a network; a network that is gone already is fine.
+func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	if err := c.api.NetworkRemove(ctx, id); err != nil && !IsNotFound(err) {
+		return fmt.Errorf("remove network %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package events is the activity feed: what a converge is doing (plan steps with their reasons,
+// pull progress per layer, health waits, errors) as structured events, separate from logs. The
+// CLI prints them as they come; the controller keeps them in a Feed that clients read by cursor
+// with plain short polls.
+package events
+
+import (
+	"sync"
+	"time"
+)
+
+// Kind says what an event is about.
+type Kind string
+
+const (
+	KindPlan  Kind = "plan"  // one planned step and its reason, before anything changes
+	KindStep  Kind = "step"  // a step starts or ends
+	KindPull  Kind = "pull"  // image pull progress of one layer
+	KindWait  Kind = "wait"  // a health wait still going
+	KindInfo  Kind = "info"  // anything else worth showing
+	KindError Kind = "error" // an operation failed
+	KindDone  Kind = "done"  // an operation finished
+)
+
+// Event is one line of the activity feed.
+type Event struct {
+	Seq       uint64    `json:"seq"`
+	Time      time.Time `json:"time"`
+	Kind      Kind      `json:"kind"`
+	Op        string    `json:"op,omitempty"`        // the operation it belongs to: up, down, ...
+	Component string    `json:"component,omitempty"` // postgres, redis, ...
+	Message   string    `json:"message"`
+	Image     string    `json:"image,omitempty"`
+	Layer     string    `json:"layer,omitempty"`
+	Current   int64     `json:"current,omitempty"`
+	Total     int64     `json:"total,omitempty"`
+}
+
+// Sink receives events. Implementations must be safe for concurrent use.
+type Sink interface {
+	Emit(Event)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Event)
+
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Discard drops every event.
+var Discard Sink = SinkFunc(func(Event) {})
+
+// Feed keeps the most recent events in a ring and hands them out by cursor.
+type Feed struct {
+	mu   sync.Mutex
+	ring []Event
+	next uint64 // Seq of the next event; Seqs start at 1
+	size int
+}
+
+// NewFeed keeps up to size events.
+func NewFeed(size int) *Feed {
+	return &Feed{ring: make([]Event, 0, size), next: 1, size: size}
+}
+
+// Emit stamps e with the next sequence number and the time, and stores it.
+func (f *Feed) Emit(e Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e.Seq = f.next
+	f.next++
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	if len(f.ring) < f.size {
+		f.ring = append(f.ring, e)
+		return
+	}
+	f.ring[int((e.Seq-1)%uint64(f.size))] = e
+}
+
+// Since returns up to max events with Seq > cursor, oldest first, and the cursor to pass next
+// time. When the reader fell behind the ring, it gets the oldest events still kept and lost
+// reports how many it missed.
+func (f *Feed) Since(cursor uint64, max int) (evs []Event, next uint64, lost uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ring) == 0 {
+		return nil, cursor, 0
+	}
+	oldest := f.next - uint64(len(f.ring))
+	if cursor+1 < oldest {
+		lost = oldest - cursor - 1
+		cursor = oldest - 1
+	}
+	for s := cursor + 1; s < f.next && len(evs) < max; s++ {
+		evs = append(evs, f.ring[int((s-1)%uint64(f.size))])
+		cursor = s
+	}
+	return evs, cursor, lost
+}

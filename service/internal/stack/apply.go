@@ -1,0 +1,183 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/pgprov"
+)
+
+// apply carries out a plan step by step. It makes no decisions of its own: what to do and why
+// was settled by MakePlan.
+func (s *Stack) apply(ctx context.Context, d Desired, plan Plan) error {
+	ids := map[string]string{} // component -> container ID, as containers are (re)created
+	for name, det := range s.lastObserved.Containers {
+		ids[name] = det.ID
+	}
+	for _, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindStep, Component: a.Component, Message: a.String()})
+		s.log.Info("plan step", "action", string(a.Kind), "component", a.Component, "reason", a.Reason)
+		if err := s.applyOne(ctx, d, a, ids); err != nil {
+			return fmt.Errorf("%s %s: %w", a.Kind, subjectOf(a), err)
+		}
+	}
+	return nil
+}
+
+func subjectOf(a Action) string {
+	if a.Component != "" {
+		return a.Component
+	}
+	return a.Target
+}
+
+func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[string]string) error {
+	comp, _ := d.Component(a.Component)
+	switch a.Kind {
+	case ActRemove:
+		if err := s.eng.Stop(ctx, a.Target, 60*time.Second); err != nil {
+			return err
+		}
+		return s.eng.Remove(ctx, a.Target)
+	case ActCreateNetwork:
+		_, err := s.eng.CreateNetwork(ctx, d.Stack, d.Network, nil)
+		return err
+	case ActPull:
+		return s.eng.Pull(ctx, a.Target, s.pullRetry, func(p engine.PullProgress) {
+			s.emit(events.Event{Kind: events.KindPull, Component: a.Component, Image: p.Image, Layer: p.Layer,
+				Message: p.Status, Current: p.Current, Total: p.Total})
+		})
+	case ActCreate:
+		return s.createAndStart(ctx, comp, ids)
+	case ActRecreate:
+		if err := s.eng.Stop(ctx, a.Target, comp.StopTimeout); err != nil {
+			return err
+		}
+		if err := s.eng.Remove(ctx, a.Target); err != nil {
+			return err
+		}
+		return s.createAndStart(ctx, comp, ids)
+	case ActStart:
+		return s.eng.Start(ctx, a.Target)
+	case ActRestart:
+		if err := s.eng.Stop(ctx, a.Target, comp.StopTimeout); err != nil {
+			return err
+		}
+		return s.eng.Start(ctx, a.Target)
+	case ActWait:
+		_, err := s.waitHealthy(ctx, comp, ids[comp.Name])
+		return err
+	case ActProvision:
+		return s.provision(ctx, d, ids["postgres"])
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]string) error {
+	for _, dir := range c.Dirs {
+		if err := ensureDir(dir); err != nil {
+			return err
+		}
+	}
+	id, err := s.eng.Create(ctx, c.Spec)
+	if err != nil {
+		return err
+	}
+	ids[c.Name] = id
+	return s.eng.Start(ctx, id)
+}
+
+// ensureDir creates a bind-mount source before the container is created (API 1.41 has no
+// CreateMountpoint). An existing directory keeps its mode and owner: the image's entrypoint
+// may have changed them on purpose (PostgreSQL's data must be owned by its own user).
+func ensureDir(d Dir) error {
+	if fi, err := os.Stat(d.Path); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s exists but is not a directory: move it away, forgebox keeps data there", d.Path)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+		return fmt.Errorf("create data directory: %w%s", err, diskAdvice(err))
+	}
+	// MkdirAll applies the umask; the mode matters (PostgreSQL refuses a group-readable PGDATA).
+	if err := os.Chmod(d.Path, d.Mode); err != nil {
+		return fmt.Errorf("set mode of %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+// diskAdvice says what to do about the storage errors a NAS owner meets.
+func diskAdvice(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return " (the disk is full: free space there, then run again; nothing was changed)"
+	case errors.Is(err, syscall.EROFS):
+		return " (the file system is read-only: check the volume's health in Storage Manager, or pick another stack.data_dir)"
+	case errors.Is(err, os.ErrPermission):
+		return " (permission denied: run forgebox as root, or give its user that directory)"
+	}
+	return ""
+}
+
+func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine.Detail, error) {
+	if id == "" {
+		return engine.Detail{}, fmt.Errorf("no %s container to wait for", c.Name)
+	}
+	start := time.Now()
+	det, err := s.eng.WaitHealthy(ctx, id, engine.WaitOptions{
+		Deadline: c.Deadline,
+		Progress: func(d engine.Detail, waited time.Duration) {
+			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
+				Message: fmt.Sprintf("%s is %s (health: %s) after %s", c.Name, d.State, orNone(d.Health), waited.Round(time.Second))})
+		},
+	})
+	if err == nil {
+		s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("%s is healthy (%s)", c.Name, time.Since(start).Round(100*time.Millisecond))})
+	}
+	return det, err
+}
+
+func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
+	if id == "" {
+		return errors.New("no postgres container")
+	}
+	pg, err := s.eng.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	target, err := s.postgresTarget(pg, d)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	changes, err := pgprov.Provision(pctx, target)
+	for _, ch := range changes {
+		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: ch})
+		s.log.Info("provisioned", "component", "postgres", "change", ch)
+	}
+	if err != nil {
+		if pgprov.IsAuthError(err) {
+			return fmt.Errorf("PostgreSQL refused the superuser password from %s: its data dir was initialised with another one (a secret store from another install?); put back the secrets file that belongs to this data: %w", s.secretsPath, err)
+		}
+		return err
+	}
+	if len(changes) == 0 {
+		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "role, database and extensions were already in place"})
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

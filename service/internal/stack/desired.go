@@ -1,0 +1,100 @@
+package stack
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+)
+
+// Component is one container of the stack as forgebox wants it.
+type Component struct {
+	Name        string
+	Spec        engine.ContainerSpec
+	Dirs        []Dir         // host directories created before the container is
+	Deadline    time.Duration // how long its health wait may take
+	StopTimeout time.Duration // how long it gets to shut down cleanly
+}
+
+// Dir is a bind-mounted host directory and the mode it is created with.
+type Dir struct {
+	Path string
+	Mode os.FileMode
+}
+
+// Desired is the whole stack as the config asks for it, components in start order.
+type Desired struct {
+	Stack      string
+	Network    string
+	Components []Component
+}
+
+// Component returns the named component, if desired.
+func (d Desired) Component(name string) (Component, bool) {
+	for _, c := range d.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Component{}, false
+}
+
+// SecretSource hands out secrets: Ensure generates one the first time it is asked for, Get
+// only reads.
+type SecretSource interface {
+	Ensure(name string) (string, error)
+	Get(name string) (string, bool)
+}
+
+// Build turns the config into the desired stack. It generates missing secrets, so it is called
+// under the stack lock.
+func Build(cfg config.Config, secrets SecretSource, version string) (Desired, error) {
+	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName()}
+	builders := []func(config.Config, SecretSource) (Component, error){
+		postgresComponent,
+		redisComponent,
+	}
+	for _, build := range builders {
+		c, err := build(cfg, secrets)
+		if err != nil {
+			return Desired{}, err
+		}
+		c.Spec.Network = d.Network
+		labels := map[string]string{
+			engine.LabelStack:     d.Stack,
+			engine.LabelComponent: c.Name,
+		}
+		for k, v := range c.Spec.Labels {
+			labels[k] = v
+		}
+		c.Spec.Labels = labels
+		c.Spec.Labels[engine.LabelSpecHash] = SpecHash(c.Spec)
+		c.Spec.Labels[engine.LabelVersion] = version
+		d.Components = append(d.Components, c)
+	}
+	return d, nil
+}
+
+// SpecHash is a short digest of everything forgebox sets on a container, except the labels that
+// carry the hash itself and the forgebox version (a new forgebox must not recreate containers
+// whose spec did not change). Maps marshal in key order, so the JSON is canonical.
+func SpecHash(spec engine.ContainerSpec) string {
+	labels := make(map[string]string, len(spec.Labels))
+	for k, v := range spec.Labels {
+		if k != engine.LabelSpecHash && k != engine.LabelVersion {
+			labels[k] = v
+		}
+	}
+	spec.Labels = labels
+	b, err := json.Marshal(spec)
+	if err != nil {
+		panic(fmt.Sprintf("marshal container spec: %v", err)) // plain data: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}

@@ -1,0 +1,100 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/pgprov"
+)
+
+// Engine is the part of the Docker Engine the stack uses, as forgebox's engine package offers
+// it. Declared here, where it is consumed, so tests and a future client swap see one small
+// surface.
+type Engine interface {
+	ListContainers(ctx context.Context, stack string) ([]engine.Container, error)
+	Inspect(ctx context.Context, id string) (engine.Detail, error)
+	FindNetwork(ctx context.Context, stack, name string) (engine.Network, bool, error)
+	CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error)
+	RemoveNetwork(ctx context.Context, id string) error
+	ImageID(ctx context.Context, ref string) (string, error)
+	Pull(ctx context.Context, ref string, retry engine.PullRetry, progress func(engine.PullProgress)) error
+	Create(ctx context.Context, spec engine.ContainerSpec) (string, error)
+	Start(ctx context.Context, id string) error
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string) error
+	WaitHealthy(ctx context.Context, id string, o engine.WaitOptions) (engine.Detail, error)
+	Logs(ctx context.Context, id string, n int) ([]string, error)
+}
+
+// observe takes one snapshot: the stack's labelled containers (inspected, for health), its
+// network, the local image IDs of the wanted images, and, when PostgreSQL runs, what
+// provisioning finds there.
+func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
+	o := Observed{Containers: map[string]engine.Detail{}, Images: map[string]string{}}
+	nw, ok, err := s.eng.FindNetwork(ctx, d.Stack, d.Network)
+	if err != nil {
+		return o, err
+	}
+	if ok {
+		o.Network = &nw
+	}
+	list, err := s.eng.ListContainers(ctx, d.Stack)
+	if err != nil {
+		return o, err
+	}
+	for _, c := range list {
+		comp, wanted := d.Component(c.Component)
+		// Container names are unique, so one component has at most one container by its name;
+		// anything else carrying the stack label is a leftover.
+		if !wanted || c.Name != comp.Spec.Name {
+			o.Extra = append(o.Extra, c)
+			continue
+		}
+		det, err := s.eng.Inspect(ctx, c.ID)
+		if engine.IsNotFound(err) {
+			continue // removed between list and inspect
+		}
+		if err != nil {
+			return o, err
+		}
+		o.Containers[c.Component] = det
+	}
+	for _, c := range d.Components {
+		if _, seen := o.Images[c.Spec.Image]; seen {
+			continue
+		}
+		id, err := s.eng.ImageID(ctx, c.Spec.Image)
+		if err != nil {
+			return o, err
+		}
+		o.Images[c.Spec.Image] = id
+	}
+	if pg, ok := o.Containers["postgres"]; ok && pg.Running() && pg.Health == "healthy" {
+		target, err := s.postgresTarget(pg, d)
+		if err != nil {
+			return o, err
+		}
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		st, err := pgprov.Observe(octx, target)
+		cancel()
+		if err != nil {
+			o.PostgresErr = err
+		} else {
+			o.Postgres = &st
+		}
+	}
+	return o, nil
+}
+
+// postgresTarget addresses PostgreSQL at the container's IP on the stack network: it is never
+// published on the host, and forgebox (on the host, or in its controller container attached to
+// the stack network) reaches it there.
+func (s *Stack) postgresTarget(pg engine.Detail, d Desired) (pgprov.Target, error) {
+	ip := pg.IPs[d.Network]
+	if ip == "" {
+		return pgprov.Target{}, fmt.Errorf("container %s has no address on network %s", pg.Name, d.Network)
+	}
+	return provisionTarget(s.cfg, s.secrets, ip)
+}

@@ -1,0 +1,170 @@
+package stack
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/pgprov"
+)
+
+// Observed is one snapshot of what the engine (and PostgreSQL) hold for the stack.
+type Observed struct {
+	Network    *engine.Network
+	Containers map[string]engine.Detail // by component
+	Extra      []engine.Container       // labelled for the stack but not wanted: old components, duplicates
+	Images     map[string]string        // image reference -> local image ID; "" when missing
+	// Postgres is what provisioning finds, when PostgreSQL could be asked; PostgresErr says why
+	// it could not otherwise.
+	Postgres    *pgprov.State
+	PostgresErr error
+}
+
+// ActionKind names what an action does.
+type ActionKind string
+
+const (
+	ActCreateNetwork ActionKind = "create-network"
+	ActRemove        ActionKind = "remove"
+	ActPull          ActionKind = "pull"
+	ActCreate        ActionKind = "create"
+	ActRecreate      ActionKind = "recreate"
+	ActStart         ActionKind = "start"
+	ActRestart       ActionKind = "restart"
+	ActWait          ActionKind = "wait"
+	ActProvision     ActionKind = "provision"
+)
+
+// Action is one step of a plan, with the reason it is needed.
+type Action struct {
+	Kind      ActionKind
+	Component string
+	Target    string // container ID, network or image the action works on, when it exists already
+	Reason    string
+}
+
+func (a Action) String() string {
+	subject := a.Component
+	if subject == "" {
+		subject = a.Target
+	}
+	return fmt.Sprintf("%s %s: %s", a.Kind, subject, a.Reason)
+}
+
+// Plan is the ordered list of actions that takes the observed stack to the desired one.
+type Plan struct {
+	Actions []Action
+}
+
+// Empty reports whether there is nothing to do.
+func (p Plan) Empty() bool { return len(p.Actions) == 0 }
+
+func (p Plan) String() string {
+	if p.Empty() {
+		return "nothing to do: the stack is as configured\n"
+	}
+	var b strings.Builder
+	for i, a := range p.Actions {
+		fmt.Fprintf(&b, "%d. %s\n", i+1, a)
+	}
+	return b.String()
+}
+
+// MakePlan compares desired with observed and lists what to do, each with its reason. It is a
+// pure function: the same inputs give the same plan, and it touches nothing.
+func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
+	var p Plan
+	add := func(kind ActionKind, component, target, reason string, args ...any) {
+		p.Actions = append(p.Actions, Action{Kind: kind, Component: component, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	}
+
+	// Leftovers go first: they may hold a name or a port that a wanted container needs.
+	for _, c := range o.Extra {
+		reason := fmt.Sprintf("component %q is not part of the configured stack", c.Component)
+		if _, wanted := d.Component(c.Component); wanted {
+			reason = fmt.Sprintf("a second container for component %q", c.Component)
+		}
+		add(ActRemove, c.Component, c.ID, "%s (container %s; its data stays on disk)", reason, c.Name)
+	}
+	if o.Network == nil {
+		add(ActCreateNetwork, "", d.Network, "the stack network %s does not exist", d.Network)
+	}
+
+	pulled := map[string]bool{}
+	for _, c := range d.Components {
+		image := c.Spec.Image
+		localID := o.Images[image]
+		if !pulled[image] {
+			switch {
+			case pullPolicy == "always":
+				add(ActPull, c.Name, image, "stack.pull_policy is \"always\"")
+				pulled[image] = true
+			case localID == "" && pullPolicy != "never":
+				add(ActPull, c.Name, image, "image %s is not on this engine", image)
+				pulled[image] = true
+			}
+		}
+
+		cur, exists := o.Containers[c.Name]
+		want := c.Spec.Labels[engine.LabelSpecHash]
+		started := true
+		switch {
+		case !exists:
+			add(ActCreate, c.Name, "", "no %s container yet", c.Name)
+		case cur.SpecHash != want:
+			add(ActRecreate, c.Name, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
+		case localID != "" && cur.ImageID != localID:
+			add(ActRecreate, c.Name, cur.ID, "image %s was updated (%s, running %s); data is kept", image, short(localID), short(cur.ImageID))
+		case !cur.Running():
+			add(ActStart, c.Name, cur.ID, "container is %s", cur.State)
+		case cur.Health == "unhealthy":
+			add(ActRestart, c.Name, cur.ID, "container is unhealthy")
+		case cur.Health == "starting":
+			add(ActWait, c.Name, cur.ID, "container is still starting")
+			started = false
+		default:
+			started = false
+		}
+		if started {
+			add(ActWait, c.Name, "", "wait until %s is healthy", c.Name)
+		}
+
+		if c.Name == "postgres" {
+			planProvision(&p, o, add)
+		}
+	}
+	return p
+}
+
+func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, string, ...any)) {
+	switch {
+	case o.Postgres == nil && o.PostgresErr != nil:
+		add(ActProvision, "postgres", "", "check GitLab's role, database and extensions (could not look: %v)", o.PostgresErr)
+	case o.Postgres == nil:
+		add(ActProvision, "postgres", "", "check GitLab's role, database and extensions once PostgreSQL is up")
+	default:
+		if missing := o.Postgres.Missing(provisionWants()); len(missing) > 0 {
+			add(ActProvision, "postgres", "", "%s", strings.Join(missing, "; "))
+		}
+	}
+}
+
+// provisionWants is the part of a pgprov.Target that Missing compares against: names only.
+func provisionWants() pgprov.Target {
+	return pgprov.Target{Role: GitLabRole, Database: GitLabDatabase, Extensions: pgprov.Extensions}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

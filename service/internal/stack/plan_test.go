@@ -1,0 +1,183 @@
+package stack
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/pgprov"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixedSecrets returns the same value for every name, so specs and hashes are stable.
+type fixedSecrets struct{}
+
+func (fixedSecrets) Ensure(name string) (string, error) { return "secret-" + name, nil }
+func (fixedSecrets) Get(name string) (string, bool)     { return "secret-" + name, true }
+
+func desiredForTest(t *testing.T) Desired {
+	cfg := config.Default()
+	cfg.Stack.DataDir = "/srv/forgebox"
+	d, err := Build(cfg, fixedSecrets{}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// converged is what the engine holds right after a successful up of d.
+func converged(d Desired) Observed {
+	o := Observed{
+		Network:    &engine.Network{ID: "net1", Name: d.Network},
+		Containers: map[string]engine.Detail{},
+		Images:     map[string]string{},
+		Postgres: &pgprov.State{RoleExists: true, RoleCanLogin: true, RolePasswordOK: true, DatabaseExists: true,
+			DatabaseOwner: GitLabRole, ExtensionsFound: map[string]bool{"pg_trgm": true, "btree_gist": true, "amcheck": true}},
+	}
+	for _, c := range d.Components {
+		o.Images[c.Spec.Image] = "sha256:" + c.Name + "image"
+		o.Containers[c.Name] = engine.Detail{Container: engine.Container{
+			ID: c.Name + "-id", Name: c.Spec.Name, Component: c.Name, State: "running",
+			SpecHash: c.Spec.Labels[engine.LabelSpecHash], ImageID: "sha256:" + c.Name + "image",
+		}, Health: "healthy"}
+	}
+	return o
+}
+
+func TestPlanGolden(t *testing.T) {
+	d := desiredForTest(t)
+	cases := map[string]func(o *Observed){
+		"empty-engine": func(o *Observed) {
+			*o = Observed{Containers: map[string]engine.Detail{}, Images: map[string]string{}}
+		},
+		"converged": func(o *Observed) {},
+		"images-present-no-containers": func(o *Observed) {
+			o.Network = nil
+			o.Containers = map[string]engine.Detail{}
+			o.Postgres = nil
+		},
+		"redis-spec-changed": func(o *Observed) {
+			r := o.Containers["redis"]
+			r.SpecHash = "0123456789abcdef"
+			o.Containers["redis"] = r
+		},
+		"postgres-image-updated": func(o *Observed) {
+			o.Images[d.Components[0].Spec.Image] = "sha256:newer"
+		},
+		"stopped-and-unhealthy": func(o *Observed) {
+			p := o.Containers["postgres"]
+			p.State, p.Health = "exited", ""
+			o.Containers["postgres"] = p
+			o.Postgres = nil
+			r := o.Containers["redis"]
+			r.Health = "unhealthy"
+			o.Containers["redis"] = r
+		},
+		"provisioning-incomplete": func(o *Observed) {
+			o.Postgres.ExtensionsFound = map[string]bool{"pg_trgm": true}
+			o.Postgres.RolePasswordOK = false
+		},
+		"postgres-unreachable": func(o *Observed) {
+			o.Postgres = nil
+			o.PostgresErr = errors.New("connection refused")
+		},
+		"leftover-component": func(o *Observed) {
+			o.Extra = []engine.Container{{ID: "old-id", Name: "forgebox-mailer", Component: "mailer", State: "running"}}
+		},
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := converged(d)
+			mutate(&o)
+			got := MakePlan(d, o, "missing").String()
+			golden := filepath.Join("testdata", "plan", name+".golden")
+			if *update {
+				os.MkdirAll(filepath.Dir(golden), 0o755)
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./service/internal/stack -run TestPlanGolden -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("plan differs from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+func TestPlanPullPolicy(t *testing.T) {
+	d := desiredForTest(t)
+	o := converged(d)
+	o.Images[d.Components[1].Spec.Image] = "" // redis image missing
+	count := func(p Plan) (n int) {
+		for _, a := range p.Actions {
+			if a.Kind == ActPull {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(MakePlan(d, o, "never")); n != 0 {
+		t.Errorf("pull_policy never: %d pulls", n)
+	}
+	if n := count(MakePlan(d, o, "missing")); n != 1 {
+		t.Errorf("pull_policy missing: %d pulls, want 1 (redis)", n)
+	}
+	if n := count(MakePlan(d, o, "always")); n != 2 {
+		t.Errorf("pull_policy always: %d pulls, want 2", n)
+	}
+}
+
+func TestSpecHash(t *testing.T) {
+	d := desiredForTest(t)
+	spec := d.Components[0].Spec
+	h := SpecHash(spec)
+	if h != spec.Labels[engine.LabelSpecHash] {
+		t.Fatal("Build did not label the spec with its hash")
+	}
+	spec.Labels = map[string]string{}
+	for k, v := range d.Components[0].Spec.Labels {
+		spec.Labels[k] = v
+	}
+	spec.Labels[engine.LabelVersion] = "a newer forgebox"
+	if SpecHash(spec) != h {
+		t.Error("a new forgebox version changes the spec hash: every upgrade would recreate every container")
+	}
+	spec.Env = append([]string{"EXTRA=1"}, spec.Env...)
+	if SpecHash(spec) == h {
+		t.Error("an env change does not change the hash")
+	}
+}
+
+func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
+	d := desiredForTest(t)
+	if len(d.Components) != 2 || d.Components[0].Name != "postgres" || d.Components[1].Name != "redis" {
+		t.Fatalf("components %v", d.Components)
+	}
+	for _, c := range d.Components {
+		if c.Spec.Network != d.Network || c.Spec.Labels[engine.LabelStack] != d.Stack || c.Spec.Labels[engine.LabelComponent] != c.Name {
+			t.Errorf("%s: network %q labels %v", c.Name, c.Spec.Network, c.Spec.Labels)
+		}
+		if len(c.Spec.Ports) != 0 {
+			t.Errorf("%s publishes ports: %v", c.Name, c.Spec.Ports)
+		}
+		if c.Spec.Restart != "unless-stopped" {
+			t.Errorf("%s restart policy %q", c.Name, c.Spec.Restart)
+		}
+		for _, b := range c.Spec.Binds {
+			if filepath.Dir(b.Source) != "/srv/forgebox" {
+				t.Errorf("%s binds %s outside the data dir", c.Name, b.Source)
+			}
+		}
+	}
+	pg := d.Components[0]
+	if pg.Dirs[0].Mode != 0o700 {
+		t.Errorf("postgres data dir mode %o, want 0700", pg.Dirs[0].Mode)
+	}
+}

@@ -1,0 +1,247 @@
+// Package stack keeps forgebox's containers as the config describes them. It builds the desired
+// state from the config, observes what the engine holds, plans the difference as a pure function
+// with one reason per action, and applies the plan, all under a lock so that only one operation
+// changes a stack at a time. Each component has its own file (postgres.go, redis.go).
+package stack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/events"
+)
+
+// Stack runs operations on one configured stack.
+type Stack struct {
+	cfg         config.Config
+	eng         Engine
+	secrets     SecretSource
+	secretsPath string
+	log         *slog.Logger
+	sink        events.Sink
+	version     string
+	pullRetry   engine.PullRetry
+
+	lastObserved Observed
+}
+
+// Options are the parts of a Stack that are not the config.
+type Options struct {
+	Logger      *slog.Logger
+	Events      events.Sink
+	Version     string // forgebox's version, written on every container
+	PullRetry   engine.PullRetry
+	SecretsPath string // shown in messages about the secret store
+}
+
+// New returns a Stack for cfg on eng.
+func New(cfg config.Config, eng Engine, secrets SecretSource, o Options) *Stack {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Events == nil {
+		o.Events = events.Discard
+	}
+	if o.PullRetry.Attempts == 0 {
+		o.PullRetry = engine.DefaultPullRetry
+	}
+	return &Stack{
+		cfg: cfg, eng: eng, secrets: secrets, secretsPath: o.SecretsPath,
+		log: o.Logger.With("stack", cfg.Stack.Name), sink: o.Events,
+		version: o.Version, pullRetry: o.PullRetry,
+	}
+}
+
+func (s *Stack) emit(e events.Event) { s.sink.Emit(e) }
+
+// Up converges the stack: it creates, starts or recreates what differs from the config, waits
+// for health and provisions PostgreSQL. On a converged stack it changes nothing. It returns the
+// plan it carried out.
+func (s *Stack) Up(ctx context.Context) (Plan, error) {
+	lock, err := TryLock(s.cfg.Stack.DataDir, "up")
+	if err != nil {
+		return Plan{}, err
+	}
+	defer lock.Unlock()
+	start := time.Now()
+	plan, err := s.converge(ctx)
+	if err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: "up", Message: err.Error()})
+		return plan, err
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: "up", Message: fmt.Sprintf("stack is up (%s)", time.Since(start).Round(100*time.Millisecond))})
+	return plan, nil
+}
+
+// Plan observes and plans without changing anything (a dry run).
+func (s *Stack) Plan(ctx context.Context) (Plan, error) {
+	d, err := Build(s.cfg, s.secrets, s.version)
+	if err != nil {
+		return Plan{}, err
+	}
+	o, err := s.observe(ctx, d)
+	if err != nil {
+		return Plan{}, err
+	}
+	return MakePlan(d, o, s.cfg.Stack.PullPolicy), nil
+}
+
+func (s *Stack) converge(ctx context.Context) (Plan, error) {
+	d, err := Build(s.cfg, s.secrets, s.version)
+	if err != nil {
+		return Plan{}, err
+	}
+	o, err := s.observe(ctx, d)
+	if err != nil {
+		return Plan{}, err
+	}
+	s.lastObserved = o
+	plan := MakePlan(d, o, s.cfg.Stack.PullPolicy)
+	if plan.Empty() {
+		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: "nothing to do: the stack is as configured"})
+		return plan, nil
+	}
+	for _, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Component: a.Component, Message: a.String()})
+	}
+	return plan, s.apply(ctx, d, plan)
+}
+
+// Down stops and removes the stack's containers, last started first, and its network. Data
+// directories stay as they are.
+func (s *Stack) Down(ctx context.Context) error {
+	lock, err := TryLock(s.cfg.Stack.DataDir, "down")
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	list, err := s.eng.ListContainers(ctx, s.cfg.Stack.Name)
+	if err != nil {
+		return err
+	}
+	order := []string{"runner", "gitlab", "redis", "postgres"}
+	slices.SortStableFunc(list, func(a, b engine.Container) int {
+		return rank(order, a.Component) - rank(order, b.Component)
+	})
+	for _, c := range list {
+		s.emit(events.Event{Kind: events.KindStep, Op: "down", Component: c.Component, Message: fmt.Sprintf("stop and remove %s (data kept)", c.Name)})
+		if err := s.eng.Stop(ctx, c.ID, stopTimeout(c.Component)); err != nil {
+			return err
+		}
+		if err := s.eng.Remove(ctx, c.ID); err != nil {
+			return err
+		}
+	}
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
+			return err
+		}
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: "down", Message: "stack is down; data kept in " + s.cfg.Stack.DataDir})
+	return nil
+}
+
+func rank(order []string, name string) int {
+	if i := slices.Index(order, name); i >= 0 {
+		return i
+	}
+	return -1 // unknown components go first
+}
+
+func stopTimeout(component string) time.Duration {
+	switch component {
+	case "postgres":
+		return 60 * time.Second
+	case "gitlab":
+		return 120 * time.Second
+	}
+	return 30 * time.Second
+}
+
+// ComponentStatus is one row of `forgebox status`.
+type ComponentStatus struct {
+	Component string    `json:"component"`
+	Container string    `json:"container"`
+	ID        string    `json:"id,omitempty"`
+	State     string    `json:"state"`  // running, exited, ..., or "missing"
+	Health    string    `json:"health"` // healthy, starting, unhealthy, or "" when unknown
+	Image     string    `json:"image"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Uptime    string    `json:"uptime,omitempty"`
+	UpToDate  bool      `json:"up_to_date"` // its spec matches the config
+}
+
+// Status reports each configured component, and any leftover container of the stack.
+func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
+	d, err := Build(s.cfg, readOnlySecrets{s.secrets}, s.version)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.eng.ListContainers(ctx, d.Stack)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]engine.Container{}
+	for _, c := range list {
+		byName[c.Name] = c
+	}
+	var out []ComponentStatus
+	for _, comp := range d.Components {
+		row := ComponentStatus{Component: comp.Name, Container: comp.Spec.Name, Image: comp.Spec.Image, State: "missing"}
+		if c, ok := byName[comp.Spec.Name]; ok {
+			delete(byName, comp.Spec.Name)
+			det, err := s.eng.Inspect(ctx, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			row.fill(det)
+			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
+		}
+		out = append(out, row)
+	}
+	for _, c := range list {
+		if _, left := byName[c.Name]; !left {
+			continue
+		}
+		det, err := s.eng.Inspect(ctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		row := ComponentStatus{Component: c.Component + " (not configured)", Container: c.Name}
+		row.fill(det)
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+func (r *ComponentStatus) fill(det engine.Detail) {
+	r.ID = det.ID
+	r.State = det.State
+	r.Health = det.Health
+	r.Image = det.Image
+	if det.Running() && !det.StartedAt.IsZero() {
+		r.StartedAt = det.StartedAt
+		r.Uptime = time.Since(det.StartedAt).Round(time.Second).String()
+	}
+}
+
+// readOnlySecrets lets Status build the desired state without generating secrets: a status call
+// must not write anything. A secret that does not exist yet gives an empty value, which only
+// makes the spec hash differ, and so reports the component as not up to date.
+type readOnlySecrets struct{ s SecretSource }
+
+func (r readOnlySecrets) Ensure(name string) (string, error) {
+	v, _ := r.s.Get(name)
+	return v, nil
+}
+
+func (r readOnlySecrets) Get(name string) (string, bool) { return r.s.Get(name) }
