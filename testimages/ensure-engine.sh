@@ -31,8 +31,8 @@ fi
 LOGFILE=/tmp/dockerd.log
 
 wait_engine() { # $1 = pid of dockerd
-  local i
-  for i in $(seq 1 60); do
+  local _
+  for _ in $(seq 1 60); do
     if engine_ok; then return 0; fi
     if ! kill -0 "$1" 2>/dev/null; then return 1; fi
     sleep 1
@@ -41,7 +41,7 @@ wait_engine() { # $1 = pid of dockerd
 }
 
 start_dockerd() { # args: extra dockerd flags
-  log "starting: dockerd $* (log: $LOGFILE)"
+  log "starting: dockerd${*:+ $*} (log: $LOGFILE)"
   # setsid + nohup: the engine must outlive this script and its shell.
   setsid nohup dockerd "$@" >>"$LOGFILE" 2>&1 </dev/null &
   local pid=$!

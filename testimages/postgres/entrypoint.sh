@@ -127,17 +127,19 @@ process_sql() {
   if [ -n "$POSTGRES_DB" ]; then
     query_runner+=(--dbname "$POSTGRES_DB")
   fi
-  PGHOST= PGHOSTADDR= "${query_runner[@]}" "$@"
+  PGHOST='' PGHOSTADDR='' "${query_runner[@]}" "$@"
 }
 
+# POSTGRES_DB is emptied for process_sql only; :'db' gets the real name.
+# shellcheck disable=SC2097,SC2098
 setup_db() {
   local exists
-  exists="$(POSTGRES_DB= process_sql --dbname postgres --set db="$POSTGRES_DB" --tuples-only <<-'EOSQL'
+  exists="$(POSTGRES_DB='' process_sql --dbname postgres --set db="$POSTGRES_DB" --tuples-only <<-'EOSQL'
 		SELECT 1 FROM pg_database WHERE datname = :'db' ;
 	EOSQL
   )"
   if [ -z "$exists" ]; then
-    POSTGRES_DB= process_sql --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
+    POSTGRES_DB='' process_sql --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
 		CREATE DATABASE :"db" ;
 	EOSQL
     log "created database $POSTGRES_DB"
@@ -150,7 +152,11 @@ process_init_files() {
     case "$f" in
       *.sh)
         if [ -x "$f" ]; then log "running $f"; "$f"
-        else log "sourcing $f"; . "$f"; fi ;;
+        else
+          log "sourcing $f"
+          # shellcheck disable=SC1090
+          . "$f"
+        fi ;;
       *.sql) log "running $f"; process_sql -f "$f" ;;
       *.sql.gz) log "running $f"; gunzip -c "$f" | process_sql ;;
       *.sql.xz) log "running $f"; xzcat "$f" | process_sql ;;
