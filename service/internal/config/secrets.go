@@ -19,8 +19,19 @@ const SecretsFile = "secrets.json"
 // Names of the secrets forgebox keeps. Generated values never leave the store except into the
 // container environment that needs them.
 const (
-	SecretPostgresSuperuser = "postgres_superuser_password"
-	SecretPostgresGitLab    = "postgres_gitlab_password"
+	SecretPostgresSuperuser  = "postgres_superuser_password"
+	SecretPostgresGitLab     = "postgres_gitlab_password"
+	SecretGitLabRootPassword = "gitlab_root_password" // shown once, on an explicit reveal
+	SecretGitLabAdminToken   = "gitlab_admin_token"   // root's personal access token, for the API
+)
+
+// Files beside the secret store that other processes read, so they are not in secrets.json.
+const (
+	// FrontSecretFile holds the shared secret that the DSM CGI front adds to every request it
+	// passes to the controller.
+	FrontSecretFile = "front.secret"
+	// AdminTokenFile holds the controller's local admin token, for the CLI and scripts.
+	AdminTokenFile = "admin.token"
 )
 
 // Secrets is the store of generated secrets: one JSON file, mode 0600, replaced atomically on

@@ -1,5 +1,5 @@
 // Package pgprov provisions GitLab's database with pgx, as the PostgreSQL superuser: the role
-// GitLab logs in as (LOGIN, never a superuser), its database, and the extensions GitLab needs
+// GitLab logs in as (LOGIN and CREATEDB, never a superuser), its database, and the extensions GitLab needs
 // but cannot create itself without superuser rights. Every step checks before it acts, so
 // running it again, or after PostgreSQL restarted half way, is safe.
 package pgprov
@@ -39,6 +39,7 @@ type State struct {
 	RoleExists      bool
 	RoleSuperuser   bool
 	RoleCanLogin    bool
+	RoleCreateDB    bool
 	RolePasswordOK  bool // the role logs in to its database with the stored password
 	DatabaseExists  bool
 	DatabaseOwner   string
@@ -57,6 +58,9 @@ func (s State) Missing(t Target) []string {
 		}
 		if !s.RoleCanLogin {
 			out = append(out, fmt.Sprintf("role %s cannot log in", t.Role))
+		}
+		if !s.RoleCreateDB {
+			out = append(out, fmt.Sprintf("role %s lacks CREATEDB", t.Role))
 		}
 	}
 	if !s.DatabaseExists {
@@ -102,7 +106,7 @@ func Observe(ctx context.Context, t Target) (State, error) {
 		return s, err
 	}
 	defer conn.Close(ctx)
-	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&s.RoleSuperuser, &s.RoleCanLogin)
+	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&s.RoleSuperuser, &s.RoleCanLogin, &s.RoleCreateDB)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:
@@ -180,21 +184,23 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	role := pgx.Identifier{t.Role}.Sanitize()
 	password := quoteLiteral(t.RolePassword)
 
-	var super, login bool
-	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&super, &login)
+	// CREATEDB because the sameersbn image's first-run setup starts with db:create, which
+	// PostgreSQL refuses without it even when the database exists (gitlab-contract.md §1.4).
+	var super, login, createdb bool
+	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&super, &login, &createdb)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD "+password); err != nil && !isDuplicate(err) {
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+password); err != nil && !isDuplicate(err) {
 			return changes, fmt.Errorf("create role %s: %w", t.Role, err)
 		}
 		changes = append(changes, "created role "+t.Role)
 	case err != nil:
 		return changes, fmt.Errorf("look up role %s: %w", t.Role, err)
-	case super || !login:
-		if _, err := conn.Exec(ctx, "ALTER ROLE "+role+" LOGIN NOSUPERUSER"); err != nil {
+	case super || !login || !createdb:
+		if _, err := conn.Exec(ctx, "ALTER ROLE "+role+" LOGIN NOSUPERUSER CREATEDB"); err != nil {
 			return changes, fmt.Errorf("alter role %s: %w", t.Role, err)
 		}
-		changes = append(changes, "made role "+t.Role+" a login role without superuser rights")
+		changes = append(changes, "made role "+t.Role+" a login role with CREATEDB and without superuser rights")
 	}
 
 	// The password is always checked by logging in, never assumed from an earlier run: a

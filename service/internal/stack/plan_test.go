@@ -36,7 +36,7 @@ func converged(d Desired) Observed {
 		Network:    &engine.Network{ID: "net1", Name: d.Network},
 		Containers: map[string]engine.Detail{},
 		Images:     map[string]string{},
-		Postgres: &pgprov.State{RoleExists: true, RoleCanLogin: true, RolePasswordOK: true, DatabaseExists: true,
+		Postgres: &pgprov.State{RoleExists: true, RoleCanLogin: true, RoleCreateDB: true, RolePasswordOK: true, DatabaseExists: true,
 			DatabaseOwner: GitLabRole, ExtensionsFound: map[string]bool{"pg_trgm": true, "btree_gist": true, "amcheck": true}},
 	}
 	for _, c := range d.Components {
@@ -177,7 +177,7 @@ func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
 		}
 	}
 	pg := d.Components[0]
-	if pg.Dirs[0].Mode != 0o700 {
-		t.Errorf("postgres data dir mode %o, want 0700", pg.Dirs[0].Mode)
+	if pg.Dirs[0].Mode&0o005 != 0o005 {
+		t.Errorf("postgres bind dir mode %o: the postgres user cannot reach PGDATA inside it", pg.Dirs[0].Mode)
 	}
 }

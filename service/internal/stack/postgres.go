@@ -51,7 +51,9 @@ func postgresComponent(cfg config.Config, secrets SecretSource) (Component, erro
 			StopSignal:  "SIGINT", // PostgreSQL's "fast" shutdown: clean, and quick
 			StopTimeout: 60,
 		},
-		Dirs:        []Dir{{Path: data, Mode: 0o700}},
+		// 0755, not 0700: PGDATA is a subdirectory that the entrypoint creates 0700 and gives to
+		// the postgres user, who must be able to pass through this one to reach it.
+		Dirs:        []Dir{{Path: data, Mode: 0o755}},
 		Deadline:    3 * time.Minute,
 		StopTimeout: 60 * time.Second,
 	}, nil

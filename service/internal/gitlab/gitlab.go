@@ -1,0 +1,151 @@
+// Package gitlab talks to a GitLab instance for forgebox: readiness probes, the admin token, and
+// runners (create, verify, update, delete) through gitlab.com/gitlab-org/api/client-go. It knows
+// nothing about containers; the stack hands it a base URL reachable from forgebox.
+package gitlab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go"
+)
+
+// Readiness asks GET /-/readiness?all=1. GitLab answers only clients in its monitoring
+// allowlist; forgebox sets that to the stack network, where it probes from.
+func Readiness(ctx context.Context, baseURL string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/-/readiness?all=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("readiness: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("readiness: 404: forgebox's address is not in GitLab's monitoring allowlist")
+	}
+	var r struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || resp.StatusCode != http.StatusOK || r.Status != "ok" {
+		return fmt.Errorf("readiness: HTTP %d %s", resp.StatusCode, truncate(string(body), 200))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// Client is an authenticated GitLab API client.
+type Client struct {
+	api *gl.Client
+}
+
+// New returns a client for baseURL (e.g. http://172.18.0.4) with an admin token.
+func New(baseURL, token string) (*Client, error) {
+	api, err := gl.NewClient(token, gl.WithBaseURL(baseURL+"/api/v4"), gl.WithCustomRetryMax(2))
+	if err != nil {
+		return nil, fmt.Errorf("gitlab client: %w", err)
+	}
+	return &Client{api: api}, nil
+}
+
+// ErrUnauthorized: the token is not (or no longer) accepted.
+var ErrUnauthorized = errors.New("GitLab refused the token")
+
+// CheckToken reports whether the admin token still works.
+func (c *Client) CheckToken(ctx context.Context) error {
+	_, resp, err := c.api.Users.CurrentUser(gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+		return ErrUnauthorized
+	}
+	if err != nil {
+		return fmt.Errorf("check admin token: %w", err)
+	}
+	return nil
+}
+
+// RunnerSpec is what forgebox sets on a runner in GitLab.
+type RunnerSpec struct {
+	Description string
+	Tags        []string
+	RunUntagged bool
+}
+
+// Runner is a runner GitLab created.
+type Runner struct {
+	ID    int64
+	Token string
+}
+
+// CreateRunner makes an instance runner with POST /user/runners and returns its glrt- token.
+func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error) {
+	tags := s.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	r, _, err := c.api.Users.CreateUserRunner(&gl.CreateUserRunnerOptions{
+		RunnerType:  gl.Ptr("instance_type"),
+		Description: gl.Ptr(s.Description),
+		TagList:     &tags,
+		RunUntagged: gl.Ptr(s.RunUntagged),
+	}, gl.WithContext(ctx))
+	if err != nil {
+		return Runner{}, fmt.Errorf("create runner %q: %w", s.Description, err)
+	}
+	return Runner{ID: r.ID, Token: r.Token}, nil
+}
+
+// VerifyRunner asks whether GitLab still knows a runner token (POST /runners/verify).
+func (c *Client) VerifyRunner(ctx context.Context, token string) (bool, error) {
+	resp, err := c.api.Runners.VerifyRegisteredRunner(&gl.VerifyRegisteredRunnerOptions{Token: gl.Ptr(token)}, gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusForbidden {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("verify runner: %w", err)
+	}
+	return true, nil
+}
+
+// UpdateRunner sets description, tags and run-untagged of runner id.
+func (c *Client) UpdateRunner(ctx context.Context, id int64, s RunnerSpec) error {
+	tags := s.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	_, _, err := c.api.Runners.UpdateRunnerDetails(id, &gl.UpdateRunnerDetailsOptions{
+		Description: gl.Ptr(s.Description),
+		TagList:     &tags,
+		RunUntagged: gl.Ptr(s.RunUntagged),
+	}, gl.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("update runner %d: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteRunner unregisters runner id; a runner GitLab no longer has is fine.
+func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
+	resp, err := c.api.Runners.DeleteRegisteredRunnerByID(id, gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete runner %d: %w", id, err)
+	}
+	return nil
+}

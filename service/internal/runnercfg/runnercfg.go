@@ -1,0 +1,78 @@
+// Package runnercfg models GitLab Runner's config.toml, the subset forgebox writes for the docker
+// executor (gitlab-contract.md §5), and renders it with BurntSushi/toml. Optional keys are
+// omitempty, so no zero value such as memory = "" reaches the runner, and rendering the same
+// input twice gives the same bytes, so a converged stack never rewrites the file.
+package runnercfg
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole file.
+type Config struct {
+	Concurrent      int      `toml:"concurrent"`
+	CheckInterval   int      `toml:"check_interval"`
+	ShutdownTimeout int      `toml:"shutdown_timeout"`
+	LogLevel        string   `toml:"log_level,omitempty"`
+	Runners         []Runner `toml:"runners"`
+}
+
+// Runner is one [[runners]] entry: one registered runner, one forgebox profile.
+type Runner struct {
+	Name            string    `toml:"name"`
+	URL             string    `toml:"url"`
+	ID              int64     `toml:"id"`
+	Token           string    `toml:"token"`
+	TokenObtainedAt time.Time `toml:"token_obtained_at"`
+	TokenExpiresAt  time.Time `toml:"token_expires_at"`
+	Executor        string    `toml:"executor"`
+	CloneURL        string    `toml:"clone_url,omitempty"`
+	Limit           int       `toml:"limit,omitempty"`
+	Environment     []string  `toml:"environment,omitempty"`
+	Docker          Docker    `toml:"docker"`
+}
+
+// Docker is [runners.docker].
+type Docker struct {
+	Image        string   `toml:"image"`
+	Privileged   bool     `toml:"privileged"`
+	TLSVerify    bool     `toml:"tls_verify"`
+	DisableCache bool     `toml:"disable_cache"`
+	Volumes      []string `toml:"volumes,omitempty"`
+	NetworkMode  string   `toml:"network_mode,omitempty"`
+	PullPolicy   []string `toml:"pull_policy,omitempty"`
+	HelperImage  string   `toml:"helper_image,omitempty"`
+	Memory       string   `toml:"memory,omitempty"`
+	CPUs         string   `toml:"cpus,omitempty"`
+	ShmSize      int64    `toml:"shm_size,omitempty"`
+}
+
+// Render writes c as config.toml.
+func Render(c Config) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# Written by forgebox; edits are replaced on the next `forgebox up`.\n")
+	b.WriteString("# Change runner profiles in the forgebox config instead.\n\n")
+	enc := toml.NewEncoder(&b)
+	enc.Indent = "  "
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("render runner config.toml: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Parse reads a config.toml strictly, as the runner would: an unknown key is an error.
+func Parse(src []byte) (Config, error) {
+	var c Config
+	md, err := toml.Decode(string(src), &c)
+	if err != nil {
+		return Config{}, fmt.Errorf("parse runner config.toml: %w", err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		return Config{}, fmt.Errorf("parse runner config.toml: unknown key %s", u[0])
+	}
+	return c, nil
+}
