@@ -31,7 +31,7 @@ type Runner struct {
 	TokenExpiresAt  time.Time `toml:"token_expires_at"`
 	Executor        string    `toml:"executor"`
 	CloneURL        string    `toml:"clone_url,omitempty"`
-	Limit           int       `toml:"limit,omitempty"`
+	Limit           int       `toml:"limit,omitzero"`
 	Environment     []string  `toml:"environment,omitempty"`
 	Docker          Docker    `toml:"docker"`
 }
@@ -48,7 +48,7 @@ type Docker struct {
 	HelperImage  string   `toml:"helper_image,omitempty"`
 	Memory       string   `toml:"memory,omitempty"`
 	CPUs         string   `toml:"cpus,omitempty"`
-	ShmSize      int64    `toml:"shm_size,omitempty"`
+	ShmSize      int64    `toml:"shm_size,omitzero"`
 }
 
 // Render writes c as config.toml.

@@ -75,6 +75,10 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		return err
 	case ActProvision:
 		return s.provision(ctx, d, ids["postgres"])
+	case ActAdminToken:
+		return s.ensureAdminToken(ctx, d, ids["gitlab"])
+	case ActRunners:
+		return s.syncRunners(ctx, d, ids["gitlab"])
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
@@ -129,6 +133,11 @@ func diskAdvice(err error) string {
 func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine.Detail, error) {
 	if id == "" {
 		return engine.Detail{}, fmt.Errorf("no %s container to wait for", c.Name)
+	}
+	if c.Name == "gitlab" {
+		// GitLab's own healthcheck (where the image has one) says little; its readiness
+		// check covers the database, Redis and the rest.
+		return s.waitGitLab(ctx, c, s.cfg, id)
 	}
 	start := time.Now()
 	det, err := s.eng.WaitHealthy(ctx, id, engine.WaitOptions{

@@ -31,6 +31,7 @@ type Dir struct {
 type Desired struct {
 	Stack      string
 	Network    string
+	Config     config.Config // runner profiles and GitLab settings, for the steps after containers
 	Components []Component
 }
 
@@ -51,16 +52,39 @@ type SecretSource interface {
 	Get(name string) (string, bool)
 }
 
+// Env is what the desired state needs from outside the config: facts of this machine and of
+// objects the engine made.
+type Env struct {
+	Subnet string // the stack network's subnet, GitLab's monitoring allowlist
+	Host   string // GitLab's host name as users reach it
+}
+
+// ResolveHost is gitlab.host, or this machine's host name when the config leaves it empty.
+func ResolveHost(cfg config.Config) (string, error) {
+	if cfg.GitLab.Host != "" {
+		return cfg.GitLab.Host, nil
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" || h == "localhost" {
+		return "", fmt.Errorf("gitlab.host is empty and this machine's host name (%q) is no use in clone URLs: set gitlab.host to the name or address other machines reach it by", h)
+	}
+	return h, nil
+}
+
+type builder func(config.Config, SecretSource, Env) (Component, error)
+
 // Build turns the config into the desired stack. It generates missing secrets, so it is called
-// under the stack lock.
-func Build(cfg config.Config, secrets SecretSource, version string) (Desired, error) {
-	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName()}
-	builders := []func(config.Config, SecretSource) (Component, error){
+// under the stack lock (or with a read-only SecretSource).
+func Build(cfg config.Config, secrets SecretSource, version string, env Env) (Desired, error) {
+	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName(), Config: cfg}
+	builders := []builder{
 		postgresComponent,
 		redisComponent,
+		gitlabComponent,
+		runnerComponent,
 	}
 	for _, build := range builders {
-		c, err := build(cfg, secrets)
+		c, err := build(cfg, secrets, env)
 		if err != nil {
 			return Desired{}, err
 		}

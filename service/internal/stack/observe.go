@@ -26,11 +26,12 @@ type Engine interface {
 	Remove(ctx context.Context, id string) error
 	WaitHealthy(ctx context.Context, id string, o engine.WaitOptions) (engine.Detail, error)
 	Logs(ctx context.Context, id string, n int) ([]string, error)
+	Exec(ctx context.Context, id, user string, cmd []string) (engine.ExecResult, error)
 }
 
 // observe takes one snapshot: the stack's labelled containers (inspected, for health), its
-// network, the local image IDs of the wanted images, and, when PostgreSQL runs, what
-// provisioning finds there.
+// network, the local image IDs of the wanted images, what provisioning finds in PostgreSQL when
+// it runs, and GitLab's readiness, admin token and runners when GitLab runs.
 func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 	o := Observed{Containers: map[string]engine.Detail{}, Images: map[string]string{}}
 	nw, ok, err := s.eng.FindNetwork(ctx, d.Stack, d.Network)
@@ -84,6 +85,13 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 		} else {
 			o.Postgres = &st
 		}
+	}
+	if gl, ok := o.Containers["gitlab"]; ok && gl.Running() {
+		g, err := s.observeGitLab(ctx, d, gl)
+		if err != nil {
+			return o, err
+		}
+		o.GitLab = g
 	}
 	return o, nil
 }

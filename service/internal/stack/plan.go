@@ -18,6 +18,8 @@ type Observed struct {
 	// it could not otherwise.
 	Postgres    *pgprov.State
 	PostgresErr error
+	// GitLab is what forgebox sees through GitLab's API when its container runs; nil otherwise.
+	GitLab *GitLabObserved
 }
 
 // ActionKind names what an action does.
@@ -33,6 +35,8 @@ const (
 	ActRestart       ActionKind = "restart"
 	ActWait          ActionKind = "wait"
 	ActProvision     ActionKind = "provision"
+	ActAdminToken    ActionKind = "admin-token"
+	ActRunners       ActionKind = "runners"
 )
 
 // Action is one step of a plan, with the reason it is needed.
@@ -126,11 +130,18 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 			started = false
 		}
 		if started {
-			add(ActWait, c.Name, "", "wait until %s is healthy", c.Name)
+			if c.Name == "gitlab" {
+				add(ActWait, c.Name, "", "wait until GitLab passes its readiness check")
+			} else {
+				add(ActWait, c.Name, "", "wait until %s is healthy", c.Name)
+			}
 		}
 
-		if c.Name == "postgres" {
+		switch c.Name {
+		case "postgres":
 			planProvision(&p, o, add)
+		case "gitlab":
+			planGitLab(d, o, add)
 		}
 	}
 	return p

@@ -5,7 +5,10 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
@@ -20,15 +23,28 @@ type fixedSecrets struct{}
 func (fixedSecrets) Ensure(name string) (string, error) { return "secret-" + name, nil }
 func (fixedSecrets) Get(name string) (string, bool)     { return "secret-" + name, true }
 
-func desiredForTest(t *testing.T) Desired {
+var testEnv = Env{Subnet: "172.30.0.0/16", Host: "nas.example.lan"}
+
+func testConfig() config.Config {
 	cfg := config.Default()
 	cfg.Stack.DataDir = "/srv/forgebox"
-	d, err := Build(cfg, fixedSecrets{}, "test")
+	return cfg
+}
+
+func desiredForTest(t *testing.T) Desired {
+	return desiredFrom(t, testConfig())
+}
+
+func desiredFrom(t *testing.T, cfg config.Config) Desired {
+	t.Helper()
+	d, err := Build(cfg, fixedSecrets{}, "test", testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
+
+var recordCreated = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 // converged is what the engine holds right after a successful up of d.
 func converged(d Desired) Observed {
@@ -39,6 +55,18 @@ func converged(d Desired) Observed {
 		Postgres: &pgprov.State{RoleExists: true, RoleCanLogin: true, RoleCreateDB: true, RolePasswordOK: true, DatabaseExists: true,
 			DatabaseOwner: GitLabRole, ExtensionsFound: map[string]bool{"pg_trgm": true, "btree_gist": true, "amcheck": true}},
 	}
+	g := &GitLabObserved{Ready: true, TokenOK: true, Runners: map[string]RunnerRecord{}, Known: map[string]bool{}}
+	for i, p := range d.Config.Runner.Profiles {
+		g.Runners[p.Name] = RunnerRecord{ID: int64(i + 1), Token: "glrt-test-" + p.Name, Description: runnerDescription(d.Config, p),
+			Tags: wantedTags(p), RunUntagged: p.RunUntagged, CreatedAt: recordCreated}
+		g.Known[p.Name] = true
+	}
+	toml, err := renderRunnerConfig(d.Config, g.Runners)
+	if err != nil {
+		panic(err)
+	}
+	g.ConfigTOML = toml
+	o.GitLab = g
 	for _, c := range d.Components {
 		o.Images[c.Spec.Image] = "sha256:" + c.Name + "image"
 		o.Containers[c.Name] = engine.Detail{Container: engine.Container{
@@ -86,6 +114,27 @@ func TestPlanGolden(t *testing.T) {
 			o.Postgres = nil
 			o.PostgresErr = errors.New("connection refused")
 		},
+		"gitlab-booting": func(o *Observed) {
+			o.GitLab = &GitLabObserved{ReadyErr: errors.New("readiness: HTTP 503")}
+		},
+		"admin-token-expiring": func(o *Observed) {
+			o.GitLab.TokenOK, o.GitLab.TokenWhy = false, "the admin token expires soon (2026-12-01)"
+		},
+		"runner-forgotten-by-gitlab": func(o *Observed) {
+			o.GitLab.Known["default"] = false
+		},
+		"runner-tags-changed": func(o *Observed) {
+			r := o.GitLab.Runners["default"]
+			r.Tags = []string{"old-tag"}
+			o.GitLab.Runners["default"] = r
+		},
+		"profile-removed": func(o *Observed) {
+			o.GitLab.Runners["arm"] = RunnerRecord{ID: 7, Token: "glrt-arm", Description: "forgebox-arm", Tags: []string{"arm"}}
+			o.GitLab.Known["arm"] = true
+		},
+		"runner-config-edited": func(o *Observed) {
+			o.GitLab.ConfigTOML = append([]byte("# hand edit\n"), o.GitLab.ConfigTOML...)
+		},
 		"leftover-component": func(o *Observed) {
 			o.Extra = []engine.Container{{ID: "old-id", Name: "forgebox-mailer", Component: "mailer", State: "running"}}
 		},
@@ -129,8 +178,8 @@ func TestPlanPullPolicy(t *testing.T) {
 	if n := count(MakePlan(d, o, "missing")); n != 1 {
 		t.Errorf("pull_policy missing: %d pulls, want 1 (redis)", n)
 	}
-	if n := count(MakePlan(d, o, "always")); n != 2 {
-		t.Errorf("pull_policy always: %d pulls, want 2", n)
+	if n := count(MakePlan(d, o, "always")); n != len(d.Components) {
+		t.Errorf("pull_policy always: %d pulls, want one per component (%d)", n, len(d.Components))
 	}
 }
 
@@ -157,21 +206,25 @@ func TestSpecHash(t *testing.T) {
 
 func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
 	d := desiredForTest(t)
-	if len(d.Components) != 2 || d.Components[0].Name != "postgres" || d.Components[1].Name != "redis" {
-		t.Fatalf("components %v", d.Components)
+	var names []string
+	for _, c := range d.Components {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"postgres", "redis", "gitlab", "runner"}) {
+		t.Fatalf("components %v, want postgres, redis, gitlab, runner in that order", names)
 	}
 	for _, c := range d.Components {
 		if c.Spec.Network != d.Network || c.Spec.Labels[engine.LabelStack] != d.Stack || c.Spec.Labels[engine.LabelComponent] != c.Name {
 			t.Errorf("%s: network %q labels %v", c.Name, c.Spec.Network, c.Spec.Labels)
 		}
-		if len(c.Spec.Ports) != 0 {
+		if len(c.Spec.Ports) != 0 && c.Name != "gitlab" {
 			t.Errorf("%s publishes ports: %v", c.Name, c.Spec.Ports)
 		}
 		if c.Spec.Restart != "unless-stopped" {
 			t.Errorf("%s restart policy %q", c.Name, c.Spec.Restart)
 		}
 		for _, b := range c.Spec.Binds {
-			if filepath.Dir(b.Source) != "/srv/forgebox" {
+			if !strings.HasPrefix(b.Source, "/srv/forgebox/") && b.Source != "/var/run/docker.sock" {
 				t.Errorf("%s binds %s outside the data dir", c.Name, b.Source)
 			}
 		}

@@ -18,7 +18,7 @@ const (
 
 func postgresDataDir(cfg config.Config) string { return filepath.Join(cfg.Stack.DataDir, "postgres") }
 
-func postgresComponent(cfg config.Config, secrets SecretSource) (Component, error) {
+func postgresComponent(cfg config.Config, secrets SecretSource, _ Env) (Component, error) {
 	password, err := secrets.Ensure(config.SecretPostgresSuperuser)
 	if err != nil {
 		return Component{}, err

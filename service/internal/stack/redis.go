@@ -10,7 +10,7 @@ import (
 
 // redisComponent has no password: neither GitLab image can give Redis one, so Redis is kept on
 // the stack network only and never published.
-func redisComponent(cfg config.Config, _ SecretSource) (Component, error) {
+func redisComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error) {
 	data := filepath.Join(cfg.Stack.DataDir, "redis")
 	return Component{
 		Name: "redis",

@@ -20,7 +20,7 @@ import (
 type Stack struct {
 	cfg         config.Config
 	eng         Engine
-	secrets     SecretSource
+	secrets     SecretStore
 	secretsPath string
 	log         *slog.Logger
 	sink        events.Sink
@@ -39,8 +39,17 @@ type Options struct {
 	SecretsPath string // shown in messages about the secret store
 }
 
+// SecretStore is the secret store as the stack uses it: secrets for the containers, the admin
+// token and the runner records.
+type SecretStore interface {
+	SecretSource
+	Names() []string
+	Set(name, value string) error
+	Delete(name string) error
+}
+
 // New returns a Stack for cfg on eng.
-func New(cfg config.Config, eng Engine, secrets SecretSource, o Options) *Stack {
+func New(cfg config.Config, eng Engine, secrets SecretStore, o Options) *Stack {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,7 +89,7 @@ func (s *Stack) Up(ctx context.Context) (Plan, error) {
 
 // Plan observes and plans without changing anything (a dry run).
 func (s *Stack) Plan(ctx context.Context) (Plan, error) {
-	d, err := Build(s.cfg, s.secrets, s.version)
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
 	if err != nil {
 		return Plan{}, err
 	}
@@ -91,25 +100,70 @@ func (s *Stack) Plan(ctx context.Context) (Plan, error) {
 	return MakePlan(d, o, s.cfg.Stack.PullPolicy), nil
 }
 
+// desiredNow builds the desired stack for the engine as it is: the stack network's subnet, when
+// the network exists, goes into GitLab's monitoring allowlist.
+func (s *Stack) desiredNow(ctx context.Context, secrets SecretSource) (Desired, error) {
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	if err != nil {
+		return Desired{}, err
+	}
+	if !ok {
+		return s.desiredFor(secrets, nil)
+	}
+	return s.desiredFor(secrets, &nw)
+}
+
+func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, error) {
+	host, err := ResolveHost(s.cfg)
+	if err != nil {
+		return Desired{}, err
+	}
+	env := Env{Host: host}
+	if nw != nil && len(nw.Subnets) > 0 {
+		env.Subnet = nw.Subnets[0]
+	}
+	return Build(s.cfg, secrets, s.version, env)
+}
+
+// converge creates the network first when it is missing, because GitLab's settings name its
+// subnet, then observes, plans and applies the rest.
 func (s *Stack) converge(ctx context.Context) (Plan, error) {
-	d, err := Build(s.cfg, s.secrets, s.version)
+	var done Plan
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
 	if err != nil {
 		return Plan{}, err
+	}
+	if !ok {
+		a := Action{Kind: ActCreateNetwork, Target: s.cfg.NetworkName(), Reason: fmt.Sprintf("the stack network %s does not exist", s.cfg.NetworkName())}
+		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: a.String()})
+		s.emit(events.Event{Kind: events.KindStep, Op: "up", Message: a.String()})
+		if _, err := s.eng.CreateNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName(), nil); err != nil {
+			return Plan{}, err
+		}
+		done.Actions = append(done.Actions, a)
+		if nw, ok, err = s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName()); err != nil || !ok {
+			return done, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
+		}
+	}
+	d, err := s.desiredFor(s.secrets, &nw)
+	if err != nil {
+		return done, err
 	}
 	o, err := s.observe(ctx, d)
 	if err != nil {
-		return Plan{}, err
+		return done, err
 	}
 	s.lastObserved = o
 	plan := MakePlan(d, o, s.cfg.Stack.PullPolicy)
-	if plan.Empty() {
+	if plan.Empty() && done.Empty() {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: "nothing to do: the stack is as configured"})
 		return plan, nil
 	}
 	for _, a := range plan.Actions {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Component: a.Component, Message: a.String()})
 	}
-	return plan, s.apply(ctx, d, plan)
+	done.Actions = append(done.Actions, plan.Actions...)
+	return done, s.apply(ctx, d, plan)
 }
 
 // Down stops and removes the stack's containers, last started first, and its network. Data
@@ -124,6 +178,7 @@ func (s *Stack) Down(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Last started, first stopped: the runner before GitLab, GitLab before its database.
 	order := []string{"runner", "gitlab", "redis", "postgres"}
 	slices.SortStableFunc(list, func(a, b engine.Container) int {
 		return rank(order, a.Component) - rank(order, b.Component)
@@ -182,7 +237,7 @@ type ComponentStatus struct {
 
 // Status reports each configured component, and any leftover container of the stack.
 func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
-	d, err := Build(s.cfg, readOnlySecrets{s.secrets}, s.version)
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -17,10 +18,13 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 )
 
-// Images are the test images to run in place of the registry ones.
+// Images are the test images to run in place of the registry ones: real PostgreSQL and Redis,
+// and the contract stand-ins for GitLab and GitLab Runner (service/standins).
 type Images struct {
 	Postgres string
 	Redis    string
+	GitLab   string // stand-in
+	Runner   string // stand-in
 }
 
 func missing(t testing.TB, why string) {
@@ -47,9 +51,14 @@ func Engine(t testing.TB) *engine.Client {
 // TestImages returns the locally built images, or skips.
 func TestImages(t testing.TB) Images {
 	t.Helper()
-	im := Images{Postgres: os.Getenv("FORGEBOX_TEST_POSTGRES_IMAGE"), Redis: os.Getenv("FORGEBOX_TEST_REDIS_IMAGE")}
-	if im.Postgres == "" || im.Redis == "" {
-		missing(t, "FORGEBOX_TEST_POSTGRES_IMAGE and FORGEBOX_TEST_REDIS_IMAGE are not set")
+	im := Images{
+		Postgres: os.Getenv("FORGEBOX_TEST_POSTGRES_IMAGE"),
+		Redis:    os.Getenv("FORGEBOX_TEST_REDIS_IMAGE"),
+		GitLab:   os.Getenv("FORGEBOX_TEST_GITLAB_IMAGE"),
+		Runner:   os.Getenv("FORGEBOX_TEST_RUNNER_IMAGE"),
+	}
+	if im.Postgres == "" || im.Redis == "" || im.GitLab == "" || im.Runner == "" {
+		missing(t, "FORGEBOX_TEST_{POSTGRES,REDIS,GITLAB,RUNNER}_IMAGE are not all set")
 	}
 	return im
 }
@@ -64,6 +73,12 @@ func Config(t testing.TB, eng *engine.Client, im Images) config.Config {
 	cfg.Stack.PullPolicy = "never"
 	cfg.Postgres.Image = im.Postgres
 	cfg.Redis.Image = im.Redis
+	cfg.GitLab.Image = im.GitLab
+	cfg.GitLab.Host = "forgebox-test.example"
+	cfg.GitLab.HTTPPort, cfg.GitLab.SSHPort = FreePort(t), FreePort(t)
+	cfg.Runner.Image = im.Runner
+	// Any local image does as a job image: the runner stand-in brings its own fetch program.
+	cfg.Runner.Profiles[0].Image = im.Redis
 	t.Cleanup(func() { RemoveStack(t, eng, cfg.Stack.Name, cfg.NetworkName()) })
 	return cfg
 }
@@ -87,6 +102,18 @@ func RemoveStack(t testing.TB, eng *engine.Client, stack, network string) {
 	if nw, ok, err := eng.FindNetwork(ctx, stack, network); err == nil && ok {
 		eng.RemoveNetwork(ctx, nw.ID)
 	}
+}
+
+// FreePort returns a TCP port that was free a moment ago, for a published port that must not
+// clash with tests running in parallel.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {

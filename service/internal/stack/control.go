@@ -1,0 +1,253 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/events"
+)
+
+// UnknownComponentError says a component name is not part of the configured stack.
+type UnknownComponentError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownComponentError) Error() string {
+	return fmt.Sprintf("no component %q in this stack; it has %s", e.Name, strings.Join(e.Known, ", "))
+}
+
+// NoContainerError says a component has no container to act on yet.
+type NoContainerError struct{ Component string }
+
+func (e *NoContainerError) Error() string {
+	return fmt.Sprintf("%s has no container yet: bring it up first", e.Component)
+}
+
+// ComponentNames lists the configured components in start order. It reads secrets without
+// generating any.
+func (s *Stack) ComponentNames() []string {
+	d, err := s.desiredNow(context.Background(), readOnlySecrets{s.secrets})
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(d.Components))
+	for _, c := range d.Components {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+func (s *Stack) component(d Desired, name string) (Component, error) {
+	c, ok := d.Component(name)
+	if !ok {
+		known := make([]string, 0, len(d.Components))
+		for _, c := range d.Components {
+			known = append(known, c.Name)
+		}
+		return Component{}, &UnknownComponentError{Name: name, Known: known}
+	}
+	return c, nil
+}
+
+// UpComponent converges one component: the same plan as Up, keeping only that component's steps
+// (and the network, which every component needs). Its dependencies are not touched.
+func (s *Stack) UpComponent(ctx context.Context, name string) (Plan, error) {
+	op := "up " + name
+	lock, err := TryLock(s.cfg.Stack.DataDir, op)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer lock.Unlock()
+	start := time.Now()
+	plan, err := s.convergeOne(ctx, name)
+	if err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		return plan, err
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: fmt.Sprintf("%s is up (%s)", name, time.Since(start).Round(100*time.Millisecond))})
+	return plan, nil
+}
+
+func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
+	d, err := s.desiredNow(ctx, s.secrets)
+	if err != nil {
+		return Plan{}, err
+	}
+	if _, err := s.component(d, name); err != nil {
+		return Plan{}, err
+	}
+	o, err := s.observe(ctx, d)
+	if err != nil {
+		return Plan{}, err
+	}
+	s.lastObserved = o
+	full := MakePlan(d, o, s.cfg.Stack.PullPolicy)
+	var plan Plan
+	for _, a := range full.Actions {
+		if a.Component == name || a.Kind == ActCreateNetwork {
+			plan.Actions = append(plan.Actions, a)
+		}
+	}
+	op := "up " + name
+	if plan.Empty() {
+		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: name, Message: "nothing to do: " + name + " is as configured"})
+		return plan, nil
+	}
+	for _, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: a.Component, Message: a.String()})
+	}
+	return plan, s.apply(ctx, d, plan)
+}
+
+// DownComponent stops and removes one component's container; its data stays.
+func (s *Stack) DownComponent(ctx context.Context, name string) error {
+	op := "down " + name
+	lock, err := TryLock(s.cfg.Stack.DataDir, op)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
+	if err != nil {
+		return err
+	}
+	comp, err := s.component(d, name)
+	if err != nil {
+		return err
+	}
+	det, found, err := s.findContainer(ctx, d, comp)
+	if err != nil {
+		return err
+	}
+	if !found {
+		s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: name + " has no container: nothing to do"})
+		return nil
+	}
+	s.emit(events.Event{Kind: events.KindStep, Op: op, Component: name, Message: fmt.Sprintf("stop and remove %s (data kept)", det.Name)})
+	if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		return err
+	}
+	if err := s.eng.Remove(ctx, det.ID); err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		return err
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: name + " is down; data kept"})
+	return nil
+}
+
+// RestartComponent stops and starts one component's container and waits until it is healthy.
+func (s *Stack) RestartComponent(ctx context.Context, name string) error {
+	op := "restart " + name
+	lock, err := TryLock(s.cfg.Stack.DataDir, op)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	err = s.restartOne(ctx, op, name)
+	if err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+	}
+	return err
+}
+
+func (s *Stack) restartOne(ctx context.Context, op, name string) error {
+	start := time.Now()
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
+	if err != nil {
+		return err
+	}
+	comp, err := s.component(d, name)
+	if err != nil {
+		return err
+	}
+	det, found, err := s.findContainer(ctx, d, comp)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &NoContainerError{Component: name}
+	}
+	s.emit(events.Event{Kind: events.KindStep, Op: op, Component: name, Message: "restart " + det.Name})
+	if det.Running() {
+		if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
+			return err
+		}
+	}
+	if err := s.eng.Start(ctx, det.ID); err != nil {
+		return err
+	}
+	if _, err := s.waitHealthy(ctx, comp, det.ID); err != nil {
+		return err
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: fmt.Sprintf("%s restarted (%s)", name, time.Since(start).Round(100*time.Millisecond))})
+	return nil
+}
+
+// Restart stops every running component, last started first, then converges the stack, which
+// starts them again in order, waits for each to be healthy and checks provisioning.
+func (s *Stack) Restart(ctx context.Context) (Plan, error) {
+	lock, err := TryLock(s.cfg.Stack.DataDir, "restart")
+	if err != nil {
+		return Plan{}, err
+	}
+	defer lock.Unlock()
+	start := time.Now()
+	plan, err := s.restartAll(ctx)
+	if err != nil {
+		s.emit(events.Event{Kind: events.KindError, Op: "restart", Message: err.Error()})
+		return plan, err
+	}
+	s.emit(events.Event{Kind: events.KindDone, Op: "restart", Message: fmt.Sprintf("stack restarted (%s)", time.Since(start).Round(100*time.Millisecond))})
+	return plan, nil
+}
+
+func (s *Stack) restartAll(ctx context.Context) (Plan, error) {
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
+	if err != nil {
+		return Plan{}, err
+	}
+	comps := slices.Clone(d.Components)
+	slices.Reverse(comps)
+	for _, comp := range comps {
+		det, found, err := s.findContainer(ctx, d, comp)
+		if err != nil {
+			return Plan{}, err
+		}
+		if !found || !det.Running() {
+			continue
+		}
+		s.emit(events.Event{Kind: events.KindStep, Op: "restart", Component: comp.Name, Message: "stop " + det.Name})
+		if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
+			return Plan{}, err
+		}
+	}
+	return s.converge(ctx)
+}
+
+// findContainer returns the component's own container (by its name and labels), if it exists.
+func (s *Stack) findContainer(ctx context.Context, d Desired, comp Component) (engine.Detail, bool, error) {
+	list, err := s.eng.ListContainers(ctx, d.Stack)
+	if err != nil {
+		return engine.Detail{}, false, err
+	}
+	for _, c := range list {
+		if c.Name != comp.Spec.Name || c.Component != comp.Name {
+			continue
+		}
+		det, err := s.eng.Inspect(ctx, c.ID)
+		if engine.IsNotFound(err) {
+			return engine.Detail{}, false, nil
+		}
+		if err != nil {
+			return engine.Detail{}, false, err
+		}
+		return det, true, nil
+	}
+	return engine.Detail{}, false, nil
+}

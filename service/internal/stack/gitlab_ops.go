@@ -1,0 +1,385 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/gitlab"
+)
+
+// Admin token lifetime: GitLab caps personal access tokens at 365 days; forgebox asks for less
+// and renews a month before the end, so a box that was off for weeks still finds it valid.
+const (
+	adminTokenLifetime = 300 * 24 * time.Hour
+	adminTokenRenewal  = 30 * 24 * time.Hour
+	adminTokenName     = "forgebox"
+	// secretAdminTokenExpires holds the token's expiry date (YYYY-MM-DD) beside the token.
+	secretAdminTokenExpires = config.SecretGitLabAdminToken + "_expires"
+)
+
+// GitLabObserved is what forgebox sees of a running GitLab: whether it is ready, whether the
+// admin token works, and which runners it still knows.
+type GitLabObserved struct {
+	Ready      bool
+	ReadyErr   error
+	TokenOK    bool
+	TokenWhy   string                  // why a new token is needed, when !TokenOK
+	Runners    map[string]RunnerRecord // stored records, by profile
+	Known      map[string]bool         // whether GitLab still knows each record's token
+	ConfigTOML []byte                  // the runner's config.toml as it is on disk
+}
+
+// gitlabBaseURL is GitLab as forgebox reaches it: the container's address on the stack network.
+func gitlabBaseURL(cfg config.Config, det engine.Detail) (string, error) {
+	ip := det.IPs[cfg.NetworkName()]
+	if ip == "" {
+		return "", fmt.Errorf("container %s has no address on network %s", det.Name, cfg.NetworkName())
+	}
+	return "http://" + ip + ":" + strconv.Itoa(gitlabHTTPPort(cfg)), nil
+}
+
+// observeGitLab fills Observed.GitLab when GitLab's container runs; it changes nothing.
+func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail) (*GitLabObserved, error) {
+	g := &GitLabObserved{}
+	base, err := gitlabBaseURL(d.Config, det)
+	if err != nil {
+		return nil, err
+	}
+	if err := gitlab.Readiness(ctx, base); err != nil {
+		g.ReadyErr = err
+		return g, nil
+	}
+	g.Ready = true
+	g.TokenWhy = s.adminTokenProblem(ctx, base)
+	g.TokenOK = g.TokenWhy == ""
+	if !g.TokenOK {
+		return g, nil
+	}
+	if g.Runners, err = loadRunnerRecords(s.secrets); err != nil {
+		return nil, err
+	}
+	token, _ := s.secrets.Get(config.SecretGitLabAdminToken)
+	api, err := gitlab.New(base, token)
+	if err != nil {
+		return nil, err
+	}
+	g.Known = map[string]bool{}
+	for profile, r := range g.Runners {
+		known, err := api.VerifyRunner(ctx, r.Token)
+		if err != nil {
+			return nil, err
+		}
+		g.Known[profile] = known
+	}
+	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read runner config: %w", err)
+	}
+	return g, nil
+}
+
+// adminTokenProblem says why the stored admin token will not do, or "" when it will.
+func (s *Stack) adminTokenProblem(ctx context.Context, base string) string {
+	token, ok := s.secrets.Get(config.SecretGitLabAdminToken)
+	if !ok || token == "" {
+		return "no admin token yet"
+	}
+	exp, _ := s.secrets.Get(secretAdminTokenExpires)
+	if t, err := time.Parse(time.DateOnly, exp); err != nil || time.Until(t) < adminTokenRenewal {
+		return "the admin token expires soon (" + orUnknown(exp) + ")"
+	}
+	api, err := gitlab.New(base, token)
+	if err != nil {
+		return err.Error()
+	}
+	if err := api.CheckToken(ctx); err != nil {
+		return "GitLab no longer accepts the admin token"
+	}
+	return ""
+}
+
+// planGitLab adds the steps that follow GitLab's container: the admin token and the runners.
+func planGitLab(d Desired, o Observed, add func(ActionKind, string, string, string, ...any)) {
+	g := o.GitLab
+	switch {
+	case g == nil || !g.Ready:
+		add(ActAdminToken, "gitlab", "", "make sure forgebox has a working admin token once GitLab is ready")
+		add(ActRunners, "gitlab", "", "register and check runners once GitLab is ready")
+		return
+	case !g.TokenOK:
+		add(ActAdminToken, "gitlab", "", "%s", g.TokenWhy)
+		add(ActRunners, "gitlab", "", "check runners with the new admin token")
+		return
+	}
+	if why := runnerChanges(d.Config, g); len(why) > 0 {
+		add(ActRunners, "gitlab", "", "%s", strings.Join(why, "; "))
+	}
+}
+
+// runnerChanges lists what syncRunners would change, in words.
+func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
+	var why []string
+	for _, p := range cfg.Runner.Profiles {
+		r, ok := g.Runners[p.Name]
+		switch {
+		case !ok:
+			why = append(why, fmt.Sprintf("register a runner for profile %s", p.Name))
+		case !g.Known[p.Name]:
+			why = append(why, fmt.Sprintf("register profile %s again: GitLab no longer knows runner %d", p.Name, r.ID))
+		default:
+			if drift := runnerDrift(cfg, p, r); drift != "" {
+				why = append(why, fmt.Sprintf("update runner %d (%s): %s", r.ID, p.Name, drift))
+			}
+		}
+	}
+	for name, r := range g.Runners {
+		if !slices.ContainsFunc(cfg.Runner.Profiles, func(p config.Profile) bool { return p.Name == name }) {
+			why = append(why, fmt.Sprintf("unregister runner %d: profile %s was removed", r.ID, name))
+		}
+	}
+	if len(why) == 0 {
+		want, err := renderRunnerConfig(cfg, g.Runners)
+		if err != nil || !bytes.Equal(want, g.ConfigTOML) {
+			why = append(why, "write the runner's config.toml")
+		}
+	}
+	slices.Sort(why)
+	return why
+}
+
+// tokenLine is what the Rails snippet prints; nothing else of its output is used or logged.
+var tokenLine = regexp.MustCompile(`(?m)^FORGEBOX_TOKEN=(\S+)$`)
+
+// adminTokenCommand is the command line that runs a Rails snippet in the GitLab container, as
+// each flavour documents it (gitlab-contract.md §4.4), and the user it runs as.
+func adminTokenCommand(cfg config.Config, expires time.Time) (user string, cmd []string) {
+	script := fmt.Sprintf("u = User.find_by_username('root'); t = u.personal_access_tokens.create!(name: '%s', scopes: [:api, :create_runner], expires_at: Date.parse('%s')); puts \"FORGEBOX_TOKEN=#{t.token}\"",
+		adminTokenName, expires.Format(time.DateOnly))
+	if cfg.GitLab.Flavour == "omnibus" {
+		return "root", []string{"gitlab-rails", "runner", script}
+	}
+	return "git", []string{"bundle", "exec", "rails", "runner", "-e", "production", script}
+}
+
+// ensureAdminToken keeps a working personal access token for root in the secret store, minting
+// one through Rails inside the GitLab container when there is none, it expires soon, or GitLab
+// stopped accepting it.
+func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) error {
+	det, err := s.eng.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	base, err := gitlabBaseURL(d.Config, det)
+	if err != nil {
+		return err
+	}
+	why := s.adminTokenProblem(ctx, base)
+	if why == "" {
+		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "the admin token works"})
+		return nil
+	}
+	expires := time.Now().Add(adminTokenLifetime).UTC()
+	user, cmd := adminTokenCommand(d.Config, expires)
+	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "creating an admin token through Rails (" + why + "); this takes a minute"})
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	res, err := s.eng.Exec(ectx, id, user, cmd)
+	if err != nil {
+		return err
+	}
+	m := tokenLine.FindStringSubmatch(res.Stdout)
+	if res.ExitCode != 0 || m == nil {
+		// The output is not shown: on success it would hold the token. stderr carries the cause.
+		return fmt.Errorf("creating the admin token in GitLab failed (exit code %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
+	}
+	if err := s.secrets.Set(config.SecretGitLabAdminToken, m[1]); err != nil {
+		return err
+	}
+	if err := s.secrets.Set(secretAdminTokenExpires, expires.Format(time.DateOnly)); err != nil {
+		return err
+	}
+	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "admin token created; it is renewed before " + expires.Format(time.DateOnly)})
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// syncRunners makes GitLab's runners and the runner's config.toml match the profiles: it creates
+// the missing, re-creates the ones GitLab forgot, updates changed tags, unregisters removed
+// profiles, and rewrites config.toml only when its content changes.
+func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
+	cfg := d.Config
+	det, err := s.eng.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	base, err := gitlabBaseURL(cfg, det)
+	if err != nil {
+		return err
+	}
+	token, ok := s.secrets.Get(config.SecretGitLabAdminToken)
+	if !ok {
+		return errors.New("no admin token: GitLab's runners cannot be managed")
+	}
+	api, err := gitlab.New(base, token)
+	if err != nil {
+		return err
+	}
+	records, err := loadRunnerRecords(s.secrets)
+	if err != nil {
+		return err
+	}
+	note := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: msg})
+		s.log.Info("runners", "change", msg)
+	}
+	for _, p := range cfg.Runner.Profiles {
+		spec := gitlab.RunnerSpec{Description: runnerDescription(cfg, p), Tags: wantedTags(p), RunUntagged: p.RunUntagged}
+		r, have := records[p.Name]
+		if have {
+			known, err := api.VerifyRunner(ctx, r.Token)
+			if err != nil {
+				return err
+			}
+			if !known {
+				note("GitLab no longer knows runner %d of profile %s; registering it again", r.ID, p.Name)
+				have = false
+			}
+		}
+		if !have {
+			created, err := api.CreateRunner(ctx, spec)
+			if err != nil {
+				return err
+			}
+			r = RunnerRecord{ID: created.ID, Token: created.Token, Description: spec.Description, Tags: spec.Tags,
+				RunUntagged: spec.RunUntagged, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
+				return err
+			}
+			records[p.Name] = r
+			note("registered runner %d for profile %s (tags %v)", r.ID, p.Name, spec.Tags)
+			continue
+		}
+		if drift := runnerDrift(cfg, p, r); drift != "" {
+			if err := api.UpdateRunner(ctx, r.ID, spec); err != nil {
+				return err
+			}
+			r.Description, r.Tags, r.RunUntagged = spec.Description, spec.Tags, spec.RunUntagged
+			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
+				return err
+			}
+			records[p.Name] = r
+			note("updated runner %d (%s): %s", r.ID, p.Name, drift)
+		}
+	}
+	// Write config.toml before unregistering, so the runner stops using a removed profile's
+	// token before GitLab forgets it.
+	var removed []string
+	for name := range records {
+		if !slices.ContainsFunc(cfg.Runner.Profiles, func(p config.Profile) bool { return p.Name == name }) {
+			removed = append(removed, name)
+		}
+	}
+	slices.Sort(removed)
+	kept := map[string]RunnerRecord{}
+	for name, r := range records {
+		if !slices.Contains(removed, name) {
+			kept[name] = r
+		}
+	}
+	if err := s.writeRunnerConfig(cfg, kept); err != nil {
+		return err
+	}
+	for _, name := range removed {
+		r := records[name]
+		if err := api.DeleteRunner(ctx, r.ID); err != nil {
+			return err
+		}
+		if err := s.secrets.Delete(runnerSecretName(name)); err != nil {
+			return err
+		}
+		note("unregistered runner %d: profile %s was removed", r.ID, name)
+	}
+	return nil
+}
+
+func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRecord) error {
+	want, err := renderRunnerConfig(cfg, records)
+	if err != nil {
+		return err
+	}
+	path := RunnerConfigPath(cfg)
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
+		return nil
+	}
+	if err := ensureDir(Dir{Path: runnerDir(cfg), Mode: 0o700}); err != nil {
+		return err
+	}
+	// 0600: the file holds runner tokens. The runner re-reads it within seconds.
+	if err := config.WriteFileAtomic(path, want, 0o600); err != nil {
+		return fmt.Errorf("write runner config: %w%s", err, diskAdvice(err))
+	}
+	s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: fmt.Sprintf("wrote %s (%d runners)", path, len(records))})
+	return nil
+}
+
+// waitGitLab waits until GitLab's readiness check passes, failing fast when the container stops.
+// GitLab boots for minutes, so it reports progress as it goes.
+func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, id string) (engine.Detail, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
+	defer cancel()
+	var (
+		first    *engine.Detail
+		lastErr  error
+		reported time.Time
+	)
+	for {
+		det, err := s.eng.Inspect(ctx, id)
+		if err != nil {
+			return det, err
+		}
+		if first == nil {
+			first = &det
+		}
+		if det.State == "exited" || det.State == "dead" || det.State == "restarting" || det.RestartCount > first.RestartCount {
+			logs, _ := s.eng.Logs(context.Background(), id, 20)
+			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("stopped while booting (state %s, exit code %d)", det.State, det.ExitCode), LastLogs: logs}
+		}
+		if base, err := gitlabBaseURL(cfg, det); err == nil {
+			if lastErr = gitlab.Readiness(ctx, base); lastErr == nil {
+				s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("GitLab is ready (%s)", time.Since(start).Round(time.Second))})
+				return det, nil
+			}
+		}
+		if time.Since(reported) >= 10*time.Second {
+			reported = time.Now()
+			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
+				Message: fmt.Sprintf("GitLab is booting (%s of up to %s): %v", time.Since(start).Round(time.Second), c.Deadline, lastErr)})
+		}
+		select {
+		case <-ctx.Done():
+			logs, _ := s.eng.Logs(context.Background(), id, 20)
+			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("was not ready after %s (%v)", c.Deadline, lastErr), LastLogs: logs, Err: engine.ErrHealthTimeout}
+		case <-time.After(time.Second):
+		}
+	}
+}

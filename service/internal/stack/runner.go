@@ -1,0 +1,160 @@
+package stack
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/runnercfg"
+)
+
+// runnerDir holds the runner's config.toml, mounted at /etc/gitlab-runner.
+func runnerDir(cfg config.Config) string { return filepath.Join(cfg.Stack.DataDir, "runner") }
+
+// RunnerConfigPath is the runner's config.toml on the host.
+func RunnerConfigPath(cfg config.Config) string {
+	return filepath.Join(runnerDir(cfg), "config.toml")
+}
+
+// dockerSocket is the engine's socket on the host, mounted into the runner so it can start job
+// containers next to the stack.
+func dockerSocket() string {
+	if h := os.Getenv("DOCKER_HOST"); strings.HasPrefix(h, "unix://") {
+		return strings.TrimPrefix(h, "unix://")
+	}
+	return "/var/run/docker.sock"
+}
+
+func runnerComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error) {
+	dir := runnerDir(cfg)
+	return Component{
+		Name: "runner",
+		Spec: engine.ContainerSpec{
+			Name:  cfg.Stack.Name + "-runner",
+			Image: cfg.Runner.Image,
+			Binds: []engine.Bind{
+				{Source: dockerSocket(), Target: "/var/run/docker.sock"},
+				{Source: dir, Target: "/etc/gitlab-runner"},
+			},
+			Restart:     "unless-stopped",
+			StopTimeout: 30,
+		},
+		// config.toml holds runner tokens: only root reads it.
+		Dirs:        []Dir{{Path: dir, Mode: 0o700}},
+		Deadline:    2 * time.Minute,
+		StopTimeout: 30 * time.Second,
+	}, nil
+}
+
+// RunnerRecord is what forgebox keeps about the runner it registered for one profile. It is kept
+// in the secret store because it holds the runner's token.
+type RunnerRecord struct {
+	ID          int64     `json:"id"`
+	Token       string    `json:"token"`
+	Description string    `json:"description"`
+	Tags        []string  `json:"tags"`
+	RunUntagged bool      `json:"run_untagged"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+const runnerSecretPrefix = "runner/"
+
+func runnerSecretName(profile string) string { return runnerSecretPrefix + profile }
+
+// loadRunnerRecords reads every stored runner record, by profile name.
+func loadRunnerRecords(s SecretStore) (map[string]RunnerRecord, error) {
+	out := map[string]RunnerRecord{}
+	for _, n := range s.Names() {
+		if !strings.HasPrefix(n, runnerSecretPrefix) {
+			continue
+		}
+		v, _ := s.Get(n)
+		var r RunnerRecord
+		if err := json.Unmarshal([]byte(v), &r); err != nil {
+			return nil, fmt.Errorf("runner record %s in the secret store is damaged: %w", n, err)
+		}
+		out[strings.TrimPrefix(n, runnerSecretPrefix)] = r
+	}
+	return out, nil
+}
+
+func saveRunnerRecord(s SecretStore, profile string, r RunnerRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.Set(runnerSecretName(profile), string(b))
+}
+
+// runnerDescription is the runner's name in GitLab's admin area.
+func runnerDescription(cfg config.Config, p config.Profile) string {
+	return cfg.Stack.Name + "-" + p.Name
+}
+
+// wantedTags is a profile's tags, sorted, so order in the config never counts as a change.
+func wantedTags(p config.Profile) []string {
+	t := slices.Clone(p.Tags)
+	sort.Strings(t)
+	if t == nil {
+		t = []string{}
+	}
+	return t
+}
+
+// runnerDrift says how a stored runner differs from its profile, or "" when it does not.
+func runnerDrift(cfg config.Config, p config.Profile, r RunnerRecord) string {
+	var d []string
+	if want := wantedTags(p); !slices.Equal(want, r.Tags) {
+		d = append(d, fmt.Sprintf("tags %v -> %v", r.Tags, want))
+	}
+	if r.RunUntagged != p.RunUntagged {
+		d = append(d, fmt.Sprintf("run_untagged %v -> %v", r.RunUntagged, p.RunUntagged))
+	}
+	if want := runnerDescription(cfg, p); r.Description != want {
+		d = append(d, fmt.Sprintf("description %q -> %q", r.Description, want))
+	}
+	return strings.Join(d, ", ")
+}
+
+// renderRunnerConfig is config.toml for the profiles that have a registered runner.
+func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]byte, error) {
+	url := GitLabInternalURL(cfg)
+	rc := runnercfg.Config{Concurrent: cfg.Runner.Concurrent, ShutdownTimeout: 30, LogLevel: "info"}
+	for _, p := range cfg.Runner.Profiles {
+		r, ok := records[p.Name]
+		if !ok {
+			continue
+		}
+		rc.Runners = append(rc.Runners, runnercfg.Runner{
+			Name:            runnerDescription(cfg, p),
+			URL:             url,
+			ID:              r.ID,
+			Token:           r.Token,
+			TokenObtainedAt: r.CreatedAt.UTC(),
+			Executor:        "docker",
+			// Jobs fetch from GitLab by its alias on the stack network, never from the
+			// external name, which a job container may not resolve.
+			CloneURL: url,
+			Limit:    p.Concurrency,
+			Docker: runnercfg.Docker{
+				Image:       p.Image,
+				Privileged:  p.Privileged,
+				Volumes:     []string{"/cache"},
+				NetworkMode: cfg.NetworkName(),
+				// Offline boxes: use a job image that is already there rather than fail.
+				PullPolicy:  []string{"if-not-present"},
+				HelperImage: cfg.Runner.HelperImage,
+				Memory:      p.Memory,
+				CPUs:        p.CPUs,
+			},
+		})
+	}
+	return runnercfg.Render(rc)
+}
