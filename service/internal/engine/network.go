@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -61,6 +62,30 @@ func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
 	c.calls.add()
 	if err := c.api.NetworkRemove(ctx, id); err != nil && !IsNotFound(err) {
 		return fmt.Errorf("remove network %s: %w", id, err)
+	}
+	return nil
+}
+
+// ConnectNetwork attaches a container to a network; one already attached is left as it is.
+func (c *Client) ConnectNetwork(ctx context.Context, networkID, container string) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	err := c.api.NetworkConnect(ctx, networkID, container, nil)
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("connect %s to network %s: %w", container, networkID, err)
+	}
+	return nil
+}
+
+// DisconnectNetwork detaches a container from a network; one not attached is fine.
+func (c *Client) DisconnectNetwork(ctx context.Context, networkID, container string) error {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	err := c.api.NetworkDisconnect(ctx, networkID, container, false)
+	if err != nil && !IsNotFound(err) && !strings.Contains(err.Error(), "is not connected") {
+		return fmt.Errorf("disconnect %s from network %s: %w", container, networkID, err)
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ type Engine interface {
 	FindNetwork(ctx context.Context, stack, name string) (engine.Network, bool, error)
 	CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error)
 	RemoveNetwork(ctx context.Context, id string) error
+	ConnectNetwork(ctx context.Context, networkID, container string) error
+	DisconnectNetwork(ctx context.Context, networkID, container string) error
 	ImageID(ctx context.Context, ref string) (string, error)
 	Pull(ctx context.Context, ref string, retry engine.PullRetry, progress func(engine.PullProgress)) error
 	Create(ctx context.Context, spec engine.ContainerSpec) (string, error)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"time"
 
@@ -145,6 +146,9 @@ func (s *Stack) converge(ctx context.Context) (Plan, error) {
 			return done, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
 		}
 	}
+	if err := s.attachController(ctx, nw); err != nil {
+		return done, err
+	}
 	d, err := s.desiredFor(s.secrets, &nw)
 	if err != nil {
 		return done, err
@@ -164,6 +168,19 @@ func (s *Stack) converge(ctx context.Context) (Plan, error) {
 	}
 	done.Actions = append(done.Actions, plan.Actions...)
 	return done, s.apply(ctx, d, plan)
+}
+
+// ControllerContainerEnv names the container forgebox itself runs in, when it does (the DSM
+// package's controller). That container joins the stack network, because PostgreSQL and GitLab
+// are reached at their addresses there and are never published on the host.
+const ControllerContainerEnv = "FORGEBOX_CONTROLLER_CONTAINER"
+
+func (s *Stack) attachController(ctx context.Context, nw engine.Network) error {
+	name := os.Getenv(ControllerContainerEnv)
+	if name == "" {
+		return nil
+	}
+	return s.eng.ConnectNetwork(ctx, nw.ID, name)
 }
 
 // Down stops and removes the stack's containers, last started first, and its network. Data
@@ -197,6 +214,11 @@ func (s *Stack) Down(ctx context.Context) error {
 		return err
 	}
 	if ok {
+		if name := os.Getenv(ControllerContainerEnv); name != "" {
+			if err := s.eng.DisconnectNetwork(ctx, nw.ID, name); err != nil {
+				return err
+			}
+		}
 		if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
 			return err
 		}
