@@ -45,9 +45,8 @@ cmd_images() {
 cmd_test() {
   bash testimages/ensure-engine.sh
   eval "$(bash testimages/build.sh)"
-  export FORGEBOX_TEST_POSTGRES_IMAGE FORGEBOX_TEST_REDIS_IMAGE
   export FORGEBOX_REQUIRE_ENGINE=1
-  echo "== test images: ${FORGEBOX_TEST_POSTGRES_IMAGE} ${FORGEBOX_TEST_REDIS_IMAGE}"
+  echo "== test images: $(env | grep '^FORGEBOX_TEST_.*_IMAGE=' | sort | tr '\n' ' ')"
   echo "== go vet"
   go vet ./...
   echo "== go test"
@@ -60,11 +59,15 @@ cmd_demo() {
   mkdir -p dist .demo
   build_binary "$(go env GOARCH)" dist/forgebox
   # The embedded defaults, with two changes this machine needs: no registry answers here, so
-  # the images are the locally built ones, and the data goes to .demo/ in this checkout.
+  # the images are the locally built ones (GitLab and the runner are contract stand-ins, not the
+  # real images), and the data goes to .demo/ in this checkout.
   dist/forgebox config default |
     sed -e "s#^data_dir = .*#data_dir = \"$PWD/.demo/data\"#" \
         -e "s#^image = \"postgres:17-alpine\"#image = \"${FORGEBOX_TEST_POSTGRES_IMAGE}\"#" \
         -e "s#^image = \"redis:7-alpine\"#image = \"${FORGEBOX_TEST_REDIS_IMAGE}\"#" \
+        -e "s#^image = \"sameersbn/gitlab:.*\"#image = \"${FORGEBOX_TEST_GITLAB_IMAGE}\"#" \
+        -e "s#^image = \"gitlab/gitlab-runner:.*\"#image = \"${FORGEBOX_TEST_RUNNER_IMAGE}\"#" \
+        -e "s#^image = \"alpine:3.22\"#image = \"${FORGEBOX_TEST_REDIS_IMAGE}\"#" \
         -e "s#^pull_policy = .*#pull_policy = \"never\"#" > .demo/forgebox.toml
   dist/forgebox --config .demo/forgebox.toml config validate
   dist/forgebox --config .demo/forgebox.toml up
