@@ -70,7 +70,13 @@ func Connect(ctx context.Context) (*Client, error) {
 		api.Close()
 		return nil, c.explainConnectError(err)
 	}
-	if ping.APIVersion != "" && versions.LessThan(ping.APIVersion, MinAPIVersion) {
+	if ping.APIVersion == "" {
+		// The client would assume API 1.24; no engine forgebox can use answers like this.
+		api.Close()
+		return nil, fmt.Errorf("the server at %s answered without an API version: it is no Docker Engine, or one far older than the API %s forgebox needs (Docker 20.10): check DOCKER_HOST, or update Docker (Container Manager on DSM)",
+			c.host, MinAPIVersion)
+	}
+	if versions.LessThan(ping.APIVersion, MinAPIVersion) {
 		api.Close()
 		return nil, fmt.Errorf("the Docker Engine at %s speaks API %s, older than the %s forgebox needs (Docker 20.10): update Docker (Container Manager on DSM)",
 			c.host, ping.APIVersion, MinAPIVersion)

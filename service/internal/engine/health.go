@@ -34,6 +34,10 @@ func (e *HealthError) Error() string {
 
 func (e *HealthError) Unwrap() error { return e.Err }
 
+// settleWithoutHealthcheck is how long a container without a healthcheck must be seen running
+// before it counts as up.
+const settleWithoutHealthcheck = time.Second
+
 // WaitOptions tune a health wait.
 type WaitOptions struct {
 	Deadline time.Duration // total time allowed
@@ -44,8 +48,8 @@ type WaitOptions struct {
 	Every    time.Duration
 }
 
-// WaitHealthy polls the container until it is healthy (or, without a healthcheck, running) and
-// fails fast when it exits, restarts or turns unhealthy.
+// WaitHealthy polls the container until it is healthy (or, without a healthcheck, running for
+// settleWithoutHealthcheck) and fails fast when it exits, restarts or turns unhealthy.
 func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Detail, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
@@ -60,6 +64,7 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 	ctx, cancel := context.WithTimeout(ctx, o.Deadline)
 	defer cancel()
 	var first *Detail
+	var runningSince time.Time // first seen running, without a healthcheck
 	lastReport := start
 	for {
 		d, err := c.Inspect(ctx, id)
@@ -73,8 +78,16 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 			first = &d
 		}
 		switch {
-		case d.State == "running" && (d.Health == "healthy" || d.Health == ""):
+		case d.State == "running" && d.Health == "healthy":
 			return d, nil
+		case d.State == "running" && d.Health == "" && d.RestartCount == first.RestartCount:
+			// Without a healthcheck, running is all there is to see; but right after the
+			// start a process that is about to fail is running too, so it must stay up a while.
+			if runningSince.IsZero() {
+				runningSince = time.Now()
+			} else if time.Since(runningSince) >= settleWithoutHealthcheck {
+				return d, nil
+			}
 		case d.State == "exited" || d.State == "dead":
 			reason := fmt.Sprintf("exited with code %d", d.ExitCode)
 			if d.OOMKilled {
