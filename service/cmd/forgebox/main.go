@@ -32,6 +32,8 @@ Commands:
   status [--json]     each component's state, health, image and uptime
   down                stop and remove the stack's containers; data is kept
   doctor [--json]     check the engine, socket, disk, ports and memory
+  serve [--listen ADDR]  run the controller: API and web app (default 127.0.0.1:8470)
+  token [--url]       print the controller's admin token (or a login link) for browsers and scripts
   config validate [FILE]  check a config file; errors name the key and line
   config show         print the effective config (secrets are never printed)
   config default      print the embedded default config
@@ -103,6 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.statusCmd(ctx, cmdArgs)
 	case "doctor":
 		err = g.doctorCmd(ctx, cmdArgs)
+	case "serve", "token":
+		err = g.serveCmd(ctx, cmd, cmdArgs)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/stack"
+)
+
+// Operation is one long-running change (up, down, restart, of the stack or one component),
+// started by a request that returned at once. Its progress is in the activity feed, from
+// FirstEvent on.
+type Operation struct {
+	ID         string     `json:"id"`
+	Op         string     `json:"op"` // up, down, restart
+	Component  string     `json:"component,omitempty"`
+	State      string     `json:"state"` // running, succeeded, failed
+	Error      string     `json:"error,omitempty"`
+	By         string     `json:"by,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	FirstEvent uint64     `json:"first_event"` // feed cursor just before its first event
+}
+
+// opTimeout bounds one operation; a GitLab first boot with migrations fits well inside.
+const opTimeout = 90 * time.Minute
+
+// operations lets one operation run at a time in this controller (the stack lock also keeps out
+// the CLI) and remembers the recent ones.
+type operations struct {
+	mu     sync.Mutex
+	seq    int
+	cur    *Operation
+	recent []Operation // newest last
+	idle   *sync.Cond
+}
+
+func newOperations() *operations {
+	o := &operations{}
+	o.idle = sync.NewCond(&o.mu)
+	return o
+}
+
+func (o *operations) running() *Operation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur == nil {
+		return nil
+	}
+	cp := *o.cur
+	return &cp
+}
+
+func (o *operations) get(id string) (Operation, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur != nil && o.cur.ID == id {
+		return *o.cur, true
+	}
+	for _, op := range o.recent {
+		if op.ID == id {
+			return op, true
+		}
+	}
+	return Operation{}, false
+}
+
+func (o *operations) list() []Operation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := append([]Operation(nil), o.recent...)
+	if o.cur != nil {
+		out = append(out, *o.cur)
+	}
+	return out
+}
+
+// begin claims the slot, or says which operation holds it.
+func (o *operations) begin(op Operation) (Operation, *Operation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur != nil {
+		cp := *o.cur
+		return Operation{}, &cp
+	}
+	o.seq++
+	op.ID = strconv.Itoa(o.seq)
+	op.State = "running"
+	op.StartedAt = time.Now()
+	o.cur = &op
+	return op, nil
+}
+
+func (o *operations) finish(err error) Operation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	op := *o.cur
+	now := time.Now()
+	op.FinishedAt = &now
+	op.State = "succeeded"
+	if err != nil {
+		op.State, op.Error = "failed", err.Error()
+	}
+	o.recent = append(o.recent, op)
+	if len(o.recent) > 20 {
+		o.recent = o.recent[len(o.recent)-20:]
+	}
+	o.cur = nil
+	o.idle.Broadcast()
+	return op
+}
+
+// waitIdle waits until no operation runs, for up to d; it reports whether none does.
+func (o *operations) waitIdle(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		o.mu.Lock()
+		for o.cur != nil {
+			o.idle.Wait()
+		}
+		o.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// opFunc runs one operation on a stack built for it.
+type opFunc func(ctx context.Context, st *stack.Stack) error
+
+// startOperation answers 202 with the operation, and runs it in the background; 409 busy when
+// one runs already, here or from the CLI (the stack lock names the holder).
+func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc) {
+	eng, err := s.engine()
+	if err != nil {
+		abort(c, errNoEngine)
+		return
+	}
+	cfg := s.config()
+	if component != "" {
+		if st, err := s.newStack(eng, cfg, op); err == nil {
+			if !contains(st.ComponentNames(), component) {
+				fail(c, &stack.UnknownComponentError{Name: component, Known: st.ComponentNames()})
+				return
+			}
+		}
+	}
+	started, other := s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
+	if other != nil {
+		what := other.Op
+		if other.Component != "" {
+			what += " " + other.Component
+		}
+		e := newError(http.StatusConflict, CodeBusy, fmt.Sprintf("the stack is busy: %q (operation %s) is running since %s; wait for it to finish",
+			what, other.ID, other.StartedAt.Format(time.TimeOnly)))
+		abort(c, e)
+		return
+	}
+	// The CLI may hold the stack lock: ask it now, so the caller hears "busy" instead of
+	// a failed operation a moment later.
+	if lock, err := stack.TryLock(cfg.Stack.DataDir, "probe"); err != nil {
+		s.ops.finish(err)
+		fail(c, err)
+		return
+	} else {
+		lock.Unlock()
+	}
+	name := op
+	if component != "" {
+		name += " " + component
+	}
+	cursor := s.feed.Head() // the operation's events come after it
+	started.FirstEvent = cursor
+	s.ops.mu.Lock()
+	s.ops.cur.FirstEvent = cursor
+	s.ops.mu.Unlock()
+	st, err := s.newStack(eng, cfg, name)
+	if err != nil {
+		s.ops.finish(err)
+		fail(c, err)
+		return
+	}
+	s.feed.Emit(events.Event{Kind: events.KindStep, Op: name, Component: component,
+		Message: fmt.Sprintf("%s started by %s (operation %s)", name, started.By, started.ID)})
+	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		defer cancel()
+		err := run(ctx, st)
+		done := s.ops.finish(err)
+		s.mon.invalidate()
+		if err != nil {
+			s.log.Warn("operation failed", "op", name, "operation", done.ID, "err", err)
+			return
+		}
+		s.log.Info("operation finished", "op", name, "operation", done.ID, "took", done.FinishedAt.Sub(done.StartedAt).Round(time.Millisecond).String())
+	}()
+	c.Header("Location", "operations/"+started.ID)
+	c.JSON(http.StatusAccepted, gin.H{"operation": started})
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
