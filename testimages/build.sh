@@ -2,6 +2,9 @@
 # Build the local test images for Forgebox from Debian packages:
 #   forgebox-test/postgres:17-<h>   (Debian trixie, postgresql-17)
 #   forgebox-test/redis:<h>         (Debian trixie, redis-server + redis-tools)
+#   forgebox-test/gitlab-standin:<h>, forgebox-test/runner-standin:<h>
+#                                   (contract stand-ins: static Go binaries from
+#                                   service/standins; see standins.sh)
 # <h> = first 12 hex chars of a sha256 over this script and the image's own
 # files, so editing either rebuilds. An image whose tag already exists in the
 # engine is not rebuilt.
@@ -9,8 +12,11 @@
 # stdout carries only the result, for `eval "$(testimages/build.sh)"`:
 #   export FORGEBOX_TEST_POSTGRES_IMAGE=forgebox-test/postgres:17-<h>
 #   export FORGEBOX_TEST_REDIS_IMAGE=forgebox-test/redis:<h>
+#   export FORGEBOX_TEST_GITLAB_IMAGE=forgebox-test/gitlab-standin:<h>
+#   export FORGEBOX_TEST_RUNNER_IMAGE=forgebox-test/runner-standin:<h>
 # Everything else goes to stderr. Needs root (debootstrap, chroot) only when
-# an image has to be built, and a Docker Engine (see ensure-engine.sh).
+# the PostgreSQL or Redis image has to be built, go when a stand-in image has
+# to be built, and a Docker Engine (see ensure-engine.sh).
 #
 # Environment:
 #   FORGEBOX_CACHE   cache dir for the base rootfs tarball and the build
@@ -49,25 +55,36 @@ PG_HASH="$(image_hash postgres)"
 REDIS_HASH="$(image_hash redis)"
 PG_IMAGE="forgebox-test/postgres:${PG_MAJOR}-${PG_HASH}"
 REDIS_IMAGE="forgebox-test/redis:${REDIS_HASH}"
+# shellcheck source=testimages/standins.sh
+. "$HERE/standins.sh"
 
 print_result() {
   printf 'export FORGEBOX_TEST_POSTGRES_IMAGE=%s\n' "$PG_IMAGE" >&3
   printf 'export FORGEBOX_TEST_REDIS_IMAGE=%s\n' "$REDIS_IMAGE" >&3
+  printf 'export FORGEBOX_TEST_GITLAB_IMAGE=%s\n' "$GITLAB_STANDIN_IMAGE" >&3
+  printf 'export FORGEBOX_TEST_RUNNER_IMAGE=%s\n' "$RUNNER_STANDIN_IMAGE" >&3
 }
 
 docker info >/dev/null 2>&1 ||
   die "no Docker Engine answers (run testimages/ensure-engine.sh as root first)"
 
-# Fast path: both tags are there already.
-if image_exists "$PG_IMAGE" && image_exists "$REDIS_IMAGE"; then
-  log "cached: $PG_IMAGE, $REDIS_IMAGE"
+# Fast path: all tags are there already.
+if image_exists "$PG_IMAGE" && image_exists "$REDIS_IMAGE" &&
+  image_exists "$GITLAB_STANDIN_IMAGE" && image_exists "$RUNNER_STANDIN_IMAGE"; then
+  log "cached: $PG_IMAGE, $REDIS_IMAGE, $GITLAB_STANDIN_IMAGE, $RUNNER_STANDIN_IMAGE"
   print_result
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || die "building the images needs root (debootstrap, chroot)"
+if ! image_exists "$PG_IMAGE" || ! image_exists "$REDIS_IMAGE"; then
+  [ "$(id -u)" -eq 0 ] || die "building the images needs root (debootstrap, chroot)"
+fi
 
-mkdir -p "$CACHE"
+# Only the stand-ins (no root needed) may be missing when the cache dir is not ours.
+if ! mkdir -p "$CACHE" 2>/dev/null || [ ! -w "$CACHE" ]; then
+  CACHE="${TMPDIR:-/tmp}/forgebox-testimages-$(id -u)"
+  mkdir -p "$CACHE"
+fi
 # One build at a time (parallel test runs may all call this script).
 exec 9>"$CACHE/build.lock"
 flock 9
@@ -339,5 +356,6 @@ if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
 fi
 if [ $need_pg = 1 ]; then build_postgres; else log "cached: $PG_IMAGE"; fi
 if [ $need_redis = 1 ]; then build_redis; else log "cached: $REDIS_IMAGE"; fi
+build_standins "$WORK"
 
 print_result
