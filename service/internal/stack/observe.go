@@ -48,6 +48,9 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 		return o, err
 	}
 	for _, c := range list {
+		if c.Component == "" {
+			continue // carries the stack label but is no component (a job container, say): not ours to manage
+		}
 		comp, wanted := d.Component(c.Component)
 		// Container names are unique, so one component has at most one container by its name;
 		// anything else carrying the stack label is a leftover.

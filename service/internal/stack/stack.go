@@ -277,6 +277,10 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 		if c, ok := byName[comp.Spec.Name]; ok {
 			delete(byName, comp.Spec.Name)
 			det, err := s.eng.Inspect(ctx, c.ID)
+			if engine.IsNotFound(err) {
+				out = append(out, row) // removed between list and inspect
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -286,10 +290,13 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 		out = append(out, row)
 	}
 	for _, c := range list {
-		if _, left := byName[c.Name]; !left {
+		if _, left := byName[c.Name]; !left || c.Component == "" {
 			continue
 		}
 		det, err := s.eng.Inspect(ctx, c.ID)
+		if engine.IsNotFound(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
