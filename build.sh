@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build, test and demo entry point for forgebox.
 #
-#   ./build.sh            build forgebox for linux/amd64 and linux/arm64 into dist/
+#   ./build.sh            build forgebox for linux/amd64 and linux/arm64, and the Synology
+#                         packages dist/forgebox-<version>-{x86_64,armv8}.spk (needs Go only)
 #   ./build.sh test       real-engine test run: engine, test images, go vet, go test ./...
 #   ./build.sh demo       stand the stack up on the local engine (see README: images)
 #   ./build.sh images     build (or reuse) the local test images and print their names
@@ -22,8 +23,12 @@ version() {
 VERSION=${FORGEBOX_VERSION:-$(version)}
 LDFLAGS="-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=${VERSION}"
 
-# GOARCH -> DSM arch, in one place.
-declare -A DSM_ARCH=([amd64]=x86_64 [arm64]=armv8)
+# The DSM package's build number: it only ever grows (the commit count of this clone's history).
+# INFO's version is spk/info.toml's feature version plus it, e.g. 0.1.0-0042.
+dsm_build_number() {
+  if [ -n "${FORGEBOX_DSM_BUILD:-}" ]; then echo "$FORGEBOX_DSM_BUILD"; return; fi
+  git rev-list --count HEAD 2>/dev/null || echo 1
+}
 
 build_binary() { # GOARCH OUT
   CGO_ENABLED=0 GOOS=linux GOARCH="$1" go build -trimpath -ldflags "$LDFLAGS" -o "$2" ./service/cmd/forgebox
@@ -33,8 +38,15 @@ cmd_build() {
   mkdir -p dist
   for arch in amd64 arm64; do
     build_binary "$arch" "dist/forgebox-linux-${arch}"
-    printf '%-32s %8s bytes  (DSM arch %s)\n' "dist/forgebox-linux-${arch}" "$(stat -c %s "dist/forgebox-linux-${arch}")" "${DSM_ARCH[$arch]}"
+    printf '%-44s %6.1f MiB  (%s bytes)\n' "dist/forgebox-linux-${arch}" \
+      "$(awk -v b="$(stat -c %s "dist/forgebox-linux-${arch}")" 'BEGIN { print b / 1048576 }')" \
+      "$(stat -c %s "dist/forgebox-linux-${arch}")"
   done
+  # The Synology packages, one per DSM family; the GOARCH <-> DSM arch table is in
+  # service/internal/spkbuild. Archive times come from the last commit: same input, same bytes.
+  SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}" \
+    go run ./service/cmd/spkbuild -out dist -build "$(dsm_build_number)" \
+      -binary x86_64=dist/forgebox-linux-amd64 -binary armv8=dist/forgebox-linux-arm64
 }
 
 cmd_images() {

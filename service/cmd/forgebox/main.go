@@ -34,6 +34,10 @@ Commands:
   doctor [--json]     check the engine, socket, disk, ports and memory
   serve [--listen ADDR]  run the controller: API and web app (default 127.0.0.1:8470)
   token [--url]       print the controller's admin token (or a login link) for browsers and scripts
+  dsm ACTION          a step of the Synology package's lifecycle, run by its scripts:
+                      preinst, postinst, preupgrade, postupgrade, preuninst, postuninst,
+                      prestart, start, stop, status, health
+  cgi                 answer one CGI request as the DSM app window's front (index.cgi)
   config validate [FILE]  check a config file; errors name the key and line
   config show         print the effective config (secrets are never printed)
   config default      print the embedded default config
@@ -107,6 +111,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.doctorCmd(ctx, cmdArgs)
 	case "serve", "token":
 		err = g.serveCmd(ctx, cmd, cmdArgs)
+	case "dsm":
+		err = g.dsmCmd(ctx, cmdArgs)
+	case "cgi":
+		err = g.cgiCmd(cmdArgs)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

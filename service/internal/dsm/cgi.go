@@ -1,0 +1,326 @@
+package dsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+)
+
+// Authenticator answers who sent a request and whether they may use Forgebox.
+type Authenticator interface {
+	// User is the DSM user logged in on the request's session, "" when none is.
+	User(ctx context.Context, r *http.Request) (string, error)
+	// IsAdmin says whether the user is in DSM's administrators group.
+	IsAdmin(ctx context.Context, user string) (bool, error)
+}
+
+// DSMAuth asks DSM's own tools, from inside the CGI process so that they see the request's
+// environment (HTTP_COOKIE, REMOTE_ADDR, ...), as the guide's "Application Authentication"
+// says: authenticate.cgi prints the logged-in user's name, or nothing.
+type DSMAuth struct {
+	AuthenticateCGI string
+	LoginCGI        string
+	IDTool          string
+	Environ         func() []string // the CGI environment; os.Environ when nil
+}
+
+// SynoToken step. With DSM's "Improve protection against CSRF" on, authenticate.cgi wants the
+// session's SynoToken in its QUERY_STRING. The browser sends it as the X-SYNO-TOKEN header or
+// the SynoToken parameter when it has it (the app window passes it to the iframe); otherwise
+// DSM's login.cgi, run as a GET in the same environment, tells the token of the session the
+// cookie names ({"SynoToken": "..."}).
+func (a DSMAuth) User(ctx context.Context, r *http.Request) (string, error) {
+	token := r.Header.Get("X-SYNO-TOKEN")
+	if token == "" {
+		token = r.URL.Query().Get("SynoToken")
+	}
+	if token == "" && a.LoginCGI != "" {
+		if _, err := os.Stat(a.LoginCGI); err == nil {
+			out, err := a.runTool(ctx, a.LoginCGI, "")
+			if err != nil {
+				return "", fmt.Errorf("login.cgi: %w", err)
+			}
+			token = parseSynoToken(out)
+		}
+	}
+	query := ""
+	if token != "" {
+		query = "SynoToken=" + url.QueryEscape(token)
+	}
+	out, err := a.runTool(ctx, a.AuthenticateCGI, query)
+	if err != nil {
+		return "", fmt.Errorf("authenticate.cgi: %w", err)
+	}
+	user, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	user = strings.TrimSpace(user)
+	if user == "" {
+		return "", nil
+	}
+	if !validUser(user) {
+		return "", fmt.Errorf("authenticate.cgi answered something that is not a user name")
+	}
+	return user, nil
+}
+
+// runTool runs one of DSM's CGIs with the request's environment, as a GET with the given query
+// and no body: the request body stays on our stdin for the controller.
+func (a DSMAuth) runTool(ctx context.Context, path, query string) ([]byte, error) {
+	environ := a.Environ
+	if environ == nil {
+		environ = os.Environ
+	}
+	env := slices.DeleteFunc(slices.Clone(environ()), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == "QUERY_STRING" || k == "REQUEST_METHOD" || k == "CONTENT_LENGTH" || k == "CONTENT_TYPE"
+	})
+	env = append(env, "REQUEST_METHOD=GET", "QUERY_STRING="+query)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
+
+// parseSynoToken finds {"SynoToken": "..."} in login.cgi's output, after its CGI headers if it
+// printed any.
+func parseSynoToken(out []byte) string {
+	i := bytes.IndexByte(out, '{')
+	if i < 0 {
+		return ""
+	}
+	var v struct {
+		SynoToken string `json:"SynoToken"`
+	}
+	if json.NewDecoder(bytes.NewReader(out[i:])).Decode(&v) != nil {
+		return ""
+	}
+	return v.SynoToken
+}
+
+// validUser accepts DSM's local and directory user names (alice, DOMAIN\bob, carol@example.com)
+// and nothing that could break a header or a command line.
+func validUser(u string) bool {
+	if len(u) > 256 || strings.HasPrefix(u, "-") {
+		return false
+	}
+	return !strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f })
+}
+
+// IsAdmin asks `id -Gn <user>`, which lists the groups DSM gives the user, local or directory.
+func (a DSMAuth) IsAdmin(ctx context.Context, user string) (bool, error) {
+	if !validUser(user) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, a.IDTool, "-Gn", user).Output()
+	if err != nil {
+		return false, fmt.Errorf("%s -Gn %s: %w", a.IDTool, user, err)
+	}
+	return slices.Contains(strings.Fields(string(out)), AdminGroup), nil
+}
+
+// Front is index.cgi: DSM's authentication in front of the controller. Only members of DSM's
+// administrators group get through; everything else gets 401 with a JSON body. Through the
+// front, the controller sees the path after index.cgi (PATH_INFO), the method, query, body and
+// a few headers, never DSM's cookie or token, plus the shared secret and the DSM user.
+type Front struct {
+	Env        Env
+	Auth       Authenticator
+	Log        *slog.Logger
+	PathInfo   string // the CGI's PATH_INFO: the controller path
+	ScriptName string // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
+	Transport  http.RoundTripper
+}
+
+// NewFront makes the front for this CGI process, with DSM's tools.
+func NewFront(env Env, getenv func(string) string) *Front {
+	return &Front{
+		Env:        env,
+		Auth:       DSMAuth{AuthenticateCGI: env.AuthenticateCGI, LoginCGI: env.LoginCGI, IDTool: env.IDTool},
+		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "index.cgi"),
+		PathInfo:   getenv("PATH_INFO"),
+		ScriptName: getenv("SCRIPT_NAME"),
+	}
+}
+
+// ServeCGI answers the one request of this CGI process.
+func ServeCGI(env Env) error {
+	return cgi.Serve(NewFront(env, env.Getenv))
+}
+
+// Headers of the browser's request that reach the controller; X-Forgebox-* ones too, except
+// those the front sets itself.
+var forwardHeaders = []string{"Accept", "Content-Type", "Origin", "Sec-Fetch-Site"}
+
+var langPattern = regexp.MustCompile(`^[a-z]{3}$`)
+
+func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.PathInfo == "" {
+		// Relative links of the web app must resolve below index.cgi/, not beside it.
+		loc := f.ScriptName + "/"
+		if r.URL.RawQuery != "" {
+			loc += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, loc, http.StatusFound)
+		return
+	}
+	user, err := f.Auth.User(r.Context(), r)
+	if err != nil {
+		f.Log.Warn("cannot check the DSM login", "err", err)
+	}
+	if user == "" {
+		unauthorized(w, "Sign in to DSM first: Forgebox opens from the DSM desktop.")
+		return
+	}
+	admin, err := f.Auth.IsAdmin(r.Context(), user)
+	if err != nil {
+		f.Log.Warn("cannot read the user's groups", "user", user, "err", err)
+	}
+	if !admin {
+		unauthorized(w, fmt.Sprintf("Forgebox is for DSM administrators, and %s is not in the administrators group.", user))
+		return
+	}
+	dataDir := f.Env.DataDir
+	if c, err := config.Load(f.Env.ConfigFile); err == nil && c.Stack.DataDir != "" {
+		dataDir = c.Stack.DataDir
+	}
+	secret, err := FrontSecret(dataDir)
+	if err != nil {
+		f.Log.Warn("no front secret", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "controller_unavailable",
+			"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
+		return
+	}
+	f.proxy(user, secret).ServeHTTP(w, r)
+}
+
+func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
+	target, err := url.Parse(f.Env.ControllerURL)
+	if err != nil {
+		target = &url.URL{Scheme: "http", Host: "127.0.0.1:8470"}
+	}
+	transport := f.Transport
+	if transport == nil {
+		transport = &http.Transport{
+			Proxy:                 nil, // the controller is local; never through an HTTP proxy
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 5 * time.Minute,
+		}
+	}
+	pathInfo := f.PathInfo
+	if !strings.HasPrefix(pathInfo, "/") {
+		pathInfo = "/" + pathInfo
+	}
+	return &httputil.ReverseProxy{
+		Transport:     transport,
+		FlushInterval: -1, // pass each write on: progress streams arrive as they come
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			in := pr.In
+			pr.Out.URL = &url.URL{Scheme: target.Scheme, Host: target.Host, Path: pathInfo, RawQuery: withoutToken(in.URL.RawQuery)}
+			pr.Out.Host = target.Host
+			h := http.Header{}
+			for _, k := range forwardHeaders {
+				if v := in.Header.Values(k); len(v) > 0 {
+					h[k] = slices.Clone(v)
+				}
+			}
+			for k, v := range in.Header {
+				if strings.HasPrefix(k, "X-Forgebox-") {
+					h[k] = slices.Clone(v)
+				}
+			}
+			h.Del(HeaderFrontSecret)
+			h.Del(HeaderUser)
+			h.Del(HeaderLang)
+			h.Set(HeaderFrontSecret, secret)
+			h.Set(HeaderUser, user)
+			lang := in.URL.Query().Get("lang")
+			if !langPattern.MatchString(lang) || lang == "def" {
+				lang = in.Header.Get(HeaderLang)
+			}
+			if langPattern.MatchString(lang) && lang != "def" {
+				h.Set(HeaderLang, lang)
+			}
+			pr.Out.Header = h
+			pr.SetXForwarded()
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			// A cookie of the controller's would land on DSM's origin and is useless through
+			// the front, which never forwards cookies.
+			resp.Header.Del("Set-Cookie")
+			if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") {
+				resp.Header.Set("Location", f.ScriptName+loc)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			f.Log.Warn("controller unreachable", "url", f.Env.ControllerURL, "err", err)
+			writeError(w, http.StatusBadGateway, "controller_unreachable",
+				"The Forgebox controller is not answering. Check that Forgebox is running in Package Center.")
+		},
+	}
+}
+
+// withoutToken drops DSM's SynoToken from a query, keeping everything else as it was sent.
+func withoutToken(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && strings.EqualFold(uk, "SynoToken") {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}
+
+func unauthorized(w http.ResponseWriter, message string) {
+	writeError(w, http.StatusUnauthorized, "unauthorized", message)
+}
+
+// writeError answers in the controller's error shape: {"error": {"code", "message"}}.
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
+
+// IsCGIRequest says whether this process was started as a CGI: by the name index.cgi (the hard
+// link in the package's ui directory), or by a web server's CGI environment with no arguments.
+func IsCGIRequest(args []string, getenv func(string) string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	name := args[0]
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name == "index.cgi" || (getenv("GATEWAY_INTERFACE") != "" && len(args) == 1)
+}

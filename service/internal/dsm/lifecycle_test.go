@@ -1,0 +1,349 @@
+package dsm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+)
+
+// scriptFixture is a package root with a target holding the port-config file, stand-ins of
+// DSM's tools, and the SYNOPKG_* environment of a lifecycle script.
+type scriptFixture struct {
+	dir  string
+	vars map[string]string
+	log  string
+}
+
+func newScriptFixture(t *testing.T) *scriptFixture {
+	t.Helper()
+	dir := t.TempDir()
+	st := writeStandins(t, dir)
+	root := filepath.Join(dir, "var/packages/forgebox")
+	target := filepath.Join(root, "target")
+	os.MkdirAll(filepath.Join(target, "port_conf"), 0o755)
+	os.WriteFile(filepath.Join(target, "port_conf/forgebox.sc"), []byte(
+		"[forgebox-gitlab-http]\ntitle=\"GitLab (HTTP)\"\ndst.ports=\"30080/tcp\"\n\n[forgebox-gitlab-ssh]\ntitle=\"GitLab (SSH)\"\ndst.ports=\"30022/tcp\"\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "var"), 0o755)
+	os.MkdirAll(filepath.Join(root, "shares/forgebox"), 0o755)
+	f := &scriptFixture{dir: dir, log: filepath.Join(dir, "standin.log")}
+	t.Setenv("STANDIN_LOG", f.log) // the tools the scripts run inherit the process environment
+	f.vars = map[string]string{
+		EnvPkgRoot: root, EnvServiceTool: st["servicetool"], EnvPkgHelper: st["synopkghelper"],
+		EnvMemInfo: memInfo(t, dir, 8), "STANDIN_LOG": f.log,
+		"SYNOPKG_PKGNAME": "forgebox", "SYNOPKG_PKGDEST": target, "SYNOPKG_PKGVAR": filepath.Join(root, "var"),
+		"SYNOPKG_TEMP_LOGFILE": filepath.Join(dir, "message"), "SYNOPKG_DSM_LANGUAGE": "enu",
+		"SYNOPKG_PKG_STATUS": "INSTALL", "SYNOPKG_USERNAME": "admin",
+		KeyHost: "nas.example", KeyHTTPPort: "30080", KeySSHPort: "30022", KeyFlavourSameersbn: "true",
+		KeyFlavourOmnibus: "false", KeyMemorySmall: "true", KeyMemoryStandard: "false", KeyAdminEmail: "ops@example.com",
+	}
+	return f
+}
+
+// run runs an action as DSM would run the script, returning the exit code and the message DSM
+// would show.
+func (f *scriptFixture) run(t *testing.T, action string, extra map[string]string) (int, string) {
+	t.Helper()
+	vars := map[string]string{}
+	for k, v := range f.vars {
+		vars[k] = v
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	os.Remove(vars["SYNOPKG_TEMP_LOGFILE"])
+	var stderr bytes.Buffer
+	code := Run(context.Background(), action, LoadEnv(func(k string) string { return vars[k] }), &stderr)
+	msg, _ := os.ReadFile(vars["SYNOPKG_TEMP_LOGFILE"])
+	t.Logf("%s: exit %d\nlog: %s\nmessage: %s", action, code, stderr.String(), msg)
+	return code, string(msg)
+}
+
+func (f *scriptFixture) env() Env { return LoadEnv(func(k string) string { return f.vars[k] }) }
+
+func TestPreinstChecksAnswers(t *testing.T) {
+	f := newScriptFixture(t)
+	if code, msg := f.run(t, "preinst", nil); code != 0 || msg != "" {
+		t.Fatalf("good answers refused: %d %s", code, msg)
+	}
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyPort := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	for name, c := range map[string]struct {
+		vars  map[string]string
+		wants []string
+	}{
+		"DSM's port":          {map[string]string{KeyHTTPPort: "5000"}, []string{"HTTP port", "5000", "DSM HTTP"}},
+		"not a number":        {map[string]string{KeySSHPort: "twenty-two"}, []string{"SSH port", "not a number"}},
+		"same ports":          {map[string]string{KeySSHPort: "30080"}, []string{"SSH port", "30080"}},
+		"localhost":           {map[string]string{KeyHost: "localhost"}, []string{"Host name", "localhost"}},
+		"bad e-mail":          {map[string]string{KeyAdminEmail: "root@"}, []string{"Administrator e-mail"}},
+		"registered port":     {map[string]string{KeyHTTPPort: "30443"}, []string{"30443", "stand-in-vpn"}},
+		"port in use":         {map[string]string{KeySSHPort: busyPort}, []string{busyPort, "in use"}},
+		"too little memory":   {map[string]string{EnvMemInfo: memInfo(t, t.TempDir(), 1.5)}, []string{"1.5 GB", "at least 2 GB"}},
+		"Chinese, DSM's port": {map[string]string{KeyHTTPPort: "443", "SYNOPKG_DSM_LANGUAGE": "chs"}, []string{"无法以这些设置安装", "HTTP 端口"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, msg := f.run(t, "preinst", c.vars)
+			if code == 0 {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.wants {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message lacks %q:\n%s", w, msg)
+				}
+			}
+		})
+	}
+	if code, _ := f.run(t, "preinst", map[string]string{EnvMemInfo: memInfo(t, t.TempDir(), 1.5), KeyLowMemoryOK: "true"}); code != 0 {
+		t.Error("the user's insistence on a small NAS was ignored")
+	}
+	if _, err := os.Stat(f.env().ConfigFile); err == nil {
+		t.Error("preinst wrote the config; it must change nothing")
+	}
+}
+
+func TestPostinstWritesConfig(t *testing.T) {
+	f := newScriptFixture(t)
+	code, msg := f.run(t, "postinst", map[string]string{KeyHTTPPort: "31080", KeySSHPort: "31022", KeyFlavourOmnibus: "true",
+		KeyFlavourSameersbn: "false", KeyMemoryStandard: "true", KeyMemorySmall: "false"})
+	if code != 0 {
+		t.Fatalf("postinst failed: %s", msg)
+	}
+	env := f.env()
+	c, err := config.Load(env.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GitLab.Host != "nas.example" || c.GitLab.HTTPPort != 31080 || c.GitLab.SSHPort != 31022 ||
+		c.GitLab.Flavour != "omnibus" || !strings.HasPrefix(c.GitLab.Image, "gitlab/gitlab-ce:") ||
+		c.GitLab.Memory != "standard" || c.GitLab.AdminEmail != "ops@example.com" {
+		t.Errorf("config.gitlab = %+v", c.GitLab)
+	}
+	if c.Stack.DataDir != env.DataDir || c.Stack.ShareDir != env.ShareDir {
+		t.Errorf("config paths %q %q, want %q %q", c.Stack.DataDir, c.Stack.ShareDir, env.DataDir, env.ShareDir)
+	}
+	if st, err := os.Stat(env.DataDir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("data dir: %v %v", st, err)
+	}
+	sc, _ := os.ReadFile(filepath.Join(env.TargetDir(), "port_conf/forgebox.sc"))
+	if !strings.Contains(string(sc), `dst.ports="31080/tcp"`) || !strings.Contains(string(sc), `dst.ports="31022/tcp"`) {
+		t.Errorf("port-config not rewritten:\n%s", sc)
+	}
+	log, _ := os.ReadFile(f.log)
+	if !strings.Contains(string(log), "synopkghelper update forgebox port-config") {
+		t.Errorf("DSM was not asked to re-read the port-config:\n%s", log)
+	}
+	if !strings.Contains(msg, "http://nas.example:31080") {
+		t.Errorf("the message does not say where GitLab will be:\n%s", msg)
+	}
+
+	// An upgrade keeps the file as it is, byte for byte.
+	before, _ := os.ReadFile(env.ConfigFile)
+	if code, msg := f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE", KeyHTTPPort: "32080"}); code != 0 {
+		t.Fatalf("postinst on upgrade failed: %s", msg)
+	}
+	if after, _ := os.ReadFile(env.ConfigFile); !bytes.Equal(before, after) {
+		t.Error("the upgrade changed the config")
+	}
+	// A re-installation over kept data keeps the rest and takes the new answers.
+	c.Runner.Concurrent = 7
+	config.Save(env.ConfigFile, c)
+	code, msg = f.run(t, "postinst", map[string]string{KeyHTTPPort: "33080", KeyHost: ""})
+	if code != 0 {
+		t.Fatalf("re-install failed: %s", msg)
+	}
+	c2, _ := config.Load(env.ConfigFile)
+	if c2.GitLab.HTTPPort != 33080 || c2.Runner.Concurrent != 7 || c2.GitLab.Host != "nas.example" {
+		t.Errorf("re-install: port %d concurrent %d host %q", c2.GitLab.HTTPPort, c2.Runner.Concurrent, c2.GitLab.Host)
+	}
+	if !strings.Contains(msg, "earlier installation") {
+		t.Errorf("the message does not say the old data is used:\n%s", msg)
+	}
+}
+
+func TestPreupgradeRefusesBrokenConfig(t *testing.T) {
+	f := newScriptFixture(t)
+	os.WriteFile(f.env().ConfigFile, []byte("version = 1\n[gitlab]\nhttp_port = 5001\n"), 0o644)
+	code, msg := f.run(t, "preupgrade", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
+	if code == 0 || !strings.Contains(msg, "HTTP port") || !strings.Contains(msg, "5001") {
+		t.Errorf("preupgrade: %d %s", code, msg)
+	}
+	os.Remove(f.env().ConfigFile)
+	if code, _ := f.run(t, "preupgrade", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"}); code != 0 {
+		t.Error("preupgrade refused a missing config")
+	}
+}
+
+func TestPreuninstHonoursKeepData(t *testing.T) {
+	f := newScriptFixture(t)
+	env := f.env()
+	seed := func() {
+		os.MkdirAll(filepath.Join(env.DataDir, "postgres"), 0o700)
+		os.WriteFile(filepath.Join(env.DataDir, "postgres/PG_VERSION"), []byte("17"), 0o600)
+		os.WriteFile(env.ConfigFile, []byte("version = 1\n"), 0o644)
+		os.MkdirAll(filepath.Join(env.ShareDir, "gitlab/data"), 0o755)
+		os.MkdirAll(filepath.Join(env.ShareDir, "backups"), 0o755)
+		os.WriteFile(filepath.Join(env.ShareDir, "backups/b.tar"), []byte("b"), 0o644)
+	}
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	seed()
+	// An upgrade runs the old preuninst: never delete then, whatever the environment says.
+	f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE", KeyDeleteData: "true"})
+	code, msg := f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "true", KeyDeleteData: "false"})
+	if code != 0 || !exists(env.ConfigFile) || !exists(filepath.Join(env.DataDir, "postgres/PG_VERSION")) || !exists(filepath.Join(env.ShareDir, "gitlab")) {
+		t.Fatalf("keep-data lost data (exit %d)", code)
+	}
+	if !strings.Contains(msg, env.VarDir) {
+		t.Errorf("the message does not say where the data stays:\n%s", msg)
+	}
+	code, msg = f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true"})
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if ents, _ := os.ReadDir(env.VarDir); len(ents) != 0 || exists(filepath.Join(env.ShareDir, "gitlab")) {
+		t.Errorf("delete left %v in var, gitlab in share: %v", ents, exists(filepath.Join(env.ShareDir, "gitlab")))
+	}
+	if !exists(filepath.Join(env.ShareDir, "backups/b.tar")) || !exists(env.VarDir) {
+		t.Error("delete removed the backups or the var dir itself")
+	}
+	if !strings.Contains(msg, "Shared Folder") {
+		t.Errorf("the message does not say the share stays:\n%s", msg)
+	}
+}
+
+// fakeOps is a controller that accepts up and down and finishes each after a moment.
+type fakeOps struct {
+	mu     sync.Mutex
+	secret string
+	calls  []string
+	users  []string
+	state  map[string]string
+	busy   int // answer 409 to this many POSTs first
+}
+
+func (c *fakeOps) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r.URL.Path == "/healthz" {
+		w.Write([]byte(`{"status":"ok"}`))
+		return
+	}
+	if r.Header.Get(HeaderFrontSecret) != c.secret || r.Header.Get(HeaderCSRF) != "1" && r.Method == "POST" {
+		w.WriteHeader(401)
+		w.Write([]byte(`{"error":{"code":"unauthorized","message":"no"}}`))
+		return
+	}
+	c.calls = append(c.calls, r.Method+" "+r.URL.Path)
+	c.users = append(c.users, r.Header.Get(HeaderUser))
+	switch {
+	case r.Method == "POST":
+		if c.busy > 0 {
+			c.busy--
+			w.WriteHeader(409)
+			w.Write([]byte(`{"error":{"code":"busy","message":"up is running"}}`))
+			return
+		}
+		id := strconv.Itoa(len(c.state) + 1)
+		c.state[id] = "running"
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			c.mu.Lock()
+			c.state[id] = "succeeded"
+			c.mu.Unlock()
+		}()
+		w.WriteHeader(202)
+		json.NewEncoder(w).Encode(map[string]any{"operation": map[string]string{"id": id, "op": strings.TrimPrefix(r.URL.Path, "/api/v1/"), "state": "running"}})
+	case strings.HasPrefix(r.URL.Path, "/api/v1/operations/"):
+		id := strings.TrimPrefix(r.URL.Path, "/api/v1/operations/")
+		json.NewEncoder(w).Encode(map[string]any{"operation": map[string]string{"id": id, "state": c.state[id]}})
+	default:
+		w.WriteHeader(404)
+	}
+}
+
+func TestStartStopStatus(t *testing.T) {
+	f := newScriptFixture(t)
+	ctrl := &fakeOps{secret: "s3cret-s3cret-s3cret", state: map[string]string{}, busy: 1}
+	srv := httptest.NewServer(ctrl)
+	defer srv.Close()
+	f.vars[EnvControllerURL] = srv.URL
+	if code, msg := f.run(t, "postinst", nil); code != 0 {
+		t.Fatal(msg)
+	}
+	os.WriteFile(filepath.Join(f.env().DataDir, "front.secret"), []byte(ctrl.secret+"\n"), 0o640)
+
+	if code, _ := f.run(t, "status", nil); code != StatusRunning {
+		t.Errorf("status %d with the controller answering", code)
+	}
+	if code, _ := f.run(t, "start", map[string]string{"SYNOPKG_PKG_STATUS": "START"}); code != 0 {
+		t.Errorf("start exit %d", code)
+	}
+	if code, _ := f.run(t, "stop", map[string]string{"SYNOPKG_PKG_STATUS": "STOP"}); code != 0 {
+		t.Errorf("stop exit %d", code)
+	}
+	ctrl.mu.Lock()
+	calls, users := strings.Join(ctrl.calls, ","), ctrl.users
+	ctrl.mu.Unlock()
+	// start met "busy" once and gave up politely; stop asked for down and waited for it.
+	if !strings.HasPrefix(calls, "POST /api/v1/up,POST /api/v1/down,GET /api/v1/operations/1") || !strings.HasSuffix(calls, "GET /api/v1/operations/1") {
+		t.Errorf("controller calls: %s", calls)
+	}
+	if users[0] != "admin" {
+		t.Errorf("the controller was told the user %q", users[0])
+	}
+	ctrl.mu.Lock()
+	if ctrl.state["1"] != "succeeded" {
+		t.Errorf("stop returned before down finished: %v", ctrl.state)
+	}
+	ctrl.mu.Unlock()
+
+	srv.Close()
+	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
+		t.Errorf("status %d with the controller gone", code)
+	}
+	began := time.Now()
+	if code, _ := f.run(t, "start", map[string]string{EnvStartWait: "2s"}); code != 0 {
+		t.Errorf("start without a controller exit %d, want 0 (with a log line)", code)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("start waited %v", d)
+	}
+	if code, _ := f.run(t, "stop", nil); code != 0 {
+		t.Errorf("stop without a controller exit %d", code)
+	}
+}
+
+func TestRewritePorts(t *testing.T) {
+	in := "[forgebox-gitlab-http]\r\ntitle=\"x\"\r\ndst.ports=\"30080/tcp\"\r\n[forgebox-gitlab-ssh]\ndst.ports=\"30022/tcp\"\n[other]\ndst.ports=\"1/tcp\"\n"
+	want := "[forgebox-gitlab-http]\r\ntitle=\"x\"\r\ndst.ports=\"8080/tcp\"\r\n[forgebox-gitlab-ssh]\ndst.ports=\"2222/tcp\"\n[other]\ndst.ports=\"1/tcp\"\n"
+	if got := string(RewritePorts([]byte(in), 8080, 2222)); got != want {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestInstallAnswers(t *testing.T) {
+	a := InstallAnswers(func(k string) string {
+		return map[string]string{KeyFlavourOmnibus: "true", KeyMemoryStandard: "false", KeyMemorySmall: "true", KeyHTTPPort: " 8080 "}[k]
+	})
+	if a.Flavour != "omnibus" || a.Memory != "small" || a.HTTPPort != "8080" || a.Host != "" {
+		t.Errorf("%+v", a)
+	}
+	if img := FlavourImage("omnibus"); !strings.HasPrefix(img, "gitlab/gitlab-ce:") || !strings.HasSuffix(img, "-ce.0") {
+		t.Errorf("omnibus image %q", img)
+	}
+}
