@@ -17,7 +17,7 @@ Ext.define("SYNO.SDS.Forgebox.MainWindow", {
     extend: "SYNO.SDS.AppWindow",
     constructor: function (config) {
         this.appInstance = config.appInstance;
-        this.callParent([Ext.apply({
+        SYNO.SDS.Forgebox.MainWindow.superclass.constructor.call(this, Ext.apply({
             layout: "fit",
             cls: "syno-app-win",
             resizable: true,
@@ -28,7 +28,7 @@ Ext.define("SYNO.SDS.Forgebox.MainWindow", {
             minWidth: 720,
             minHeight: 480,
             html: SYNO.SDS.Forgebox.frameHtml()
-        }, config)]);
+        }, config));
     }
 });
 

@@ -152,6 +152,20 @@ func (s *Script) preinst() int {
 			s.notes = append(s.notes, "- "+msg(s.Lang, key, args...))
 		}
 	}
+	// The controller publishes its port on loopback; taken, Container Manager could not start it.
+	if p := controllerPort(s.Env.ControllerURL); p != 0 {
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				if !refuse {
+					s.note("refused")
+				}
+				refuse = true
+				s.notes = append(s.notes, "- "+msg(s.Lang, "port.controller", p))
+			}
+		} else {
+			l.Close()
+		}
+	}
 	if mem, err := memTotal(s.Env.MemInfo); err == nil && mem < 2<<30 && !a.LowMemoryOK {
 		if !refuse {
 			s.note("refused")
@@ -191,6 +205,16 @@ func (s *Script) portTaken(port int) (string, []any) {
 		return "port.in_use", []any{port}
 	}
 	return "", nil // e.g. a port below 1024, which the package user may not bind but Docker may
+}
+
+// controllerPort is the port of the controller's URL, 0 when it has none.
+func controllerPort(u string) int {
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://"))
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(port)
+	return p
 }
 
 func memTotal(path string) (int64, error) {

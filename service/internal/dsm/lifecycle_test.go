@@ -41,7 +41,7 @@ func newScriptFixture(t *testing.T) *scriptFixture {
 	t.Setenv("STANDIN_LOG", f.log) // the tools the scripts run inherit the process environment
 	f.vars = map[string]string{
 		EnvPkgRoot: root, EnvServiceTool: st["servicetool"], EnvPkgHelper: st["synopkghelper"],
-		EnvMemInfo: memInfo(t, dir, 8), "STANDIN_LOG": f.log,
+		EnvMemInfo: memInfo(t, dir, 8), "STANDIN_LOG": f.log, EnvControllerURL: "http://127.0.0.1:" + strconv.Itoa(unusedPort(t)),
 		"SYNOPKG_PKGNAME": "forgebox", "SYNOPKG_PKGDEST": target, "SYNOPKG_PKGVAR": filepath.Join(root, "var"),
 		"SYNOPKG_TEMP_LOGFILE": filepath.Join(dir, "message"), "SYNOPKG_DSM_LANGUAGE": "enu",
 		"SYNOPKG_PKG_STATUS": "INSTALL", "SYNOPKG_USERNAME": "admin",
@@ -94,6 +94,7 @@ func TestPreinstChecksAnswers(t *testing.T) {
 		"bad e-mail":          {map[string]string{KeyAdminEmail: "root@"}, []string{"Administrator e-mail"}},
 		"registered port":     {map[string]string{KeyHTTPPort: "30443"}, []string{"30443", "stand-in-vpn"}},
 		"port in use":         {map[string]string{KeySSHPort: busyPort}, []string{busyPort, "in use"}},
+		"controller port":     {map[string]string{EnvControllerURL: "http://127.0.0.1:" + busyPort}, []string{busyPort, "controller needs it"}},
 		"too little memory":   {map[string]string{EnvMemInfo: memInfo(t, t.TempDir(), 1.5)}, []string{"1.5 GB", "at least 2 GB"}},
 		"Chinese, DSM's port": {map[string]string{KeyHTTPPort: "443", "SYNOPKG_DSM_LANGUAGE": "chs"}, []string{"无法以这些设置安装", "HTTP 端口"}},
 	} {
@@ -326,6 +327,17 @@ func TestStartStopStatus(t *testing.T) {
 	if code, _ := f.run(t, "stop", nil); code != 0 {
 		t.Errorf("stop without a controller exit %d", code)
 	}
+}
+
+// unusedPort is a loopback port nothing listens on at the moment.
+func unusedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func TestRewritePorts(t *testing.T) {

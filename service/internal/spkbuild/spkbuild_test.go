@@ -331,3 +331,55 @@ func TestWizardValidators(t *testing.T) {
 		}
 	}
 }
+
+// TestAppWindowScript loads ui/dsm/forgebox.js in node with a minimal stand-in of DSM's ExtJS
+// classes and opens the window: it must embed one iframe on DSM's own origin, at index.cgi/
+// with DSM's language and the session's SynoToken.
+func TestAppWindowScript(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	root := repoRoot(t)
+	var cfg map[string]map[string]map[string]any
+	b, err := os.ReadFile(filepath.Join(root, "ui/dsm/config"))
+	if err != nil || json.Unmarshal(b, &cfg) != nil {
+		t.Fatalf("ui/dsm/config: %v", err)
+	}
+	spec, _ := LoadSpec(root)
+	app := cfg["forgebox.js"][spec.UI.App]
+	if app["type"] != "app" || app["appWindow"] != "SYNO.SDS.Forgebox.MainWindow" || app["allUsers"] != false ||
+		app["icon"] != "images/icon_{0}.png" {
+		t.Errorf("app config %v", app)
+	}
+	stub := `
+var Ext = {
+  namespace: function (ns) { var o = globalThis; ns.split(".").forEach(function (p) { o = o[p] = o[p] || {}; }); },
+  apply: function (a, b) { for (var k in b) a[k] = b[k]; return a; },
+  define: function (name, body) {
+    var parent = function (cfg) { this.cfg = cfg; };
+    var cls = body.hasOwnProperty("constructor") ? body.constructor : function () {};
+    cls.superclass = { constructor: parent };
+    cls.prototype.callParent = function () {};
+    var parts = name.split("."), o = globalThis;
+    parts.slice(0, -1).forEach(function (p) { o = o[p] = o[p] || {}; });
+    o[parts[parts.length - 1]] = cls;
+  }
+};
+globalThis.Ext = Ext;
+globalThis._S = function (k) { return k === "lang" ? "chs" : ""; };
+require("vm").runInThisContext(require("fs").readFileSync(process.argv[1], "utf8"));
+SYNO.SDS.Session = { SynoToken: "tok en" };
+var w = new SYNO.SDS.Forgebox.MainWindow({ appInstance: {} });
+process.stdout.write(w.cfg.html);
+`
+	out, err := exec.Command(node, "-e", stub, filepath.Join(root, "ui/dsm/forgebox.js")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("forgebox.js: %v\n%s", err, out)
+	}
+	html := string(out)
+	if !strings.HasPrefix(html, `<iframe src="webman/3rdparty/forgebox/index.cgi/?lang=chs&_ts=`) ||
+		!strings.Contains(html, "&SynoToken=tok%20en") || strings.Count(html, "<iframe") != 1 {
+		t.Errorf("the window holds %s", html)
+	}
+}
