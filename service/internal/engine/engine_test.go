@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -406,4 +407,44 @@ func TestStartOnTakenPort(t *testing.T) {
 		t.Fatalf("Start published 127.0.0.1:%d, which is taken", port)
 	}
 	wantContains(t, "error", err.Error(), "port", "taken", "change the port in the config", strconv.Itoa(port))
+}
+
+// The client pinned to 1.41 (DOCKER_API_VERSION, as for a DSM box's engine) against a newer
+// engine speaks 1.41 on every call. No newer real engine runs here, so a fake one answers.
+func TestClientPinnedTo141OnNewerEngine(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("API-Version", "1.47")
+		w.Header().Set("OSType", "linux")
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			w.Write([]byte("OK"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("[]"))
+	}))
+	t.Cleanup(srv.Close)
+	setEngineEnv(t, "tcp://"+srv.Listener.Addr().String())
+	t.Setenv("DOCKER_API_VERSION", "1.41")
+	c, err := engine.Connect(ctxFor(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.APIVersion() != "1.41" {
+		t.Fatalf("pinned client negotiated %s", c.APIVersion())
+	}
+	if _, err := c.ListContainers(ctxFor(t, 10*time.Second), "fbt-pin"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	last := paths[len(paths)-1]
+	if last != "/v1.41/containers/json" {
+		t.Errorf("list went to %s, want /v1.41/containers/json (all paths: %v)", last, paths)
+	}
 }

@@ -149,3 +149,28 @@ func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// RunnerInfo is a runner as GitLab lists it.
+type RunnerInfo struct {
+	ID          int64
+	Description string
+}
+
+// ListRunners returns every instance runner, following GitLab's pagination.
+func (c *Client) ListRunners(ctx context.Context) ([]RunnerInfo, error) {
+	var out []RunnerInfo
+	opt := &gl.ListRunnersOptions{Type: gl.Ptr("instance_type"), ListOptions: gl.ListOptions{PerPage: 100, Page: 1}}
+	for {
+		page, resp, err := c.api.Runners.ListAllRunners(opt, gl.WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("list runners: %w", err)
+		}
+		for _, r := range page {
+			out = append(out, RunnerInfo{ID: r.ID, Description: r.Description})
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return out, nil
+		}
+		opt.Page = resp.NextPage
+	}
+}

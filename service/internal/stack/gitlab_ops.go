@@ -37,7 +37,29 @@ type GitLabObserved struct {
 	TokenWhy   string                  // why a new token is needed, when !TokenOK
 	Runners    map[string]RunnerRecord // stored records, by profile
 	Known      map[string]bool         // whether GitLab still knows each record's token
+	Leftovers  []gitlab.RunnerInfo     // runners with a profile's name but no record: an interrupted registration
 	ConfigTOML []byte                  // the runner's config.toml as it is on disk
+}
+
+// leftoverRunners are runners in GitLab named like one of the profiles' runners but not in
+// forgebox's records: registered by a run that was killed before it could save the token. No
+// token means nobody can use them; they only clutter GitLab's runner list.
+func leftoverRunners(cfg config.Config, listed []gitlab.RunnerInfo, records map[string]RunnerRecord) []gitlab.RunnerInfo {
+	names := map[string]bool{}
+	for _, p := range cfg.Runner.Profiles {
+		names[runnerDescription(cfg, p)] = true
+	}
+	recorded := map[int64]bool{}
+	for _, r := range records {
+		recorded[r.ID] = true
+	}
+	var out []gitlab.RunnerInfo
+	for _, r := range listed {
+		if names[r.Description] && !recorded[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // gitlabBaseURL is GitLab as forgebox reaches it: the container's address on the stack network.
@@ -82,6 +104,11 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 		}
 		g.Known[profile] = known
 	}
+	listed, err := api.ListRunners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.Leftovers = leftoverRunners(d.Config, listed, g.Runners)
 	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read runner config: %w", err)
@@ -147,6 +174,9 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 		if !slices.ContainsFunc(cfg.Runner.Profiles, func(p config.Profile) bool { return p.Name == name }) {
 			why = append(why, fmt.Sprintf("unregister runner %d: profile %s was removed", r.ID, name))
 		}
+	}
+	for _, r := range g.Leftovers {
+		why = append(why, fmt.Sprintf("remove runner %d (%s), left over by an interrupted registration", r.ID, r.Description))
 	}
 	if len(why) == 0 {
 		want, err := renderRunnerConfig(cfg, g.Runners)
@@ -317,6 +347,16 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 			return err
 		}
 		note("unregistered runner %d: profile %s was removed", r.ID, name)
+	}
+	listed, err := api.ListRunners(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range leftoverRunners(cfg, listed, kept) {
+		if err := api.DeleteRunner(ctx, r.ID); err != nil {
+			return err
+		}
+		note("removed runner %d (%s), left over by an interrupted registration", r.ID, r.Description)
 	}
 	return nil
 }

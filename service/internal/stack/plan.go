@@ -126,6 +126,11 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 		case cur.Health == "starting":
 			add(ActWait, c.Name, cur.ID, "container is still starting")
 			started = false
+		case c.Name == "gitlab" && o.GitLab != nil && !o.GitLab.Ready:
+			// Running but still booting, e.g. just restarted by its restart policy after a
+			// reboot or a crash: the admin token and runner steps need a ready GitLab.
+			add(ActWait, c.Name, cur.ID, "GitLab runs but is not ready yet (%v)", o.GitLab.ReadyErr)
+			started = false
 		default:
 			started = false
 		}

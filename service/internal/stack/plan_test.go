@@ -12,6 +12,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/gitlab"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
 )
 
@@ -132,6 +133,9 @@ func TestPlanGolden(t *testing.T) {
 			o.GitLab.Runners["arm"] = RunnerRecord{ID: 7, Token: "glrt-arm", Description: "forgebox-arm", Tags: []string{"arm"}}
 			o.GitLab.Known["arm"] = true
 		},
+		"runner-leftover-from-killed-run": func(o *Observed) {
+			o.GitLab.Leftovers = []gitlab.RunnerInfo{{ID: 9, Description: "forgebox-default"}}
+		},
 		"runner-config-edited": func(o *Observed) {
 			o.GitLab.ConfigTOML = append([]byte("# hand edit\n"), o.GitLab.ConfigTOML...)
 		},
@@ -232,5 +236,18 @@ func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
 	pg := d.Components[0]
 	if pg.Dirs[0].Mode&0o005 != 0o005 {
 		t.Errorf("postgres bind dir mode %o: the postgres user cannot reach PGDATA inside it", pg.Dirs[0].Mode)
+	}
+}
+
+func TestLeftoverRunnersAreOnlyUnrecordedOnesNamedLikeAProfile(t *testing.T) {
+	cfg := testConfig()
+	listed := []gitlab.RunnerInfo{
+		{ID: 1, Description: "forgebox-default"}, // recorded
+		{ID: 2, Description: "forgebox-default"}, // an interrupted registration
+		{ID: 3, Description: "someone-elses"},    // made by hand in GitLab: never touched
+	}
+	got := leftoverRunners(cfg, listed, map[string]RunnerRecord{"default": {ID: 1}})
+	if len(got) != 1 || got[0].ID != 2 {
+		t.Errorf("leftovers %+v, want only runner 2", got)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,5 +344,26 @@ func TestProvisioningRepairsAfterPostgresRestart(t *testing.T) {
 	}
 	if plan := f.up(ctx); !plan.Empty() {
 		t.Errorf("up after repair planned:\n%s", plan)
+	}
+}
+
+func TestUpNeverTouchesAForeignContainerWithItsName(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	name := f.cfg.Stack.Name + "-redis"
+	out, err := exec.Command("docker", "run", "-d", "--name", name, "--entrypoint", "sleep", f.cfg.Redis.Image, "600").CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker run: %v %s", err, out)
+	}
+	foreignID := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("docker", "rm", "-f", foreignID).Run() })
+
+	_, err = f.stack().Up(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not forgebox's") || !strings.Contains(err.Error(), name) {
+		t.Fatalf("up with a foreign container named %s: %v", name, err)
+	}
+	state, _ := exec.Command("docker", "inspect", "-f", "{{.Id}} {{.State.Running}}", name).Output()
+	if strings.TrimSpace(string(state)) != foreignID+" true" {
+		t.Errorf("the foreign container was touched: %s", state)
 	}
 }
