@@ -286,6 +286,27 @@ func TestFullStackOnStandIns(t *testing.T) {
 		}
 	})
 
+	t.Run("an admin token near its expiry is renewed", func(t *testing.T) {
+		old := f.adminToken()
+		if err := f.secrets.Set(config.SecretGitLabAdminToken+"_expires", time.Now().Add(48*time.Hour).Format(time.DateOnly)); err != nil {
+			t.Fatal(err)
+		}
+		plan := f.up(ctx)
+		if !strings.Contains(plan.String(), "admin-token gitlab: the admin token expires soon") {
+			t.Errorf("plan:\n%s", plan)
+		}
+		if f.adminToken() == old {
+			t.Fatal("the token was not renewed")
+		}
+		exp, _ := f.secrets.Get(config.SecretGitLabAdminToken + "_expires")
+		if d, err := time.Parse(time.DateOnly, exp); err != nil || time.Until(d) < 200*24*time.Hour {
+			t.Errorf("new expiry %q", exp)
+		}
+		if plan := f.up(ctx); !plan.Empty() {
+			t.Errorf("up after renewal planned:\n%s", plan)
+		}
+	})
+
 	t.Run("a runner GitLab forgot is registered again", func(t *testing.T) {
 		r := f.records()["default"]
 		// GitLab's address may have changed with the recreate above.
