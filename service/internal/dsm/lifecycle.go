@@ -141,39 +141,32 @@ func (s *Script) preinst() int {
 		s.problems(err)
 		return 1
 	}
-	refuse := false
+	var refusals []string
 	for _, p := range []int{c.GitLab.HTTPPort, c.GitLab.SSHPort} {
 		if key, args := s.portTaken(p); key != "" {
 			s.Log.Error("port taken", "port", p, "by", args)
-			if !refuse {
-				s.note("refused")
-			}
-			refuse = true
-			s.notes = append(s.notes, "- "+msg(s.Lang, key, args...))
+			refusals = append(refusals, msg(s.Lang, key, args...))
 		}
 	}
 	// The controller publishes its port on loopback; taken, Container Manager could not start it.
 	if p := controllerPort(s.Env.ControllerURL); p != 0 {
-		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				if !refuse {
-					s.note("refused")
-				}
-				refuse = true
-				s.notes = append(s.notes, "- "+msg(s.Lang, "port.controller", p))
-			}
-		} else {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err == nil {
 			l.Close()
+		} else if errors.Is(err, syscall.EADDRINUSE) {
+			s.Log.Error("the controller's port is taken", "port", p)
+			refusals = append(refusals, msg(s.Lang, "port.controller", p))
 		}
 	}
 	if mem, err := memTotal(s.Env.MemInfo); err == nil && mem < 2<<30 && !a.LowMemoryOK {
-		if !refuse {
-			s.note("refused")
-		}
-		refuse = true
-		s.notes = append(s.notes, "- "+msg(s.Lang, "memory.refused", gb(mem)))
+		s.Log.Error("too little memory", "bytes", mem)
+		refusals = append(refusals, msg(s.Lang, "memory.refused", gb(mem)))
 	}
-	if refuse {
+	if len(refusals) > 0 {
+		s.note("refused")
+		for _, r := range refusals {
+			s.notes = append(s.notes, "- "+r)
+		}
 		return 1
 	}
 	s.Log.Info("wizard answers accepted", "host", c.GitLab.Host, "http_port", c.GitLab.HTTPPort, "ssh_port", c.GitLab.SSHPort,
