@@ -35,6 +35,7 @@ type Config struct {
 	Redis    Redis    `toml:"redis" json:"redis"`
 	GitLab   GitLab   `toml:"gitlab" json:"gitlab"`
 	Runner   Runner   `toml:"runner" json:"runner"`
+	Backup   Backup   `toml:"backup" json:"backup"`
 }
 
 type Stack struct {
@@ -68,6 +69,13 @@ type Runner struct {
 	HelperImage string    `toml:"helper_image" json:"helper_image"`
 	Concurrent  int       `toml:"concurrent" json:"concurrent"`
 	Profiles    []Profile `toml:"profiles" json:"profiles"`
+}
+
+// Backup is when backups are taken, how many scheduled ones are kept, and where they go.
+type Backup struct {
+	Schedule string `toml:"schedule" json:"schedule"` // "HH:MM", or "" for none
+	Keep     int    `toml:"keep" json:"keep"`
+	Dir      string `toml:"dir" json:"dir"`
 }
 
 // Profile is one "image + tags" combination; each becomes one registered runner.
@@ -209,6 +217,14 @@ func (c Config) ShareDir() string {
 		return c.Stack.ShareDir
 	}
 	return filepath.Join(c.Stack.DataDir, "share")
+}
+
+// BackupDir is where backups are written and read.
+func (c Config) BackupDir() string {
+	if c.Backup.Dir != "" {
+		return c.Backup.Dir
+	}
+	return filepath.Join(c.ShareDir(), "backups")
 }
 
 // NetworkName is the stack's one user-defined bridge network.

@@ -79,6 +79,9 @@ func TestDefault(t *testing.T) {
 		"len(runner.profiles)":   1,
 		"runner.profiles[0]":     "default",
 		"runner.profiles[0].tag": "docker",
+		"backup.schedule":        "03:30",
+		"backup.keep":            7,
+		"backup.dir":             "",
 	}
 	got := map[string]any{
 		"stack.name":             d.Stack.Name,
@@ -92,6 +95,9 @@ func TestDefault(t *testing.T) {
 		"len(runner.profiles)":   len(d.Runner.Profiles),
 		"runner.profiles[0]":     "",
 		"runner.profiles[0].tag": "",
+		"backup.schedule":        d.Backup.Schedule,
+		"backup.keep":            d.Backup.Keep,
+		"backup.dir":             d.Backup.Dir,
 	}
 	if len(d.Runner.Profiles) > 0 {
 		got["runner.profiles[0]"] = d.Runner.Profiles[0].Name
@@ -232,7 +238,13 @@ func TestUnknownKeys(t *testing.T) {
 			name: "top level",
 			src:  lines("version = 1", "verison = 1", "[stack]", `name = "x"`),
 			key:  "verison", line: 2,
-			hintHas: []string{"version", "stack", "gitlab", "runner", "postgres", "redis"}, hintWhere: "top level",
+			hintHas: []string{"version", "stack", "gitlab", "runner", "postgres", "redis", "backup"}, hintWhere: "top level",
+		},
+		{
+			name: "backup",
+			src:  lines("[backup]", `schedule = "02:00"`, "kept = 3"),
+			key:  "backup.kept", line: 3,
+			hintHas: []string{"schedule", "keep", "dir"}, hintWhere: "[backup]",
 		},
 		{
 			name: "gitlab",
@@ -465,6 +477,14 @@ func TestInvalidValues(t *testing.T) {
 		{"future version", lines("# comment", "version = 2"), "version", 2, "newer", "upgrade"},
 		{"negative version", lines("version = -1"), "version", 1, "not supported", "1"},
 
+		{"backup schedule word", lines("[backup]", `schedule = "daily"`), "backup.schedule", 2, "not a time of day", "HH:MM"},
+		{"backup schedule 24h", lines("[backup]", `schedule = "24:00"`), "backup.schedule", 2, "not a time of day", "HH:MM"},
+		{"backup schedule no zero", lines("[backup]", `schedule = "3:30"`), "backup.schedule", 2, "not a time of day", "03:30"},
+		{"backup keep zero", lines("[backup]", "keep = 0"), "backup.keep", 2, "out of range", "1 to 1000"},
+		{"backup keep huge", lines("[backup]", "keep = 5000"), "backup.keep", 2, "out of range", "1 to 1000"},
+		{"backup dir relative", lines("[backup]", `dir = "backups"`), "backup.dir", 2, "not an absolute path", "absolute"},
+		{"backup dir root", lines("[backup]", `dir = "/"`), "backup.dir", 2, "root directory", ""},
+
 		{"stack name uppercase", lines("[stack]", `name = "Forgebox"`), "stack.name", 2, "not a valid stack name", "lowercase"},
 		{"stack name space", lines("[stack]", `name = "forge box"`), "stack.name", 2, "not a valid stack name", ""},
 		{"stack name digit first", lines("[stack]", `name = "1forge"`), "stack.name", 2, "not a valid stack name", ""},
@@ -555,6 +575,9 @@ func TestValidValues(t *testing.T) {
 		lines("[gitlab]", `admin_email = "root@nas.example.org"`),
 		lines("[stack]", `name = "a"`, `data_dir = "/volume1/forgebox/"`, `share_dir = "/volume1/share"`, `pull_policy = "never"`),
 		lines("[stack]", `name = "`+strings.Repeat("a", 30)+`"`, `pull_policy = "always"`),
+		lines("[backup]", `schedule = ""`, "keep = 1", `dir = "/volume1/backups"`),
+		lines("[backup]", `schedule = "23:59"`, "keep = 1000"),
+		lines("[backup]", `schedule = "00:00"`),
 		lines("[runner]", "concurrent = 64", `helper_image = "gitlab/gitlab-runner-helper:x86_64-v18.5.0"`),
 		lines("[[runner.profiles]]", `name = "u"`, `image = "alpine"`, "run_untagged = true"),
 		lines("[[runner.profiles]]", `name = "p_1-x"`, `image = "alpine"`, `tags = ["a b", "c"]`,
@@ -816,6 +839,13 @@ func TestShareDirAndNetworkName(t *testing.T) {
 	c.Stack.ShareDir = "/volume1/gitlab"
 	if got := c.ShareDir(); got != "/volume1/gitlab" {
 		t.Errorf("ShareDir() = %q", got)
+	}
+	if got := c.BackupDir(); got != "/volume1/gitlab/backups" {
+		t.Errorf("BackupDir() = %q, want <share_dir>/backups", got)
+	}
+	c.Backup.Dir = "/volume2/backups"
+	if got := c.BackupDir(); got != "/volume2/backups" {
+		t.Errorf("BackupDir() = %q", got)
 	}
 	c.Stack.Name = "nas"
 	if got := c.NetworkName(); got != "nas-net" {

@@ -30,6 +30,7 @@ var (
 	hostPattern        = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 	roleNamePattern    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	tagPattern         = regexp.MustCompile(`^[^,\s][^,]*$`)
+	timeOfDayPattern   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 )
 
 // validator collects problems; key positions are looked up in the source once per problem.
@@ -101,6 +102,15 @@ func (c Config) validate(src []byte) []FieldError {
 	for i, p := range c.Runner.Profiles {
 		v.profile(i, p, names)
 	}
+
+	if c.Backup.Schedule != "" && !timeOfDayPattern.MatchString(c.Backup.Schedule) {
+		v.add("backup.schedule", fmt.Sprintf("%q is not a time of day", c.Backup.Schedule),
+			"use HH:MM on the 24-hour clock, e.g. \"03:30\", or \"\" for no scheduled backups")
+	}
+	if c.Backup.Keep < 1 || c.Backup.Keep > 1000 {
+		v.add("backup.keep", fmt.Sprintf("%d is out of range", c.Backup.Keep), "allowed: 1 to 1000 scheduled backups")
+	}
+	v.absPath("backup.dir", c.Backup.Dir, false)
 	return v.errs
 }
 
