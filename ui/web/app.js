@@ -49,6 +49,11 @@ async function api(method, path, body) {
 // ---------------------------------------------------------------------------------------------
 // DOM helpers
 
+// fill replaces el's children, skipping the null and false that conditionals leave.
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -181,9 +186,23 @@ function opRunning() {
   return !!(state.status && state.status.operation);
 }
 
+// Errors of the page itself are kept here (and shown in the console), so a poll loop never
+// dies silently and the browser tests can see them.
+window.forgeboxErrors = [];
+function noteError(e) {
+  window.forgeboxErrors.push(String((e && e.stack) || e));
+  console.error(e);
+}
+window.addEventListener('error', (ev) => noteError(ev.error || ev.message));
+window.addEventListener('unhandledrejection', (ev) => noteError(ev.reason));
+
 function schedule(fn, fast, slow) {
   const loop = async () => {
-    await fn();
+    try {
+      await fn();
+    } catch (e) {
+      noteError(e);
+    }
     setTimeout(loop, document.hidden ? slow * 3 : (opRunning() ? fast : slow));
   };
   loop();
@@ -249,7 +268,7 @@ function renderOverview() {
   const view = document.getElementById('view');
   const s = state.status;
   if (!s) {
-    view.replaceChildren(h('p', { class: 'muted', text: state.statusError ? state.statusError.message : t('loading') }));
+    fill(view, h('p', { class: 'muted', text: state.statusError ? state.statusError.message : t('loading') }));
     return;
   }
   const busy = !!s.operation;
@@ -266,7 +285,7 @@ function renderOverview() {
   const progress = h('section', { class: 'card progress-card', id: 'progress' });
   const grid = h('div', { class: 'components' }, s.components.map(componentCard));
   const side = h('div', { class: 'side' }, accessCard(s), checklistCard(s));
-  view.replaceChildren(stackBar, progress, h('div', { class: 'overview-grid' }, h('div', {}, h('h3', { class: 'section-title', text: t('overview.components') }), grid), side));
+  fill(view, stackBar, progress, h('div', { class: 'overview-grid' }, h('div', {}, h('h3', { class: 'section-title', text: t('overview.components') }), grid), side));
   renderProgress();
 }
 
@@ -315,7 +334,7 @@ function accessCard(s) {
   const g = s.gitlab;
   const row = (label, value, id) => h('div', { class: 'url-row' },
     h('span', { class: 'label', text: label }),
-    h('code', { id, text: value }),
+    h('code', { id, title: value, text: value }),
     h('button', { class: 'small', onclick: () => copyText(value), text: t('action.copy') }));
   const pw = state.revealed
     ? h('div', { class: 'secret' }, h('span', { class: 'label', text: t('access.rootPassword') }), h('code', { id: 'root-password', text: state.revealed }),
@@ -440,7 +459,7 @@ function renderProgress() {
       h('ul', { class: 'layers' }, [...layers].slice(0, 12).map(([id, l]) => h('li', {}, h('code', { text: id.slice(0, 12) }), ' ', l.status,
         l.total ? ' ' + Math.round((l.current / l.total) * 100) + '%' : '')))));
   }
-  el.replaceChildren(
+  fill(el, 
     h('div', { class: 'progress-head' },
       h('h3', { text: title }),
       h('span', { class: 'badge ' + (p.error ? 'bad' : finished ? 'ok' : 'warn'), id: 'op-state', 'data-state': p.error ? 'failed' : finished ? 'done' : 'running', text: stateText }),
@@ -459,7 +478,7 @@ function renderProgress() {
 function renderActivity() {
   const view = document.getElementById('view');
   const list = state.events.filter((e) => e.kind !== 'pull').slice(-500).reverse();
-  view.replaceChildren(h('section', { class: 'card' },
+  fill(view, h('section', { class: 'card' },
     h('h2', { text: t('activity.title') }),
     list.length === 0 ? h('p', { class: 'muted', text: t('activity.empty') }) : h('table', { class: 'events' },
       h('tbody', {}, list.map((e) => h('tr', { class: 'kind-' + e.kind },
@@ -484,7 +503,7 @@ function renderLogs() {
     [100, 200, 1000, 5000].map((n) => h('option', { value: n, selected: n === logsState.tail }, t('logs.lastN', { n }))));
   const follow = h('input', { type: 'checkbox', id: 'log-follow', checked: logsState.follow, onchange: (e) => { logsState.follow = e.target.checked; if (logsState.follow) pollLogs(); } });
   const wrap = h('input', { type: 'checkbox', id: 'log-wrap', checked: logsState.wrap, onchange: (e) => { logsState.wrap = e.target.checked; document.getElementById('log-lines').classList.toggle('wrap', logsState.wrap); } });
-  view.replaceChildren(h('section', { class: 'card logs' },
+  fill(view, h('section', { class: 'card logs' },
     h('div', { class: 'toolbar' },
       h('h2', { text: t('logs.title') }),
       h('label', {}, t('logs.component') + ' ', sel),
@@ -499,7 +518,7 @@ function restartLogs() {
   logsState.cursor = '';
   logsState.lines = 0;
   const box = document.getElementById('log-lines');
-  if (box) box.replaceChildren();
+  if (box) fill(box);
   pollLogs();
 }
 
@@ -513,9 +532,9 @@ async function pollLogs() {
     const page = await api('GET', 'components/' + encodeURIComponent(comp) + '/logs?' + q);
     if (comp !== logsState.component || state.view !== 'logs') return;
     if (!page.exists && logsState.lines === 0) {
-      box.replaceChildren(h('p', { class: 'muted', text: t('logs.noContainer') }));
+      fill(box, h('p', { class: 'muted', text: t('logs.noContainer') }));
     } else {
-      if (logsState.lines === 0) box.replaceChildren();
+      if (logsState.lines === 0) fill(box);
       const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
       const frag = document.createDocumentFragment();
       for (const l of page.lines) {
@@ -524,12 +543,12 @@ async function pollLogs() {
       box.append(frag);
       logsState.lines += page.lines.length;
       while (box.childElementCount > 5000) box.firstElementChild.remove();
-      if (logsState.lines === 0) box.replaceChildren(h('p', { class: 'muted', id: 'log-empty', text: t('logs.empty') }));
+      if (logsState.lines === 0) fill(box, h('p', { class: 'muted', id: 'log-empty', text: t('logs.empty') }));
       if (atBottom || logsState.lines === page.lines.length) box.scrollTop = box.scrollHeight;
     }
     logsState.cursor = page.cursor || logsState.cursor;
   } catch (e) {
-    box.replaceChildren(h('p', { class: 'error-text', text: e.message }));
+    fill(box, h('p', { class: 'error-text', text: e.message }));
   }
   if (logsState.follow) logsState.timer = setTimeout(pollLogs, 2000);
 }
@@ -559,22 +578,22 @@ function setPath(obj, key, value) {
   o[parts[parts.length - 1]] = value;
 }
 
-function fieldId(key) { return 'f-' + key.replace(/[^a-z0-9]+/gi, '-'); }
+function fieldId(key) { return 'f-' + key.replace(/[^a-z0-9_]+/gi, '-'); }
 
 function field(key, type, opts, value) {
   const id = fieldId(key);
   let input;
   if (type === 'select') {
-    input = h('select', { id, name: key }, opts.options.map((o) => h('option', { value: o, selected: o === value }, t('opt.' + key + '.' + o, null, o))));
+    input = h('select', { id, name: key }, opts.options.map((o) => h('option', { value: o, selected: o === value, 'data-i18n': 'opt.' + key + '.' + o, 'data-i18n-fallback': o }, t('opt.' + key + '.' + o, null, o))));
   } else if (type === 'checkbox') {
     input = h('input', { id, name: key, type: 'checkbox', checked: !!value });
   } else {
     input = h('input', { id, name: key, type, value: value ?? '', readonly: opts && opts.readonly, spellcheck: 'false', 'aria-describedby': id + '-help ' + id + '-err' });
   }
   return h('div', { class: 'field' + (type === 'checkbox' ? ' checkbox' : ''), 'data-key': key },
-    h('label', { for: id, text: t('field.' + key) }),
+    h('label', { for: id, 'data-i18n': 'field.' + key, text: t('field.' + key) }),
     input,
-    h('p', { class: 'help', id: id + '-help', text: t('help.' + key, null, '') }),
+    h('p', { class: 'help', id: id + '-help', 'data-i18n': 'help.' + key, 'data-i18n-fallback': '', text: t('help.' + key, null, '') }),
     h('p', { class: 'field-error', id: id + '-err', role: 'alert', hidden: true }));
 }
 
@@ -588,7 +607,7 @@ function clearFieldErrors(form) {
     err.textContent = '';
   }
   const box = form.querySelector('.form-errors');
-  if (box) { box.hidden = true; box.replaceChildren(); }
+  if (box) { box.hidden = true; fill(box); }
 }
 
 // showFieldErrors puts each API field error beside its field; keyOf maps an API key to the
@@ -611,7 +630,7 @@ function showFieldErrors(form, fields, keyOf) {
   }
   const box = form.querySelector('.form-errors');
   if (rest.length && box) {
-    box.replaceChildren(...rest.map((r) => h('li', { text: r })));
+    fill(box, ...rest.map((r) => h('li', { text: r })));
     box.hidden = false;
   }
   if (first) first.focus();
@@ -619,19 +638,19 @@ function showFieldErrors(form, fields, keyOf) {
 
 async function renderSettings() {
   const view = document.getElementById('view');
-  view.replaceChildren(h('p', { class: 'muted', text: t('loading') }));
+  fill(view, h('p', { class: 'muted', 'data-i18n': 'loading', text: t('loading') }));
   let page;
-  try { page = await api('GET', 'config'); } catch (e) { view.replaceChildren(h('p', { class: 'error-text', text: e.message })); return; }
+  try { page = await api('GET', 'config'); } catch (e) { fill(view, h('p', { class: 'error-text', text: e.message })); return; }
   if (state.view !== 'settings') return;
   const cfg = page.config;
   const form = h('form', { class: 'settings', id: 'settings-form', novalidate: true },
     h('ul', { class: 'form-errors', hidden: true, role: 'alert' }),
     SETTINGS.map(([section, fields]) => h('fieldset', { class: 'card' },
-      h('legend', { text: t('section.' + section) }),
+      h('legend', { 'data-i18n': 'section.' + section, text: t('section.' + section) }),
       h('div', { class: 'fields' }, fields.map(([key, type, opts]) => field(key, type, opts, getPath(cfg, key)))))),
     h('div', { class: 'form-actions' },
       h('span', { class: 'muted small', text: page.exists ? t('settings.file', { path: page.path }) : t('settings.noFile', { path: page.path }) }),
-      h('button', { type: 'submit', class: 'primary', id: 'settings-save', text: t('action.save') })));
+      h('button', { type: 'submit', class: 'primary', id: 'settings-save', 'data-i18n': 'action.save', text: t('action.save') })));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
@@ -662,7 +681,7 @@ async function renderSettings() {
       btn.disabled = false;
     }
   });
-  view.replaceChildren(h('h2', { class: 'page-title', text: t('settings.title') }), h('p', { class: 'muted', text: t('settings.intro') }), form);
+  fill(view, h('h2', { class: 'page-title', 'data-i18n': 'settings.title', text: t('settings.title') }), h('p', { class: 'muted', 'data-i18n': 'settings.intro', text: t('settings.intro') }), form);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,10 +693,10 @@ const PROFILE_FIELDS = [['name', 'text'], ['image', 'text'], ['tags', 'text'], [
 async function renderRunners(editing) {
   const view = document.getElementById('view');
   let profiles;
-  try { profiles = (await api('GET', 'runner/profiles')).profiles || []; } catch (e) { view.replaceChildren(h('p', { class: 'error-text', text: e.message })); return; }
+  try { profiles = (await api('GET', 'runner/profiles')).profiles || []; } catch (e) { fill(view, h('p', { class: 'error-text', text: e.message })); return; }
   if (state.view !== 'runners') return;
   const table = h('table', { class: 'profiles' },
-    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', ''].map((k) => h('th', { text: k ? t('profile.' + k) : '' })))),
+    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', ''].map((k) => h('th', { 'data-i18n': k ? 'profile.' + k : null, text: k ? t('profile.' + k) : '' })))),
     h('tbody', {}, profiles.map((p) => h('tr', { 'data-profile': p.name },
       h('td', { class: 'strong', text: p.name }),
       h('td', { class: 'mono', text: p.image }),
@@ -687,12 +706,12 @@ async function renderRunners(editing) {
       h('td', { class: 'muted', text: [p.cpus ? t('profile.cpus') + ' ' + p.cpus : '', p.memory ? t('profile.memory') + ' ' + p.memory : ''].filter(Boolean).join(', ') || '–' }),
       h('td', { text: p.concurrency }),
       h('td', { class: 'row-actions' },
-        h('button', { class: 'small', onclick: () => renderRunners(p), text: t('action.edit') }),
-        h('button', { class: 'small danger', onclick: () => deleteProfile(p.name), text: t('action.delete') }))))));
-  view.replaceChildren(
-    h('div', { class: 'page-head' }, h('h2', { class: 'page-title', text: t('runners.title') }),
-      h('button', { class: 'primary', id: 'profile-add', onclick: () => renderRunners({}), text: t('runners.add') })),
-    h('p', { class: 'muted', text: t('runners.intro') }),
+        h('button', { class: 'small', onclick: () => renderRunners(p), 'data-i18n': 'action.edit', text: t('action.edit') }),
+        h('button', { class: 'small danger', onclick: () => deleteProfile(p.name), 'data-i18n': 'action.delete', text: t('action.delete') }))))));
+  fill(view, 
+    h('div', { class: 'page-head' }, h('h2', { class: 'page-title', 'data-i18n': 'runners.title', text: t('runners.title') }),
+      h('button', { class: 'primary', id: 'profile-add', onclick: () => renderRunners({}), 'data-i18n': 'runners.add', text: t('runners.add') })),
+    h('p', { class: 'muted', 'data-i18n': 'runners.intro', text: t('runners.intro') }),
     h('section', { class: 'card' }, table),
     editing ? profileForm(editing) : null);
 }
@@ -705,11 +724,16 @@ function profileForm(p) {
     h('ul', { class: 'form-errors', hidden: true, role: 'alert' }),
     h('div', { class: 'fields' }, PROFILE_FIELDS.map(([k, type]) => field(k, type, {}, values[k]))),
     h('div', { class: 'form-actions' },
-      h('button', { type: 'button', onclick: () => renderRunners(), text: t('action.cancel') }),
-      h('button', { type: 'submit', class: 'primary', text: t('action.save') })));
+      h('button', { type: 'button', onclick: () => renderRunners(), 'data-i18n': 'action.cancel', text: t('action.cancel') }),
+      h('button', { type: 'submit', class: 'primary', 'data-i18n': 'action.save', text: t('action.save') })));
   for (const f of form.querySelectorAll('.field')) {
-    f.querySelector('label').textContent = t('profile.' + f.dataset.key);
-    f.querySelector('.help').textContent = t('help.profile.' + f.dataset.key, null, '');
+    const label = f.querySelector('label');
+    label.dataset.i18n = 'profile.' + f.dataset.key;
+    label.textContent = t(label.dataset.i18n);
+    const help = f.querySelector('.help');
+    help.dataset.i18n = 'help.profile.' + f.dataset.key;
+    help.dataset.i18nFallback = '';
+    help.textContent = t(help.dataset.i18n, null, '');
   }
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -764,12 +788,12 @@ async function loadDoctor() {
 
 async function renderDoctor() {
   const view = document.getElementById('view');
-  view.replaceChildren(h('p', { class: 'muted', text: t('loading') }));
+  fill(view, h('p', { class: 'muted', text: t('loading') }));
   await loadDoctor();
   if (state.view !== 'doctor') return;
   const d = state.doctor;
-  if (!d) { view.replaceChildren(h('p', { class: 'error-text', text: t('error.network') })); return; }
-  view.replaceChildren(
+  if (!d) { fill(view, h('p', { class: 'error-text', text: t('error.network') })); return; }
+  fill(view, 
     h('div', { class: 'page-head' }, h('h2', { class: 'page-title', text: t('doctor.title') }),
       h('button', { onclick: renderDoctor, text: t('action.recheck') })),
     h('section', { class: 'card' }, h('ul', { class: 'checks' }, d.checks.map((c) => h('li', { class: 'check ' + c.status },
@@ -794,13 +818,14 @@ function route() {
   VIEWS[state.view]();
 }
 
+// rerender shows the page in the new language. Forms are translated in place (their labels
+// carry data-i18n), so what the user typed and the errors shown stay.
 function rerender() {
   applyI18n(document);
   document.documentElement.lang = getLang();
   document.getElementById('lang-select').value = getLang();
   renderChrome();
   if (state.view !== 'settings' && state.view !== 'runners') VIEWS[state.view]();
-  else VIEWS[state.view]();
 }
 
 async function main() {

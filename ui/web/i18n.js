@@ -454,6 +454,8 @@ export function t(key, vars, fallback) {
 
 // applyI18n fills every element marked data-i18n with its string.
 export function applyI18n(root) {
-  for (const el of root.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    el.textContent = t(el.dataset.i18n, null, el.dataset.i18nFallback);
+  }
   document.documentElement.lang = current;
 }

@@ -1,0 +1,311 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/forgebox/forgebox/service/internal/api"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// artifactsDir is $FORGEBOX_TEST_ARTIFACTS, else test-artifacts/ at the top of the repository.
+func artifactsDir(t *testing.T) string {
+	dir := os.Getenv("FORGEBOX_TEST_ARTIFACTS")
+	if dir == "" {
+		root, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(root)
+			if parent == root {
+				t.Fatal("no go.mod above the test directory")
+			}
+			root = parent
+		}
+		dir = filepath.Join(root, "test-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path := chromiumPath
+	if _, err := os.Stat(path); err != nil {
+		if p, lerr := exec.LookPath("chromium"); lerr == nil {
+			path = p
+		} else if os.Getenv("FORGEBOX_REQUIRE_ENGINE") == "1" {
+			t.Fatalf("no Chromium at %s: install Debian's chromium package", chromiumPath)
+		} else {
+			t.Skip("no Chromium: install Debian's chromium package")
+		}
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1366, 900),
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 6*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+type shooter struct {
+	t   *testing.T
+	dir string
+}
+
+func (s shooter) shot(ctx context.Context, name string) {
+	s.t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		s.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	p := filepath.Join(s.dir, name)
+	if err := os.WriteFile(p, png, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Logf("screenshot %s", p)
+}
+
+// waitJS polls a JavaScript expression until it returns "ok", failing with what it last said.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var err error
+		if last, err = chromedp.Run(ctx, chromedp.Evaluate[string](expr)); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if last == "ok" {
+			return
+		}
+		if strings.HasPrefix(last, "fail:") {
+			t.Fatalf("%s: %s", what, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s (last: %s)", what, timeout, last)
+}
+
+// TestBrowser drives the web app in headless Chromium against a real stack: first as the DSM
+// front passes it on (shared secret and DSM's language in headers), then through the login form
+// as on a plain Linux host.
+func TestBrowser(t *testing.T) {
+	h := newHarness(t, harnessOptions{engine: true})
+	ctx := newBrowser(t)
+	sh := shooter{t: t, dir: artifactsDir(t)}
+
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx,
+		chromedp.Navigate(h.ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "overview with every component", `(() => {
+		const cards = document.querySelectorAll('[data-component]');
+		return cards.length >= 2 && !document.querySelector('#btn-up').disabled ? 'ok' : 'cards: ' + cards.length })()`, 30*time.Second)
+	sh.shot(ctx, "01-overview-before.png")
+
+	// Start the stack.
+	components := []string{"postgres", "redis"}
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "progress with planned steps", `(() => {
+		const p = document.querySelector('#progress');
+		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
+	sh.shot(ctx, "02-progress.png")
+	if !fullStackImages() {
+		// Without the GitLab and runner stand-ins only PostgreSQL and Redis can come up: start
+		// them from their cards once the whole-stack start has ended.
+		waitJS(t, ctx, "the start ends", `(() => { const s = document.querySelector('#op-state'); return s && s.dataset.state !== 'running' ? 'ok' : 'running' })()`, 4*time.Minute)
+		for _, c := range components {
+			sel := fmt.Sprintf(`[data-component=%q] footer button.small`, c)
+			waitJS(t, ctx, "start "+c, fmt.Sprintf(`(() => { const b = document.querySelector(%q); return b && !b.disabled ? 'ok' : 'wait' })()`, sel), time.Minute)
+			if err := step(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+				t.Fatal(err)
+			}
+			waitJS(t, ctx, c+" healthy", fmt.Sprintf(`(() => { const b = document.querySelector('[data-component=%q] .badge[data-state="healthy"]'); return b ? 'ok' : 'not yet' })()`, c), 4*time.Minute)
+		}
+	} else {
+		components = append(components, "gitlab", "runner")
+		waitJS(t, ctx, "the start succeeds", `(() => {
+			const s = document.querySelector('#op-state');
+			if (!s) return 'no progress panel';
+			if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
+			return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+		waitJS(t, ctx, "the stack shows running", `(() => {
+			const b = document.querySelector('.stack-title .badge');
+			return b && b.dataset.state === 'running' ? 'ok' : (b ? b.dataset.state : 'none') })()`, time.Minute)
+	}
+	for _, c := range components {
+		waitJS(t, ctx, c+" card", fmt.Sprintf(`(() => {
+			const card = document.querySelector('[data-component=%q]');
+			if (!card) return 'no card';
+			const state = card.querySelector('.badge[data-state]').dataset.state;
+			const health = card.querySelectorAll('.badge[data-state]')[1];
+			return state === 'running' && (!health || health.dataset.state === 'healthy' || health.dataset.state === 'none') ? 'ok' : state })()`, c), time.Minute)
+	}
+	// Memory sparklines fill as stats come in.
+	waitJS(t, ctx, "memory sparkline", `(() => document.querySelector('[data-component="postgres"] .spark polyline') ? 'ok' : 'no line yet')()`, 30*time.Second)
+	sh.shot(ctx, "03-overview-healthy.png")
+	noPageErrors(t, ctx)
+
+	// Logs of PostgreSQL, from its card.
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`[data-component="postgres"] footer button.link`)),
+		chromedp.WaitVisible(chromedp.CSS(`#log-lines .line`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	logText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#log-lines`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logText, "database system is ready to accept connections") {
+		t.Errorf("the log viewer does not show PostgreSQL's log: %.300q", logText)
+	}
+	sh.shot(ctx, "04-logs.png")
+
+	// An invalid setting: the API's error shows beside the field, and nothing is saved.
+	before, _ := os.ReadFile(h.cfgPath)
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-gitlab-http_port`)),
+		chromedp.SetValue(chromedp.CSS(`#f-gitlab-http_port`), "5000"),
+		chromedp.Click(chromedp.CSS(`#settings-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	fieldErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)))
+	if !strings.Contains(fieldErr, "5000") || !strings.Contains(fieldErr, "DSM") {
+		t.Errorf("inline error %q", fieldErr)
+	}
+	if after, _ := os.ReadFile(h.cfgPath); !bytes.Equal(before, after) {
+		t.Error("an invalid setting was saved")
+	}
+	sh.shot(ctx, "05-settings-invalid.png")
+
+	// 中文: switch, see Chinese, and find it remembered after a reload.
+	if err := step(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "Chinese tabs", `(() => document.querySelector('#tabs a[data-view="settings"]').textContent === '设置' ? 'ok' : document.querySelector('#tabs').innerText)()`, 10*time.Second)
+	waitJS(t, ctx, "Chinese form", `(() => { const l = document.querySelector('label[for="f-gitlab-http_port"]'); const e = document.querySelector('.field[data-key="gitlab.http_port"] .field-error');
+		return l && l.textContent === 'HTTP 端口' && e && !e.hidden ? 'ok' : 'label: ' + (l && l.textContent) })()`, 10*time.Second)
+	sh.shot(ctx, "06-settings-zh.png")
+	noPageErrors(t, ctx)
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#btn-up`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "Chinese after a reload", `(() => document.querySelector('#btn-up').textContent === '启动' && document.documentElement.lang === 'zh-CN' ? 'ok' : document.querySelector('#btn-up').textContent)()`, 10*time.Second)
+	waitJS(t, ctx, "cards in Chinese", `(() => document.querySelector('[data-component="postgres"] .badge').textContent === '运行中' ? 'ok' : 'not yet')()`, 15*time.Second)
+	sh.shot(ctx, "07-overview-zh.png")
+	noPageErrors(t, ctx)
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`))); err != nil {
+		t.Fatal(err)
+	}
+	sh.shot(ctx, "08-runners-zh.png")
+
+	// A plain Linux host: no front, so the login form, then the app.
+	login := newBrowser(t) // a browser of its own: no front headers, no stored language
+	if err := step(login,
+		chromedp.Navigate(h.ts.URL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "not-the-token"),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#login-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	sh.shot(login, "09-login-wrong.png")
+	if err := step(login,
+		chromedp.SetValue(chromedp.CSS(`#token`), h.creds.AdminToken),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
+		chromedp.WaitVisible(chromedp.CSS(`#logout`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	var cookieJS string
+	chromedp.Run(login, chromedp.Evaluate[string](`document.cookie`))
+	if strings.Contains(cookieJS, api.SessionCookie) {
+		t.Error("the session cookie is readable from JavaScript")
+	}
+
+	noPageErrors(t, login)
+
+	// Stop the stack from the page, so the test leaves nothing running.
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#tabs a[data-view="overview"]`)), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
+		evalVoid(`window.confirm = () => true`), chromedp.Click(chromedp.CSS(`#btn-down`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the stack stops", `(() => { const b = document.querySelector('.stack-title .badge'); return b && b.dataset.state === 'absent' ? 'ok' : (b ? b.dataset.state : 'none') })()`, 3*time.Minute)
+}
+
+// evalVoid runs JavaScript whose value does not matter.
+func evalVoid(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[string]("(() => { " + expr + "; return '' })()")(ctx, t)
+		return err
+	})
+}
+
+// step runs actions with a bound of its own, so a stuck step fails in a minute, not at the
+// test's end.
+func step(ctx context.Context, actions ...chromedp.Action[chromedp.Void]) error {
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return chromedp.Do(sctx, actions...)
+}
+
+// noPageErrors fails on any script error the app recorded.
+func noPageErrors(t *testing.T, ctx context.Context) {
+	t.Helper()
+	errs, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.forgeboxErrors || []`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range errs {
+		t.Errorf("script error in the page: %s", e)
+	}
+}
