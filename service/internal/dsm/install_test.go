@@ -413,11 +413,12 @@ func (n *nas) dockerProjectAcquire() {
 	}
 	var binds []string
 	for _, v := range svc.Volumes {
-		host, inside, ok := strings.Cut(v, ":")
-		if !ok || host != inside && host != "/var/run/docker.sock" {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || parts[0] != parts[1] {
 			n.t.Errorf("volume %q is not mounted at the same path inside", v)
 		}
-		binds = append(binds, n.remap(host)+":"+n.remap(inside))
+		parts[0], parts[1] = n.remap(parts[0]), n.remap(parts[1])
+		binds = append(binds, strings.Join(parts, ":"))
 	}
 	exposed, portBindings := nat.PortSet{}, nat.PortMap{}
 	for _, p := range svc.Ports {
