@@ -285,7 +285,7 @@ func TestBrowser(t *testing.T) {
 // evalVoid runs JavaScript whose value does not matter.
 func evalVoid(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[string]("(() => { " + expr + "; return '' })()")(ctx, t)
+		_, err := chromedp.Evaluate[string]("(() => { "+expr+"; return '' })()")(ctx, t)
 		return err
 	})
 }

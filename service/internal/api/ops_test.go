@@ -120,8 +120,12 @@ func TestOperationsOnTheEngine(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			st = h.status(false)
-			pg := h.component(st, "postgres")
-			if pg.Memory != nil && len(pg.MemoryHistory) >= 2 && pg.CPUPercent != nil || time.Now().After(deadline) {
+			ready := true
+			for _, name := range []string{"postgres", "redis"} {
+				c := h.component(st, name)
+				ready = ready && c.Memory != nil && len(c.MemoryHistory) >= 2 && c.CPUPercent != nil
+			}
+			if ready || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(300 * time.Millisecond)
