@@ -32,6 +32,8 @@ Commands:
   status [--json]     each component's state, health, image and uptime
   down                stop and remove the stack's containers; data is kept
   doctor [--json]     check the engine, socket, disk, ports and memory
+  export compose [--output DIR] [--force] [--subnet CIDR]
+                      write the stack as compose.yaml, with its secrets in .env (mode 0600)
   serve [--listen ADDR]  run the controller: API and web app (default 127.0.0.1:8470)
   token [--url]       print the controller's admin token (or a login link) for browsers and scripts
   dsm ACTION          a step of the Synology package's lifecycle, run by its scripts:
@@ -109,6 +111,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.statusCmd(ctx, cmdArgs)
 	case "doctor":
 		err = g.doctorCmd(ctx, cmdArgs)
+	case "export":
+		err = g.exportCmd(ctx, cmdArgs)
 	case "serve", "token":
 		err = g.serveCmd(ctx, cmd, cmdArgs)
 	case "dsm":

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/forgebox/forgebox/service/internal/buildinfo"
+	"github.com/forgebox/forgebox/service/internal/compose"
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/stack"
+)
+
+// exportCmd writes the configured stack in another tool's format; only Compose so far.
+func (g *globals) exportCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "compose" {
+		return errors.New("say what to export: forgebox export compose [--output DIR] [--force] [--subnet CIDR]")
+	}
+	fs := newFlags("export compose", g.stderr)
+	out := fs.String("output", ".", "directory to write compose.yaml, .env and postgres-init/ into")
+	force := fs.Bool("force", false, "replace those files when they exist")
+	subnet := fs.String("subnet", "", "the network's subnet (default: the stack network's, else "+compose.DefaultSubnet+")")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("export compose takes no arguments, only flags: %v", fs.Args())
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	host, err := stack.ResolveHost(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The subnet of the network forgebox made, when the engine answers: GitLab's allowlist then
+	// stays what it is. Without an engine the export still works, on the default subnet.
+	var finder compose.NetworkFinder
+	if *subnet == "" {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		eng, err := engine.Connect(cctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(g.stderr, "forgebox export: no Docker Engine to ask for the stack network's subnet (%v); using %s\n", err, compose.DefaultSubnet)
+		} else {
+			defer eng.Close()
+			finder = eng
+		}
+	}
+	sn, from, err := compose.ResolveSubnet(ctx, finder, cfg, *subnet)
+	if err != nil {
+		return err
+	}
+
+	// The export generates the secrets a stack that never ran lacks, exactly as `up` would, so
+	// Compose and forgebox agree on them: that writes the secret store, so it takes the lock.
+	lock, err := stack.TryLock(cfg.Stack.DataDir, "export compose")
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	if err != nil {
+		return err
+	}
+	source := "the embedded defaults"
+	if _, err := os.Stat(g.configPath); err == nil {
+		source = g.configPath
+	}
+	files, err := compose.Render(cfg, secrets, compose.Options{
+		Version: buildinfo.Version, Env: stack.Env{Host: host, Subnet: sn}, Source: source,
+	})
+	if err != nil {
+		return err
+	}
+	written, err := compose.Write(*out, files, *force)
+	if err != nil {
+		return err
+	}
+	for _, p := range written {
+		fmt.Fprintf(g.stdout, "wrote %s\n", p)
+	}
+	fmt.Fprintf(g.stdout, "network %s, subnet %s (from %s)\n", cfg.NetworkName(), sn, from)
+	fmt.Fprintf(g.stdout, "%d secrets are in %s (mode 0600), none in %s\n", len(files.Vars), compose.EnvFile, compose.ComposeFile)
+	fmt.Fprintf(g.stdout, "start it with: docker compose --project-directory %s up -d --wait\n", *out)
+	return nil
+}
