@@ -165,6 +165,7 @@ async function refreshStatus() {
 }
 
 async function refreshEvents() {
+  let ended = false;
   try {
     for (let i = 0; i < 5; i++) {
       const page = await api('GET', 'events?after=' + state.cursor + '&limit=1000');
@@ -175,9 +176,12 @@ async function refreshEvents() {
       state.events.push(...page.events);
       if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
       state.cursor = page.cursor;
+      // An operation ended: show the stack as it is now, without waiting for the next poll.
+      if (state.cursorReady && page.events.some((e) => e.kind === 'done' || e.kind === 'error')) ended = true;
       if (!page.more) break;
     }
   } catch (e) { return; }
+  if (ended) refreshStatus();
   if (state.view === 'overview') renderProgress();
   if (state.view === 'activity') renderActivity();
 }
@@ -816,6 +820,7 @@ function route() {
   clearTimeout(logsState.timer);
   renderChrome();
   VIEWS[state.view]();
+  if (state.view === 'overview' && state.status) refreshStatus(); // what was shown may be old
 }
 
 // rerender shows the page in the new language. Forms are translated in place (their labels

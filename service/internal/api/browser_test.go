@@ -244,6 +244,22 @@ func TestBrowser(t *testing.T) {
 	if err := step(ctx, chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`))); err != nil {
 		t.Fatal(err)
 	}
+	// A new profile whose name is taken: the error shows beside the name.
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#profile-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-name`), "default"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-image`), "alpine:3.22"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-tags`), "docker"),
+		chromedp.Click(chromedp.CSS(`#profile-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	profErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
+	if !strings.Contains(profErr, "defined twice") {
+		t.Errorf("profile name error %q", profErr)
+	}
 	sh.shot(ctx, "08-runners-zh.png")
 
 	// A plain Linux host: no front, so the login form, then the app.

@@ -36,7 +36,9 @@ func (s *Server) routes() *gin.Engine {
 	r.SetTrustedProxies(nil) // the client address is the peer's; the front is on loopback
 	r.Use(s.requestLog, s.recover, securityHeaders, limitBody)
 
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	healthz := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+	r.GET("/healthz", healthz)
+	r.HEAD("/healthz", healthz)
 	r.GET("/login", s.getLogin)
 	r.GET("/", s.index)
 	r.GET("/index.html", s.index)
