@@ -169,7 +169,7 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 	}
 	// The CLI may hold the stack lock: ask it now, so the caller hears "busy" instead of
 	// a failed operation a moment later.
-	if lock, err := stack.TryLock(cfg.Stack.DataDir, "probe"); err != nil {
+	if lock, err := stack.TryLock(cfg.Stack.DataDir, "forgebox serve, starting "+op); err != nil {
 		s.ops.finish(err)
 		fail(c, err)
 		return
