@@ -54,7 +54,21 @@ cmd_images() {
   bash testimages/build.sh
 }
 
+# The browser tests need Debian's Chromium and a CJK font (without one, Chinese renders as
+# boxes); the DSM wizard and app-window tests run their scripts in node.
+ensure_test_tools() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
 cmd_test() {
+  ensure_test_tools
   bash testimages/ensure-engine.sh
   eval "$(bash testimages/build.sh)"
   export FORGEBOX_REQUIRE_ENGINE=1
