@@ -75,10 +75,34 @@ func (s *Secrets) Get(name string) (string, bool) {
 	return v, ok
 }
 
+// reloadLocked reads the file again before a change, so a long-lived store (the controller's)
+// never writes back a stale copy over secrets another process (the CLI) added since.
+func (s *Secrets) reloadLocked() error {
+	b, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("read secret store: %w", err)
+	}
+	var vals map[string]string
+	if err := json.Unmarshal(b, &vals); err != nil || vals == nil {
+		return fmt.Errorf("secret store %s is damaged (%v); restore it from a backup, do not delete it", s.path, err)
+	}
+	s.vals = vals
+	return nil
+}
+
 // Ensure returns the named secret, generating and saving a random one the first time.
 func (s *Secrets) Ensure(name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if v, ok := s.vals[name]; ok {
+		return v, nil
+	}
+	if err := s.reloadLocked(); err != nil {
+		return "", err
+	}
 	if v, ok := s.vals[name]; ok {
 		return v, nil
 	}
@@ -98,6 +122,9 @@ func (s *Secrets) Ensure(name string) (string, error) {
 func (s *Secrets) Set(name, value string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.reloadLocked(); err != nil {
+		return err
+	}
 	old, had := s.vals[name]
 	s.vals[name] = value
 	if err := s.saveLocked(); err != nil {
@@ -115,6 +142,9 @@ func (s *Secrets) Set(name, value string) error {
 func (s *Secrets) Delete(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.reloadLocked(); err != nil {
+		return err
+	}
 	old, had := s.vals[name]
 	if !had {
 		return nil

@@ -409,3 +409,34 @@ func TestRandomSecret(t *testing.T) {
 		}
 	}
 }
+
+// Two stores on one file, as the controller and the CLI have: neither writes back a stale copy
+// that drops the other's secrets.
+func TestTwoStoresOnOneFileKeepEachOthersSecrets(t *testing.T) {
+	dir := t.TempDir()
+	a, err := OpenSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	va, _ := a.Ensure("from_a")
+	vb, _ := b.Ensure("from_b")
+	if err := a.Set("set_by_a", "x"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"from_a": va, "from_b": vb, "set_by_a": "x"} {
+		if got, ok := c.Get(name); !ok || got != want {
+			t.Errorf("%s = %q (%v), want %q", name, got, ok, want)
+		}
+	}
+	if got, _ := b.Ensure("from_a"); got != va {
+		t.Error("b generated its own from_a instead of reading a's")
+	}
+}
