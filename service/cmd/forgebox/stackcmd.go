@@ -49,9 +49,10 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-func (g *globals) upCmd(ctx context.Context, args []string) error {
-	fs := newFlags("up", g.stderr)
-	if err := fs.Parse(args); err != nil {
+// withStack runs a command that takes no flags of its own and works on the stack, printing its
+// events as they come.
+func (g *globals) withStack(ctx context.Context, name string, args []string, fn func(*stack.Stack) error) error {
+	if err := newFlags(name, g.stderr).Parse(args); err != nil {
 		return err
 	}
 	printer := newPrinter(g.stdout)
@@ -61,41 +62,29 @@ func (g *globals) upCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer eng.Close()
-	_, err = st.Up(ctx)
-	return err
+	return fn(st)
+}
+
+func (g *globals) upCmd(ctx context.Context, args []string) error {
+	return g.withStack(ctx, "up", args, func(st *stack.Stack) error {
+		_, err := st.Up(ctx)
+		return err
+	})
 }
 
 func (g *globals) planCmd(ctx context.Context, args []string) error {
-	fs := newFlags("plan", g.stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	st, eng, err := g.openStack(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	plan, err := st.Plan(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprint(g.stdout, plan.String())
-	return nil
+	return g.withStack(ctx, "plan", args, func(st *stack.Stack) error {
+		plan, err := st.Plan(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(g.stdout, plan.String())
+		return nil
+	})
 }
 
 func (g *globals) downCmd(ctx context.Context, args []string) error {
-	fs := newFlags("down", g.stderr)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	printer := newPrinter(g.stdout)
-	defer printer.close()
-	st, eng, err := g.openStack(ctx, printer)
-	if err != nil {
-		return err
-	}
-	defer eng.Close()
-	return st.Down(ctx)
+	return g.withStack(ctx, "down", args, func(st *stack.Stack) error { return st.Down(ctx) })
 }
 
 func (g *globals) statusCmd(ctx context.Context, args []string) error {
