@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build the local test images for Forgebox from Debian packages:
 #   forgebox-test/postgres:17-<h>   (Debian trixie, postgresql-17)
+#   forgebox-test/postgres:15-<h>   (Debian bookworm, postgresql-15; the older
+#                                   major for PostgreSQL upgrade tests)
 #   forgebox-test/redis:<h>         (Debian trixie, redis-server + redis-tools)
 #   forgebox-test/gitlab-standin:<h>, forgebox-test/runner-standin:<h>
 #                                   (contract stand-ins: static Go binaries from
@@ -11,6 +13,7 @@
 #
 # stdout carries only the result, for `eval "$(testimages/build.sh)"`:
 #   export FORGEBOX_TEST_POSTGRES_IMAGE=forgebox-test/postgres:17-<h>
+#   export FORGEBOX_TEST_POSTGRES15_IMAGE=forgebox-test/postgres:15-<h>
 #   export FORGEBOX_TEST_REDIS_IMAGE=forgebox-test/redis:<h>
 #   export FORGEBOX_TEST_GITLAB_IMAGE=forgebox-test/gitlab-standin:<h>
 #   export FORGEBOX_TEST_RUNNER_IMAGE=forgebox-test/runner-standin:<h>
@@ -33,8 +36,10 @@ MIRROR="${FORGEBOX_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 VARIANT=minbase
 PG_MAJOR=17
+# The older PostgreSQL major comes from the Debian release that ships it.
+PG_OLD_MAJOR=15
+PG_OLD_SUITE=bookworm
 
-PG_PACKAGES=(util-linux "postgresql-${PG_MAJOR}")
 REDIS_PACKAGES=(util-linux redis-server redis-tools)
 
 log() { printf 'testimages: %s\n' "$*" >&2; }
@@ -54,12 +59,15 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 PG_HASH="$(image_hash postgres)"
 REDIS_HASH="$(image_hash redis)"
 PG_IMAGE="forgebox-test/postgres:${PG_MAJOR}-${PG_HASH}"
+# Same <h>: the same entrypoint, so postgres:15-<h> -> postgres:17-<h> is a plain major change.
+PG_OLD_IMAGE="forgebox-test/postgres:${PG_OLD_MAJOR}-${PG_HASH}"
 REDIS_IMAGE="forgebox-test/redis:${REDIS_HASH}"
 # shellcheck source=testimages/standins.sh
 . "$HERE/standins.sh"
 
 print_result() {
   printf 'export FORGEBOX_TEST_POSTGRES_IMAGE=%s\n' "$PG_IMAGE" >&3
+  printf 'export FORGEBOX_TEST_POSTGRES15_IMAGE=%s\n' "$PG_OLD_IMAGE" >&3
   printf 'export FORGEBOX_TEST_REDIS_IMAGE=%s\n' "$REDIS_IMAGE" >&3
   printf 'export FORGEBOX_TEST_GITLAB_IMAGE=%s\n' "$GITLAB_STANDIN_IMAGE" >&3
   printf 'export FORGEBOX_TEST_RUNNER_IMAGE=%s\n' "$RUNNER_STANDIN_IMAGE" >&3
@@ -69,14 +77,14 @@ docker info >/dev/null 2>&1 ||
   die "no Docker Engine answers (run testimages/ensure-engine.sh as root first)"
 
 # Fast path: all tags are there already.
-if image_exists "$PG_IMAGE" && image_exists "$REDIS_IMAGE" &&
+if image_exists "$PG_IMAGE" && image_exists "$PG_OLD_IMAGE" && image_exists "$REDIS_IMAGE" &&
   image_exists "$GITLAB_STANDIN_IMAGE" && image_exists "$RUNNER_STANDIN_IMAGE"; then
-  log "cached: $PG_IMAGE, $REDIS_IMAGE, $GITLAB_STANDIN_IMAGE, $RUNNER_STANDIN_IMAGE"
+  log "cached: $PG_IMAGE, $PG_OLD_IMAGE, $REDIS_IMAGE, $GITLAB_STANDIN_IMAGE, $RUNNER_STANDIN_IMAGE"
   print_result
   exit 0
 fi
 
-if ! image_exists "$PG_IMAGE" || ! image_exists "$REDIS_IMAGE"; then
+if ! image_exists "$PG_IMAGE" || ! image_exists "$PG_OLD_IMAGE" || ! image_exists "$REDIS_IMAGE"; then
   [ "$(id -u)" -eq 0 ] || die "building the images needs root (debootstrap, chroot)"
 fi
 
@@ -152,12 +160,18 @@ slim_rootfs() {
 }
 
 # ---------------------------------------------------------------------------
-# Base rootfs: one debootstrap, cached as a tarball.
-BASE_KEY="$(printf '%s\n' "$SUITE" "$VARIANT" "$MIRROR" base-v1 | sha256sum | cut -c1-12)"
-BASE_TAR="$CACHE/base-${SUITE}-${VARIANT}-${BASE_KEY}.tar"
+# Base rootfs: one debootstrap per Debian release, cached as a tarball.
+base_tar() {
+  local key
+  key="$(printf '%s\n' "$1" "$VARIANT" "$MIRROR" base-v1 | sha256sum | cut -c1-12)"
+  printf '%s/base-%s-%s-%s.tar' "$CACHE" "$1" "$VARIANT" "$key"
+}
 
+# build_base <suite>
 build_base() {
-  local root="$WORK/base"
+  local SUITE="$1" BASE_TAR root
+  BASE_TAR="$(base_tar "$1")"
+  root="$WORK/base-$1"
   if ! command -v debootstrap >/dev/null 2>&1; then
     log "installing debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get update
@@ -212,10 +226,14 @@ EOF
   rm -rf --one-file-system "$root"
 }
 
-# Extract the base rootfs into a new dir.
+# extract_base <dir> <suite>: the cached base rootfs of <suite> into a new dir.
 extract_base() {
+  local tarball
+  tarball="$(base_tar "$2")"
+  [ -f "$tarball" ] || build_base "$2"
+  log "using base rootfs $tarball"
   mkdir -p "$1"
-  tar -C "$1" --numeric-owner --xattrs -xf "$BASE_TAR"
+  tar -C "$1" --numeric-owner --xattrs -xf "$tarball"
 }
 
 # Install packages with apt-get in a chroot: install_packages <root> <pkg>...
@@ -272,10 +290,12 @@ docker_import() {
 }
 
 # ---------------------------------------------------------------------------
+# build_postgres <major> <suite> <image>
 build_postgres() {
-  local root="$WORK/postgres"
+  local PG_MAJOR="$1" suite="$2" PG_IMAGE="$3"
+  local root="$WORK/postgres-$1"
   local bindir="/usr/lib/postgresql/${PG_MAJOR}/bin"
-  extract_base "$root"
+  extract_base "$root" "$suite"
   # Same ids as the official image (999:999), created before the packages so
   # that postgresql-common's adduser finds the user.
   in_root "$root" groupadd -r -g 999 postgres
@@ -284,7 +304,7 @@ build_postgres() {
   # No Debian-style cluster (/etc/postgresql/17/main) on install.
   mkdir -p "$root/etc/postgresql-common/createcluster.d"
   echo 'create_main_cluster = false' >"$root/etc/postgresql-common/createcluster.d/forgebox.conf"
-  install_packages "$root" "${PG_PACKAGES[@]}"
+  install_packages "$root" util-linux "postgresql-${PG_MAJOR}"
 
   [ -x "$root$bindir/postgres" ] || die "postgres not found in $bindir"
   # Like the official image: initdb's sample config listens on all addresses.
@@ -318,7 +338,7 @@ build_postgres() {
 
 build_redis() {
   local root="$WORK/redis"
-  extract_base "$root"
+  extract_base "$root" "$SUITE"
   # Same ids as the official image (999:999).
   in_root "$root" groupadd -r -g 999 redis
   in_root "$root" useradd -r -g redis -u 999 -d /var/lib/redis -s /usr/sbin/nologin \
@@ -343,18 +363,17 @@ build_redis() {
 }
 
 # ---------------------------------------------------------------------------
-need_pg=1; need_redis=1
+need_pg=1; need_pg_old=1; need_redis=1
 image_exists "$PG_IMAGE" && need_pg=0      # another build may have made them
+image_exists "$PG_OLD_IMAGE" && need_pg_old=0
 image_exists "$REDIS_IMAGE" && need_redis=0
 
-if [ $need_pg = 1 ] || [ $need_redis = 1 ]; then
-  if [ -f "$BASE_TAR" ]; then
-    log "using cached base rootfs $BASE_TAR"
-  else
-    build_base
-  fi
+if [ $need_pg = 1 ]; then build_postgres "$PG_MAJOR" "$SUITE" "$PG_IMAGE"; else log "cached: $PG_IMAGE"; fi
+if [ $need_pg_old = 1 ]; then
+  build_postgres "$PG_OLD_MAJOR" "$PG_OLD_SUITE" "$PG_OLD_IMAGE"
+else
+  log "cached: $PG_OLD_IMAGE"
 fi
-if [ $need_pg = 1 ]; then build_postgres; else log "cached: $PG_IMAGE"; fi
 if [ $need_redis = 1 ]; then build_redis; else log "cached: $REDIS_IMAGE"; fi
 build_standins "$WORK"
 

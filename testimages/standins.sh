@@ -73,7 +73,7 @@ build_gitlab_standin() {
   standin_rootfs_base "$root"
   standin_build_binary service/standins/gitlab "$root/usr/local/bin/forgebox-gitlab-standin"
   # sameersbn: user git is uid/gid 1000, WORKDIR /home/git/gitlab, `bundle` in PATH.
-  # Omnibus: `gitlab-rails` in PATH (and /opt/gitlab/bin), run as root.
+  # Omnibus: `gitlab-rails`, `gitlab-ctl`, `gitlab-backup` in PATH (and /opt/gitlab/bin), as root.
   cat >"$root/etc/passwd" <<'PASSWD'
 root:x:0:0:root:/root:/sbin/nologin
 git:x:1000:1000:GitLab (stand-in):/home/git:/sbin/nologin
@@ -82,8 +82,13 @@ PASSWD
   mkdir -p "$root/home/git/gitlab" "$root/home/git/data" "$root/opt/gitlab/bin" \
     "$root/etc/gitlab" "$root/var/opt/gitlab" "$root/var/log/gitlab"
   ln -s forgebox-gitlab-standin "$root/usr/local/bin/bundle"
-  ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/gitlab-rails"
-  ln -s /usr/local/bin/forgebox-gitlab-standin "$root/opt/gitlab/bin/gitlab-rails"
+  # sameersbn runs its services under supervisord; Omnibus has gitlab-ctl and gitlab-backup.
+  ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/supervisorctl"
+  local cmd
+  for cmd in gitlab-rails gitlab-ctl gitlab-backup; do
+    ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/$cmd"
+    ln -s /usr/local/bin/forgebox-gitlab-standin "$root/opt/gitlab/bin/$cmd"
+  done
   standin_tar "$root" "$dir/rootfs.tar" home/git
   log "importing $GITLAB_STANDIN_IMAGE"
   docker import \

@@ -81,6 +81,11 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 	if _, err := s.component(d, name); err != nil {
 		return Plan{}, err
 	}
+	if name == "gitlab" {
+		if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
+			return Plan{}, err
+		}
+	}
 	o, err := s.observe(ctx, d)
 	if err != nil {
 		return Plan{}, err

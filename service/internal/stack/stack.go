@@ -130,6 +130,9 @@ func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, e
 // subnet, then observes, plans and applies the rest.
 func (s *Stack) converge(ctx context.Context) (Plan, error) {
 	var done Plan
+	if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
+		return done, err
+	}
 	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
 	if err != nil {
 		return Plan{}, err

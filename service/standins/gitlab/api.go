@@ -405,6 +405,11 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		apiParamError(w, &badParam{"token is missing"})
 		return
 	}
+	if !s.secretsMatch(r.Context()) { // secrets.go: tokens are stored encrypted with db_key_base
+		s.logf("runner verify from %s: token rejected (db_key_base does not match the data)", r.RemoteAddr)
+		apiMessage(w, http.StatusForbidden, "403 Forbidden")
+		return
+	}
 	var id int64
 	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
 		return c.QueryRow(r.Context(), `UPDATE standin_runners SET contacted_at = now() WHERE token = $1 RETURNING id`, tok).Scan(&id)

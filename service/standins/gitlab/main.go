@@ -5,7 +5,9 @@
 // would, and serves the endpoints and the exec path forgebox uses. See ../README.md.
 //
 // One binary, dispatched on its name: as `bundle` it is the sameersbn exec path for the admin
-// token, as `gitlab-rails` the Omnibus one, otherwise the container's main process.
+// token and the backup rake tasks, as `gitlab-rails` the Omnibus one, as `gitlab-backup`,
+// `gitlab-ctl` and `supervisorctl` the backup and service commands, otherwise the container's
+// main process.
 package main
 
 import (
@@ -20,6 +22,12 @@ func main() {
 		os.Exit(runBundle(os.Args[1:]))
 	case "gitlab-rails":
 		os.Exit(runGitlabRails(os.Args[1:]))
+	case "gitlab-backup":
+		os.Exit(runGitlabBackup(os.Args[1:]))
+	case "gitlab-ctl":
+		os.Exit(runGitlabCtl(os.Args[1:]))
+	case "supervisorctl":
+		os.Exit(runSupervisorctl(os.Args[1:]))
 	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {

@@ -95,6 +95,9 @@ func runBundle(args []string) int {
 	if wd, _ := os.Getwd(); wd != sameersbnWorkdir {
 		return execFail("Could not locate Gemfile or .bundle/ directory (working directory %s, not %s)", wd, sameersbnWorkdir)
 	}
+	if len(args) >= 2 && args[0] == "exec" && args[1] == "rake" {
+		return runRake(args[2:]) // backup.go
+	}
 	if len(args) != 6 || !slices.Equal(args[:5], []string{"exec", "rails", "runner", "-e", "production"}) {
 		return execFail("the stand-in's bundle accepts exactly: bundle exec rails runner -e production '<script>' (got %d arguments: %s)", len(args), clipArgs(args))
 	}

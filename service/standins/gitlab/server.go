@@ -70,7 +70,11 @@ func serve() int {
 		logf("refusing to start: %v", err)
 		return 1
 	}
+	clearStoppedServices()
 	createdRoot, err := migrate(ctx, conn, cfg)
+	if err == nil {
+		err = prepareData(ctx, conn, cfg) // upgrade.go: version rules, migrations, secrets, host keys
+	}
 	conn.Close(context.Background())
 	if err != nil {
 		logf("refusing to start: %v", err)
@@ -102,6 +106,7 @@ func serve() int {
 		return 1
 	}
 	go serveSSHBanner(sshLn)
+	go s.drainMigrations(ctx)
 	hs := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(httpLn); err != nil && err != http.ErrServerClosed {
@@ -140,7 +145,7 @@ func serveSSHBanner(ln net.Listener) {
 		go func() {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(5 * time.Second))
-			c.Write([]byte("SSH-2.0-forgebox-gitlab-standin\r\n"))
+			c.Write([]byte(sshGreeting()))
 			buf := make([]byte, 256)
 			c.Read(buf)
 		}()
@@ -242,6 +247,7 @@ func (s *server) routes() http.Handler {
 	api.HandleFunc("PUT /api/v4/runners/{id}", s.handleUpdateRunner)
 	api.HandleFunc("DELETE /api/v4/runners/{id}", s.handleDeleteRunner)
 	api.HandleFunc("GET /api/v4/standin/fetches", s.handleFetches)
+	api.HandleFunc("GET /api/v4/standin/state", s.handleState)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/"):
@@ -278,7 +284,7 @@ func (s *server) monitor(h http.HandlerFunc) http.HandlerFunc {
 // booted answers 502 like GitLab Workhorse while Puma is still booting.
 func (s *server) booted(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() {
+		if !s.ready.Load() || serviceStopped("puma") {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
 			w.Write([]byte("GitLab is not responding"))
