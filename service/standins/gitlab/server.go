@@ -247,6 +247,7 @@ func (s *server) routes() http.Handler {
 	api.HandleFunc("PUT /api/v4/runners/{id}", s.handleUpdateRunner)
 	api.HandleFunc("DELETE /api/v4/runners/{id}", s.handleDeleteRunner)
 	api.HandleFunc("GET /api/v4/standin/fetches", s.handleFetches)
+	s.ciRoutes(api) // ci.go: projects, pipelines, jobs, traces; the runner's job protocol
 	api.HandleFunc("GET /api/v4/standin/state", s.handleState)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		switch {
