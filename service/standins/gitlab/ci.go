@@ -120,6 +120,7 @@ func (s *server) ciRoutes(api *http.ServeMux) {
 		}
 	}
 	api.HandleFunc("GET /api/v4/projects", h(s.handleListProjects))
+	api.HandleFunc("GET /api/v4/projects/{id}", h(s.handleGetProject))
 	api.HandleFunc("GET /api/v4/projects/{id}/pipelines", h(s.handleListPipelines))
 	api.HandleFunc("GET /api/v4/projects/{id}/pipelines/{pid}", h(s.handleGetPipeline))
 	api.HandleFunc("GET /api/v4/projects/{id}/pipelines/{pid}/jobs", h(s.handlePipelineJobs))
@@ -495,6 +496,26 @@ func (s *server) handleListProjects(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.projectJSON(x.id, x.path, x.created, x.lastActiv))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// handleGetProject is GET /api/v4/projects/:id.
+func (s *server) handleGetProject(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.resolveProject(w, r, false)
+	if !ok {
+		return
+	}
+	var (
+		path              string
+		created, activity time.Time
+	)
+	err := s.db.with(r.Context(), func(c *pgx.Conn) error {
+		return c.QueryRow(r.Context(), `SELECT path, created_at, last_activity_at FROM standin_projects WHERE id = $1`, id).Scan(&path, &created, &activity)
+	})
+	if err != nil {
+		s.internalError(w, "load project", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.projectJSON(id, path, created, activity))
 }
 
 // handleListPipelines is GET /api/v4/projects/:id/pipelines (PipelineBasic, newest first).

@@ -179,6 +179,9 @@ func TestStandinCI(t *testing.T) {
 	if err != nil || len(projects) != 1 || projects[0].PathWithNamespace != "demo/app" || resp.TotalItems != 1 {
 		t.Fatalf("projects: %v %+v", err, projects)
 	}
+	if proj, _, err := c.Projects.GetProject("demo/app", nil); err != nil || proj.ID != projectID {
+		t.Errorf("project by path: %v %+v", err, proj)
+	}
 	pls, _, err := c.Pipelines.ListProjectPipelines("demo/app", &gl.ListProjectPipelinesOptions{})
 	if err != nil || len(pls) != 1 || pls[0].ID != pid || pls[0].Ref != "main" {
 		t.Fatalf("pipelines by path: %v %+v", err, pls)

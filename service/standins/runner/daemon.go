@@ -76,6 +76,8 @@ type daemon struct {
 
 	listenAddr string
 	listener   *http.Server
+
+	ci ciState // ci.go: CI jobs taken from GitLab
 }
 
 func newDaemon(configPath string) *daemon {
@@ -238,6 +240,7 @@ func (d *daemon) verifiedCount() int {
 
 // step verifies the entries that are due and starts the jobs that have not run.
 func (d *daemon) step(ctx context.Context) {
+	defer d.syncCI(ctx) // ci.go: poll for CI jobs with each verified runner
 	d.mu.Lock()
 	var due []*entry
 	for _, e := range d.entries {
