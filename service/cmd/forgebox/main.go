@@ -40,6 +40,8 @@ Commands:
                       preinst, postinst, preupgrade, postupgrade, preuninst, postuninst,
                       prestart, start, stop, status, health
   cgi                 answer one CGI request as the DSM app window's front (index.cgi)
+  backup create|list|restore NAME  back up GitLab, config, secrets and host keys; list; put one back
+  upgrade plan|apply [--to VERSION]  walk GitLab along its required upgrade stops, one hop at a time
   config validate [FILE]  check a config file; errors name the key and line
   config show         print the effective config (secrets are never printed)
   config default      print the embedded default config
@@ -119,6 +121,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.dsmCmd(ctx, cmdArgs)
 	case "cgi":
 		err = g.cgiCmd(cmdArgs)
+	case "backup":
+		err = g.backupCmd(ctx, cmdArgs)
+	case "upgrade":
+		err = g.upgradeCmd(ctx, cmdArgs)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
