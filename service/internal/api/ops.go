@@ -195,7 +195,7 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 		Message: fmt.Sprintf("%s started by %s (operation %s)", name, started.By, started.ID)})
 	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
 	go func() {
-		ctx, cancel := context.WithTimeout(s.ctx, opTimeout)
+		ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours
 		defer cancel()
 		err := run(ctx, st)
 		done := s.ops.finish(err)

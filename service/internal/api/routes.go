@@ -51,6 +51,7 @@ func (s *Server) routes() *gin.Engine {
 	v1.GET("/events", s.getEvents)
 	v1.GET("/operations", s.getOperations)
 	v1.GET("/operations/:id", s.getOperation)
+	s.backupRoutes(v1) // backup.go: backups, restore, upgrade
 	v1.POST("/up", s.postStackOp("up"))
 	v1.POST("/down", s.postStackOp("down"))
 	v1.POST("/restart", s.postStackOp("restart"))

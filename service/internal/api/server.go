@@ -77,6 +77,8 @@ type Server struct {
 	engErr  error
 	engInfo engine.Info
 
+	backups backupState // backup.go: the backup scheduler
+
 	bg     sync.WaitGroup
 	ctx    context.Context // the server's life; operations run under it
 	cancel context.CancelFunc
@@ -125,6 +127,7 @@ func (s *Server) Start() {
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.engineLoop(s.ctx) }()
 	go func() { defer s.bg.Done(); s.mon.statsLoop(s.ctx) }()
+	s.startBackupSchedule() // backup.go
 }
 
 // Stop lets a running operation finish for up to grace, then cancels it and the background
