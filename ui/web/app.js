@@ -2,6 +2,7 @@
 // under api/v1. Every URL is relative: the app runs at / and inside DSM's app-window iframe.
 // Text comes from i18n.js; data from the API is only ever put into the page as text.
 import { t, applyI18n, detectLang, setLang, getLang } from './i18n.js';
+import { initBuilds, renderBuilds } from './builds.js';
 
 // ---------------------------------------------------------------------------------------------
 // API
@@ -808,7 +809,8 @@ async function renderDoctor() {
 // ---------------------------------------------------------------------------------------------
 // Routing, language, start
 
-const VIEWS = { overview: renderOverview, activity: renderActivity, logs: renderLogs, settings: renderSettings, runners: () => renderRunners(), doctor: renderDoctor };
+const VIEWS = { overview: renderOverview, activity: renderActivity, builds: renderBuilds, logs: renderLogs, settings: renderSettings, runners: () => renderRunners(), doctor: renderDoctor };
+initBuilds({ api, h, fill, toast });
 
 function go(view) {
   if (location.hash !== '#' + view) location.hash = view; else route();

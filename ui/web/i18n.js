@@ -9,6 +9,7 @@ const en = {
 
   'nav.overview': 'Overview',
   'nav.activity': 'Activity',
+  'nav.builds': 'Builds',
   'nav.logs': 'Logs',
   'nav.settings': 'Settings',
   'nav.runners': 'Runners',
@@ -211,6 +212,7 @@ const zh = {
 
   'nav.overview': '概览',
   'nav.activity': '活动',
+  'nav.builds': '构建',
   'nav.logs': '日志',
   'nav.settings': '设置',
   'nav.runners': 'Runner',

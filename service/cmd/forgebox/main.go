@@ -40,6 +40,8 @@ Commands:
                       preinst, postinst, preupgrade, postupgrade, preuninst, postuninst,
                       prestart, start, stop, status, health
   cgi                 answer one CGI request as the DSM app window's front (index.cgi)
+  builds [--limit N] | builds log JOB [--follow] | builds runners | builds retry|cancel|play JOB
+                      CI pipelines of every project, a job's log (followed while it runs), runners
   backup create|list|restore NAME  back up GitLab, config, secrets and host keys; list; put one back
   upgrade plan|apply [--to VERSION]  walk GitLab along its required upgrade stops, one hop at a time
   config validate [FILE]  check a config file; errors name the key and line
@@ -121,6 +123,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.dsmCmd(ctx, cmdArgs)
 	case "cgi":
 		err = g.cgiCmd(cmdArgs)
+	case "builds":
+		err = g.buildsCmd(ctx, cmdArgs)
 	case "backup":
 		err = g.backupCmd(ctx, cmdArgs)
 	case "upgrade":

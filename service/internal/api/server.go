@@ -79,6 +79,8 @@ type Server struct {
 
 	backups backupState // backup.go: the backup scheduler
 
+	builds buildsState // builds.go: GitLab client, pipeline cache, runners
+
 	bg     sync.WaitGroup
 	ctx    context.Context // the server's life; operations run under it
 	cancel context.CancelFunc
