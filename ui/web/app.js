@@ -3,6 +3,7 @@
 // Text comes from i18n.js; data from the API is only ever put into the page as text.
 import { t, applyI18n, detectLang, setLang, getLang } from './i18n.js';
 import { initBuilds, renderBuilds } from './builds.js';
+import { initMaintenance, renderMaintenance } from './maintenance.js';
 
 // ---------------------------------------------------------------------------------------------
 // API
@@ -811,6 +812,8 @@ async function renderDoctor() {
 
 const VIEWS = { overview: renderOverview, activity: renderActivity, builds: renderBuilds, logs: renderLogs, settings: renderSettings, runners: () => renderRunners(), doctor: renderDoctor };
 initBuilds({ api, h, fill, toast });
+VIEWS.maintenance = renderMaintenance; // maintenance.js: backups and upgrades
+initMaintenance({ api, h, fill, toast, fmtBytes, follow: (op) => { state.op = op; state.opResult = null; refreshStatus(); refreshEvents(); } });
 
 function go(view) {
   if (location.hash !== '#' + view) location.hash = view; else route();

@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 
 	"github.com/forgebox/forgebox/service/internal/api"
 	"github.com/forgebox/forgebox/service/internal/backup"
@@ -205,6 +209,62 @@ func TestBackupAndUpgradeThroughTheAPI(t *testing.T) {
 	if e := expectError(t, res, body, http.StatusConflict, api.CodeConflict); !strings.Contains(e.Error.Message, "GitLab 18.5.7") {
 		t.Errorf("restore of an 18.5.7 backup onto 18.8.11: %s", e.Error.Message)
 	}
+
+	t.Run("web app", func(t *testing.T) { maintenancePage(t, h, first) })
+}
+
+// maintenancePage drives the backups and upgrades page in headless Chromium: the list, a backup
+// from the page followed to its end, the plan for a chosen target, a restore refused with the
+// version to install, and the page in Chinese.
+func maintenancePage(t *testing.T, h *harness, older string) {
+	ctx := newBrowser(t)
+	sh := shooter{t: t, dir: artifactsDir(t)}
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#maintenance"), chromedp.WaitVisible(chromedp.CSS(`#btn-backup`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "two backups listed", `(() => { const n = document.querySelectorAll('tr[data-backup]').length; return n === 2 ? 'ok' : 'rows: ' + n })()`, 20*time.Second)
+	waitJS(t, ctx, "the running version", `(() => { const e = document.querySelector('#gitlab-running'); return e && e.textContent.includes('18.8.11') ? 'ok' : (e ? e.textContent : 'none') })()`, 20*time.Second)
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-backup`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the backup from the page ends", `(() => {
+		const s = document.querySelector('#maint-op-state');
+		if (!s) return 'no progress';
+		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#maint-progress').innerText;
+		return s.dataset.state === 'succeeded' && document.querySelectorAll('tr[data-backup]').length === 3 ? 'ok' : s.dataset.state })()`, 2*time.Minute)
+	sh.shot(ctx, "maint-01-backups.png")
+
+	if err := step(ctx, chromedp.SetValue(chromedp.CSS(`#upgrade-target`), "18.11.7"), chromedp.Click(chromedp.CSS(`#btn-plan`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the plan to 18.11.7", `(() => { const l = document.querySelectorAll('#upgrade-plan li'); const title = document.querySelector('#upgrade-plan-title');
+		return l.length === 1 && title && title.textContent.includes('18.8.11 → 18.11.7') && document.querySelector('#btn-upgrade') ? 'ok' : 'hops: ' + l.length })()`, 20*time.Second)
+	sh.shot(ctx, "maint-02-plan.png")
+
+	sel := fmt.Sprintf(`button[data-restore=%q]`, older)
+	if err := step(ctx, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(`#restore-confirm`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "restore needs the name", `(() => document.querySelector('#btn-restore').disabled ? 'ok' : 'enabled')()`, 5*time.Second)
+	if err := step(ctx, chromedp.SendKeys(chromedp.CSS(`#restore-confirm`), older), chromedp.Click(chromedp.CSS(`#btn-restore`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the restore is refused with the version to install", `(() => { const e = document.querySelector('#restore-form .form-errors');
+		return e && e.textContent.includes('GitLab 18.5.7') ? 'ok' : (e ? e.textContent : 'none') })()`, 10*time.Second)
+	sh.shot(ctx, "maint-03-restore-refused.png")
+
+	if err := step(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the page in Chinese", `(() => { const tab = document.querySelector('#tabs a[data-view="maintenance"]').textContent;
+		const b = document.querySelector('#btn-backup'); const kind = document.querySelector('tr[data-backup] td:nth-child(2)');
+		return tab === '备份与升级' && b && b.textContent === '立即备份' && kind && /手动|升级前/.test(kind.textContent) ? 'ok' : tab + ' / ' + (b && b.textContent) })()`, 10*time.Second)
+	sh.shot(ctx, "maint-04-zh.png")
+	noPageErrors(t, ctx)
 }
 
 // startOp2 posts an operation with a JSON body and expects it accepted.
