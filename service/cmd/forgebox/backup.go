@@ -30,7 +30,7 @@ const backupUsage = `Usage:
 func (g *globals) backupCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(g.stderr, backupUsage)
-		return silentError{errors.New("say create, list or restore")}
+		return errors.New("say create, list or restore")
 	}
 	switch args[0] {
 	case "create":
@@ -44,7 +44,7 @@ func (g *globals) backupCmd(ctx context.Context, args []string) error {
 		return nil
 	}
 	fmt.Fprint(g.stderr, backupUsage)
-	return silentError{fmt.Errorf("unknown backup command %q", args[0])}
+	return fmt.Errorf("unknown backup command %q", args[0])
 }
 
 func (g *globals) backupCreate(ctx context.Context, args []string) error {
@@ -119,7 +119,7 @@ func (g *globals) backupRestore(ctx context.Context, args []string) error {
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprint(g.stderr, backupUsage)
-		return silentError{errors.New("name one backup")}
+		return errors.New("name one backup")
 	}
 	name := fs.Arg(0)
 	cfg, err := g.loadConfig()

@@ -21,7 +21,7 @@ const upgradeUsage = `Usage:
 func (g *globals) upgradeCmd(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(g.stderr, upgradeUsage)
-		return silentError{errors.New("say plan or apply")}
+		return errors.New("say plan or apply")
 	}
 	fs := newFlags("upgrade "+args[0], g.stderr)
 	to := fs.String("to", "", "target GitLab version, e.g. 18.8.11")
@@ -35,7 +35,7 @@ func (g *globals) upgradeCmd(ctx context.Context, args []string) error {
 		return nil
 	default:
 		fmt.Fprint(g.stderr, upgradeUsage)
-		return silentError{fmt.Errorf("unknown upgrade command %q", args[0])}
+		return fmt.Errorf("unknown upgrade command %q", args[0])
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

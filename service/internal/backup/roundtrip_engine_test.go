@@ -21,6 +21,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/backup"
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/stack"
+	"github.com/forgebox/forgebox/service/internal/testenv"
 	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
 )
 
@@ -63,8 +64,25 @@ func records(t *testing.T, x *stack.Session) map[string]stack.RunnerRecord {
 // safety backup of it is taken first, and a stack of another version is refused with the
 // version to install.
 func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
+	for _, flavour := range []string{"sameersbn", "omnibus"} {
+		t.Run(flavour, func(t *testing.T) {
+			t.Parallel()
+			roundTrip(t, flavour)
+		})
+	}
+}
+
+// hostKeyFile is the ed25519 host key on the host, where each image keeps it.
+func hostKeyFile(cfg config.Config) string {
+	if cfg.GitLab.Flavour == "omnibus" {
+		return filepath.Join(cfg.ShareDir(), "gitlab", "config", "ssh_host_ed25519_key")
+	}
+	return filepath.Join(cfg.ShareDir(), "gitlab", "data", "ssh", "ssh_host_ed25519_key")
+}
+
+func roundTrip(t *testing.T, flavour string) {
 	ctx := standintest.Ctx(t, 10*time.Minute)
-	a := standintest.New(t, "18.5.7", "sameersbn", func(c *config.Config) {
+	a := standintest.New(t, "18.5.7", flavour, func(c *config.Config) {
 		c.Runner.Profiles = append(c.Runner.Profiles, config.Profile{Name: "gpu", Image: c.Runner.Profiles[0].Image, Tags: []string{"gpu", "cuda"}, Concurrency: 1})
 	})
 	a.Up(ctx)
@@ -80,7 +98,8 @@ func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
 		t.Fatalf("runner records before the backup: %v", recA)
 	}
 	secretsA := a.Secrets()
-	sshA, _ := os.ReadFile(filepath.Join(a.Cfg.ShareDir(), "gitlab", "data", "ssh", "ssh_host_ed25519_key"))
+	sshA, _ := os.ReadFile(hostKeyFile(a.Cfg))
+	omnibusSecretsA, _ := os.ReadFile(filepath.Join(a.Cfg.ShareDir(), "gitlab", "config", "gitlab-secrets.json"))
 	stateA := a.StandinState(ctx)
 
 	start := time.Now()
@@ -104,7 +123,7 @@ func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.GitLab.Version != "18.5.7" || m.GitLab.Flavour != "sameersbn" || m.Postgres.Major != 17 || m.Kind != backup.KindManual || m.Runner.Runners != 2 || m.Forgebox != "test" {
+		if m.GitLab.Version != "18.5.7" || m.GitLab.Flavour != flavour || m.Postgres.Major != 17 || m.Kind != backup.KindManual || m.Runner.Runners != 2 || m.Forgebox != "test" {
 			t.Errorf("manifest %+v", m)
 		}
 		have := map[string]bool{}
@@ -114,8 +133,12 @@ func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
 				t.Errorf("%s has no sha256", mem.Path)
 			}
 		}
-		for _, want := range []string{backup.MemberConfig, backup.MemberSecrets, backup.MemberRunnerConfig,
-			"gitlab/backup/" + m.GitLab.BackupID + "_gitlab_backup.tar", "gitlab/ssh/ssh_host_ed25519_key", "gitlab/ssh/ssh_host_rsa_key.pub"} {
+		wants := []string{backup.MemberConfig, backup.MemberSecrets, backup.MemberRunnerConfig,
+			"gitlab/backup/" + m.GitLab.BackupID + "_gitlab_backup.tar", "gitlab/ssh/ssh_host_ed25519_key", "gitlab/ssh/ssh_host_rsa_key.pub"}
+		if flavour == "omnibus" {
+			wants = append(wants, backup.MemberOmnibusJSON)
+		}
+		for _, want := range wants {
 			if !have[want] {
 				t.Errorf("member %s missing; have %v", want, have)
 			}
@@ -130,10 +153,10 @@ func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
 	// The new box: the old stack is gone (its containers; its data stays where it was), a fresh
 	// stack of the same name and GitLab version takes its place, with the default runner
 	// profile only, its own data directories and its own secrets.
-	if err := a.Stack().Down(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b := standintest.New(t, "18.5.7", "sameersbn", func(c *config.Config) { c.Stack.Name = a.Cfg.Stack.Name })
+	// (Removed the way a dead box loses them: the runner's own job containers may be going away
+	// at the same moment, which stack.Down does not tolerate.)
+	testenv.RemoveStack(t, a.Eng, a.Cfg.Stack.Name, a.Cfg.NetworkName())
+	b := standintest.New(t, "18.5.7", flavour, func(c *config.Config) { c.Stack.Name = a.Cfg.Stack.Name })
 	superB, _ := b.Secrets().Get(config.SecretPostgresSuperuser) // not created yet: up makes it
 
 	t.Run("another version is refused with the version to install", func(t *testing.T) {
@@ -245,7 +268,15 @@ func TestBackupThenRestoreOntoAFreshStack(t *testing.T) {
 		if v, _ := sb.Get(config.SecretPostgresSuperuser); v != superB || v == "" {
 			t.Error("the restore replaced the stack's own PostgreSQL superuser password")
 		}
-		sshB, _ := os.ReadFile(filepath.Join(b.Cfg.ShareDir(), "gitlab", "data", "ssh", "ssh_host_ed25519_key"))
+		sshB, _ := os.ReadFile(hostKeyFile(b.Cfg))
+		if flavour == "omnibus" {
+			// GitLab's encryption keys live in /etc/gitlab/gitlab-secrets.json there, not in the
+			// secret store: the fresh stack generated its own, the restore put the backup's back.
+			secretsB, _ := os.ReadFile(filepath.Join(b.Cfg.ShareDir(), "gitlab", "config", "gitlab-secrets.json"))
+			if len(omnibusSecretsA) == 0 || !bytes.Equal(omnibusSecretsA, secretsB) {
+				t.Error("/etc/gitlab/gitlab-secrets.json was not restored")
+			}
+		}
 		if len(sshA) == 0 || !bytes.Equal(sshA, sshB) {
 			t.Error("the SSH host key was not restored")
 		}
