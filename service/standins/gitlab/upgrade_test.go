@@ -11,7 +11,7 @@ import (
 func TestCheckUpgrade(t *testing.T) {
 	cases := []struct {
 		flavour, old, new string
-		wantErr, wantWarn  string
+		wantErr, wantWarn string
 	}{
 		{flavourSameersbn, "", "18.5.7", "", ""},
 		{flavourSameersbn, "18.5.7", "18.5.7", "", ""},
