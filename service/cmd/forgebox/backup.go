@@ -16,6 +16,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/backup"
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
 const backupUsage = `Usage:
@@ -165,9 +166,13 @@ func (g *globals) backupRestore(ctx context.Context, args []string) error {
 	return nil
 }
 
-// saveConfig writes a config an operation changed to the config file (creating it when forgebox
-// ran on the embedded defaults).
+// saveConfig writes what an operation changed (images, runner profiles) to the config file, over
+// the file as it is now, so a change saved meanwhile (by the web app, say) stays; it creates the
+// file when forgebox ran on the embedded defaults.
 func (g *globals) saveConfig(cfg config.Config) error {
+	if cur, err := config.Load(g.configPath); err == nil {
+		cfg = stack.WithOperationChanges(cur, cfg)
+	}
 	if err := config.Save(g.configPath, cfg); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w (create the directory, or pass --config with a writable path)", err)

@@ -163,12 +163,7 @@ func (s *Server) saveOpConfig(opCfg config.Config) error {
 	if path == "" {
 		return errors.New("the controller was started without a config file path, so it cannot save the config")
 	}
-	next := s.config()
-	next.GitLab.Image = opCfg.GitLab.Image
-	next.Runner.Image = opCfg.Runner.Image
-	next.Postgres.Image = opCfg.Postgres.Image
-	next.Runner.Profiles = opCfg.Runner.Profiles
-	next.Runner.Concurrent = opCfg.Runner.Concurrent
+	next := stack.WithOperationChanges(s.config(), opCfg)
 	if err := config.Save(path, next); err != nil {
 		return err
 	}

@@ -375,3 +375,15 @@ func DiskAdvice(err error) string { return diskAdvice(err) }
 // View is a session without the lock, for reading only (an upgrade plan, a status): its
 // methods that change the stack must not be called on it.
 func (s *Stack) View() *Session { return &Session{s: s, op: "view"} }
+
+// WithOperationChanges is cur with the fields that backups, restores and upgrades change taken
+// from op: the three images, the runner profiles and concurrency. Saving this instead of op keeps
+// an edit someone else saved meanwhile (another setting, through the web app or the file).
+func WithOperationChanges(cur, op config.Config) config.Config {
+	cur.GitLab.Image = op.GitLab.Image
+	cur.Runner.Image = op.Runner.Image
+	cur.Postgres.Image = op.Postgres.Image
+	cur.Runner.Profiles = op.Runner.Profiles
+	cur.Runner.Concurrent = op.Runner.Concurrent
+	return cur
+}
