@@ -236,6 +236,9 @@ func writeArchive(dir, name string, m Manifest, members []source) (path string, 
 	if err = f.Close(); err != nil {
 		return "", 0, diskError(dir, err)
 	}
+	// Owned like its directory: on a NAS the share's owner can then copy it off the box (as root
+	// forgebox would otherwise leave a file only root may read).
+	chownLike(tmp, dir)
 	path = filepath.Join(dir, name+Extension)
 	if err = os.Link(tmp, path); err != nil { // never replaces an existing backup
 		return "", 0, fmt.Errorf("name the backup %s: %w", path, err)
@@ -481,4 +484,33 @@ func removeStalePartials(dir string) []string {
 		}
 	}
 	return removed
+}
+
+// chownLike gives path the owner of ref, when this process may (it runs as root).
+func chownLike(path, ref string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	fi, err := os.Stat(ref)
+	if err != nil {
+		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		os.Lchown(path, int(st.Uid), int(st.Gid))
+	}
+}
+
+// mkdirLikeParent creates dir (mode 0700: backups hold secrets) owned like its parent.
+func mkdirLikeParent(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	chownLike(dir, filepath.Dir(dir))
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -282,5 +283,38 @@ func TestGitLabCommands(t *testing.T) {
 	}
 	if m := backupDoneLine.FindStringSubmatch("2026-08-29 03:30:00 UTC -- Backup 1788000000_2026_08_29_18.5.7 is done.\n"); m == nil || m[1] != "1788000000_2026_08_29_18.5.7" {
 		t.Errorf("done line: %v", m)
+	}
+}
+
+// Written as root (the controller on DSM), a backup is owned like its directory, so the share's
+// owner can copy it off the box; it stays 0600.
+func TestArchiveOwnedLikeItsDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files away")
+	}
+	share := t.TempDir()
+	if err := os.Chown(share, 1026, 100); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(share, "backups")
+	if err := mkdirLikeParent(dir); err != nil {
+		t.Fatal(err)
+	}
+	file, _, err := writeArchive(dir, "fb-own", testManifest("fb-own"), []source{memSource(MemberConfig, "c", 0o644, []byte("x"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, file} {
+		fi, _ := os.Stat(p)
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 1026 || st.Gid != 100 {
+			t.Errorf("%s owned by %d:%d, want 1026:100", p, st.Uid, st.Gid)
+		}
+	}
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("backup dir mode %v", fi.Mode())
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Errorf("archive mode %v", fi.Mode())
 	}
 }

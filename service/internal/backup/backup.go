@@ -91,7 +91,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	cfg := x.Config()
 	dir := cfg.BackupDir()
 	x.Emit(events.Event{Kind: events.KindStep, Message: fmt.Sprintf("back up the stack (%s) into %s", kind, dir)})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirLikeParent(dir); err != nil {
 		return Result{}, fmt.Errorf("create the backup directory %s: %w%s", dir, err, stack.DiskAdvice(err))
 	}
 	for _, n := range removeStalePartials(dir) {
