@@ -204,6 +204,9 @@ func (s *Stack) Down(ctx context.Context) error {
 		return rank(order, a.Component) - rank(order, b.Component)
 	})
 	for _, c := range list {
+		if c.Component == "" {
+			continue // a CI job container: the runner owns it and removes it itself
+		}
 		s.emit(events.Event{Kind: events.KindStep, Op: "down", Component: c.Component, Message: fmt.Sprintf("stop and remove %s (data kept)", c.Name)})
 		if err := s.eng.Stop(ctx, c.ID, stopTimeout(c.Component)); err != nil {
 			return err
@@ -223,7 +226,10 @@ func (s *Stack) Down(ctx context.Context) error {
 			}
 		}
 		if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
-			return err
+			// A job container the runner left behind can still hold it. The network holds no
+			// data and the next up reuses it, so this is worth a word, not a failed down.
+			s.emit(events.Event{Kind: events.KindInfo, Op: "down", Message: "network " + nw.Name + " kept: " + err.Error()})
+			s.log.Warn("network kept", "network", nw.Name, "err", err)
 		}
 	}
 	s.emit(events.Event{Kind: events.KindDone, Op: "down", Message: "stack is down; data kept in " + s.cfg.Stack.DataDir})
