@@ -6,6 +6,7 @@
 #   ./build.sh test       real-engine test run: engine, test images, go vet, go test ./...
 #   ./build.sh demo       stand the stack up on the local engine (see README: images)
 #   ./build.sh images     build (or reuse) the local test images and print their names
+#   ./build.sh bench      benchmarks against Docker Compose v2 (bench/README.md; not a test)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -77,6 +78,22 @@ cmd_test() {
   go vet ./...
   echo "== go test"
   go test -count=1 -timeout 30m "$@" ./...
+  # Short fuzzing runs (the seed corpora already ran above as plain tests); 40 s of fuzzing in all.
+  echo "== fuzz"
+  fuzz ./service/internal/config FuzzParse
+  for target in FuzzLoginBody FuzzConfigJSON FuzzConfigTOML FuzzProfileBody; do
+    fuzz ./service/internal/api "$target"
+  done
+}
+
+# fuzz PKG TARGET: fuzz one target briefly; an input that fails is kept in PKG/testdata/fuzz/.
+fuzz() {
+  go test -run '^$' -fuzz "^$2\$" -fuzztime "${FORGEBOX_FUZZTIME:-8s}" "$1"
+}
+
+# Benchmarks against Docker Compose v2 (bench/README.md); never part of the test run.
+cmd_bench() {
+  bash bench/run.sh
 }
 
 cmd_demo() {
@@ -106,6 +123,7 @@ case "${1:-build}" in
   test) shift; cmd_test "$@" ;;
   demo) cmd_demo ;;
   images) cmd_images ;;
+  bench) cmd_bench ;;
   version) echo "$VERSION" ;;
-  *) echo "usage: $0 [build|test|demo|images|version]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|demo|images|bench|version]" >&2; exit 2 ;;
 esac

@@ -94,6 +94,9 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 				reason += " (killed: out of memory)"
 			}
 			return d, c.healthFailure(id, d, reason, nil, o.LogLines)
+		case d.State == "restarting" && first.State == "restarting" && d.RestartCount == first.RestartCount:
+			// The engine was already restarting it (its restart policy, after a crash) when the
+			// wait began: that one restart is what is being waited for.
 		case d.State == "restarting" || d.RestartCount > first.RestartCount:
 			return d, c.healthFailure(id, d, fmt.Sprintf("keeps restarting (exit code %d)", d.ExitCode), nil, o.LogLines)
 		case d.Health == "unhealthy":

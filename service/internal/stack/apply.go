@@ -117,6 +117,28 @@ func ensureDir(d Dir) error {
 	return nil
 }
 
+// adviseDisk is the secret store with diskAdvice on its write errors, so a full or read-only
+// data dir says so whichever write meets it first (the secret store is often the first).
+type adviseDisk struct{ SecretStore }
+
+func (a adviseDisk) Ensure(name string) (string, error) {
+	v, err := a.SecretStore.Ensure(name)
+	return v, withDiskAdvice(err)
+}
+
+func (a adviseDisk) Set(name, value string) error {
+	return withDiskAdvice(a.SecretStore.Set(name, value))
+}
+
+func (a adviseDisk) Delete(name string) error { return withDiskAdvice(a.SecretStore.Delete(name)) }
+
+func withDiskAdvice(err error) error {
+	if adv := diskAdvice(err); err != nil && adv != "" {
+		return fmt.Errorf("%w%s", err, adv)
+	}
+	return err
+}
+
 // diskAdvice says what to do about the storage errors a NAS owner meets.
 func diskAdvice(err error) string {
 	switch {
@@ -161,6 +183,14 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	if err != nil {
 		return err
 	}
+	// PostgreSQL may have gone down since it was observed (a crash the engine is restarting
+	// it from): provisioning, and the steps after it, need it up and healthy.
+	comp, _ := d.Component("postgres")
+	if !pg.Running() || pg.Health != "healthy" || pg.IPs[d.Network] == "" {
+		if pg, err = s.waitHealthy(ctx, comp, id); err != nil {
+			return err
+		}
+	}
 	target, err := s.postgresTarget(pg, d)
 	if err != nil {
 		return err
@@ -181,7 +211,15 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	if len(changes) == 0 {
 		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "role, database and extensions were already in place"})
 	}
-	return nil
+	// The engine reports a crash a moment late, and pgprov retries through a restart: when it
+	// restarted under provisioning, wait until the engine calls it healthy again.
+	if pg, err = s.eng.Inspect(ctx, id); err != nil {
+		return err
+	}
+	if !pg.Running() || pg.Health != "healthy" {
+		_, err = s.waitHealthy(ctx, comp, id)
+	}
+	return err
 }
 
 func orNone(s string) string {

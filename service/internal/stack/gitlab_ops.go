@@ -400,7 +400,10 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 		if first == nil {
 			first = &det
 		}
-		if det.State == "exited" || det.State == "dead" || det.State == "restarting" || det.RestartCount > first.RestartCount {
+		// A restart the engine was already making when the wait began is waited for; another
+		// one means GitLab crashed while booting.
+		restartingAtStart := det.State == "restarting" && first.State == "restarting" && det.RestartCount == first.RestartCount
+		if det.State == "exited" || det.State == "dead" || det.State == "restarting" && !restartingAtStart || det.RestartCount > first.RestartCount {
 			logs, _ := s.eng.Logs(context.Background(), id, 20)
 			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("stopped while booting (state %s, exit code %d)", det.State, det.ExitCode), LastLogs: logs}
 		}

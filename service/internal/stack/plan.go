@@ -119,6 +119,11 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 			add(ActRecreate, c.Name, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
 		case localID != "" && cur.ImageID != localID:
 			add(ActRecreate, c.Name, cur.ID, "image %s was updated (%s, running %s); data is kept", image, short(localID), short(cur.ImageID))
+		case cur.State == "restarting":
+			// Its restart policy is bringing it back (after a crash, or an engine restart):
+			// starting it too would race the engine; wait for it instead.
+			add(ActWait, c.Name, cur.ID, "the engine is restarting it (restart policy)")
+			started = false
 		case !cur.Running():
 			add(ActStart, c.Name, cur.ID, "container is %s", cur.State)
 		case cur.Health == "unhealthy":

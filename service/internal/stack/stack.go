@@ -61,7 +61,7 @@ func New(cfg config.Config, eng Engine, secrets SecretStore, o Options) *Stack {
 		o.PullRetry = engine.DefaultPullRetry
 	}
 	return &Stack{
-		cfg: cfg, eng: eng, secrets: secrets, secretsPath: o.SecretsPath,
+		cfg: cfg, eng: eng, secrets: adviseDisk{secrets}, secretsPath: o.SecretsPath,
 		log: o.Logger.With("stack", cfg.Stack.Name), sink: o.Events,
 		version: o.Version, pullRetry: o.PullRetry,
 	}
