@@ -45,7 +45,11 @@ type WaitOptions struct {
 	LogLines int           // how many log lines to attach to a failure
 	// Progress, when set, is called about every Every with the state seen so far.
 	Progress func(d Detail, waited time.Duration)
-	Every    time.Duration
+	// Ready, when set, is a direct probe of the service (a database login, a PING). Once it
+	// succeeds on a running container the wait is over, without waiting for the engine's next
+	// healthcheck run, which on API 1.41 comes a whole interval after the start.
+	Ready func(ctx context.Context, d Detail) bool
+	Every time.Duration
 }
 
 // WaitHealthy polls the container until it is healthy (or, without a healthcheck, running for
@@ -79,6 +83,8 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 		}
 		switch {
 		case d.State == "running" && d.Health == "healthy":
+			return d, nil
+		case d.State == "running" && d.Health == "starting" && o.Ready != nil && d.RestartCount == first.RestartCount && o.Ready(ctx, d):
 			return d, nil
 		case d.State == "running" && d.Health == "" && d.RestartCount == first.RestartCount:
 			// Without a healthcheck, running is all there is to see; but right after the

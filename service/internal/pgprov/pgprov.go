@@ -98,6 +98,17 @@ func (t Target) connect(ctx context.Context, user, password, database string) (*
 	return conn, nil
 }
 
+// Ping logs in as the superuser and runs a query: PostgreSQL serves, initialisation included.
+func Ping(ctx context.Context, t Target) error {
+	conn, err := t.connect(ctx, t.Superuser, t.SuperPassword, "postgres")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	var one int
+	return conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+}
+
 // Observe reads what exists, changing nothing.
 func Observe(ctx context.Context, t Target) (State, error) {
 	s := State{ExtensionsFound: map[string]bool{}}

@@ -1,10 +1,13 @@
 package stack
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -164,6 +167,7 @@ func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine
 	start := time.Now()
 	det, err := s.eng.WaitHealthy(ctx, id, engine.WaitOptions{
 		Deadline: c.Deadline,
+		Ready:    s.readyProbe(c),
 		Progress: func(d engine.Detail, waited time.Duration) {
 			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
 				Message: fmt.Sprintf("%s is %s (health: %s) after %s", c.Name, d.State, orNone(d.Health), waited.Round(time.Second))})
@@ -186,7 +190,7 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	// PostgreSQL may have gone down since it was observed (a crash the engine is restarting
 	// it from): provisioning, and the steps after it, need it up and healthy.
 	comp, _ := d.Component("postgres")
-	if !pg.Running() || pg.Health != "healthy" || pg.IPs[d.Network] == "" {
+	if !pg.Running() || s.probedHealth(ctx, comp, pg) != "healthy" || pg.IPs[d.Network] == "" {
 		if pg, err = s.waitHealthy(ctx, comp, id); err != nil {
 			return err
 		}
@@ -216,7 +220,7 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	if pg, err = s.eng.Inspect(ctx, id); err != nil {
 		return err
 	}
-	if !pg.Running() || pg.Health != "healthy" {
+	if !pg.Running() || s.probedHealth(ctx, comp, pg) != "healthy" {
 		_, err = s.waitHealthy(ctx, comp, id)
 	}
 	return err
@@ -227,4 +231,67 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// readyProbe asks PostgreSQL and Redis directly whether they serve, so a start does not wait for
+// Docker's first healthcheck run. Only a real answer counts: a login that works, a PONG.
+func (s *Stack) readyProbe(c Component) func(context.Context, engine.Detail) bool {
+	switch c.Name {
+	case "postgres":
+		return func(ctx context.Context, d engine.Detail) bool {
+			ip := d.IPs[s.cfg.NetworkName()]
+			if ip == "" {
+				return false
+			}
+			target, err := provisionTarget(s.cfg, readOnlySecrets{s.secrets}, ip)
+			if err != nil {
+				return false
+			}
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return pgprov.Ping(pctx, target) == nil
+		}
+	case "redis":
+		return func(ctx context.Context, d engine.Detail) bool {
+			ip := d.IPs[s.cfg.NetworkName()]
+			return ip != "" && redisPing(ctx, ip) == nil
+		}
+	}
+	return nil
+}
+
+// probedHealth is the health forgebox acts on: Docker's, except that a container Docker still
+// calls "starting" counts as healthy once its service answers a direct probe. Without this a
+// converge that ended on the probe would find "starting" again and wait once more.
+func (s *Stack) probedHealth(ctx context.Context, c Component, d engine.Detail) string {
+	if d.Running() && d.Health == "starting" {
+		if ready := s.readyProbe(c); ready != nil && ready(ctx, d) {
+			return "healthy"
+		}
+	}
+	return d.Health
+}
+
+// redisPing sends PING over RESP and wants +PONG (a Redis still loading its data answers -LOADING).
+func redisPing(ctx context.Context, ip string) error {
+	var d net.Dialer
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := d.DialContext(dctx, "tcp", net.JoinHostPort(ip, "6379"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("redis answered %q", strings.TrimSpace(line))
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 // Component is one container of the stack as forgebox wants it.
 type Component struct {
 	Name        string
+	Stage       int // components of one stage start together; stages start in order
 	Spec        engine.ContainerSpec
 	Dirs        []Dir         // host directories created before the container is
 	Deadline    time.Duration // how long its health wait may take

@@ -54,6 +54,7 @@ func gitlabComponent(cfg config.Config, secrets SecretSource, env Env) (Componen
 	share := filepath.Join(cfg.ShareDir(), "gitlab")
 	c := Component{
 		Name:        "gitlab",
+		Stage:       1,
 		Deadline:    20 * time.Minute, // first boot loads the schema; slow NAS CPUs take long
 		StopTimeout: 120 * time.Second,
 		Spec: engine.ContainerSpec{

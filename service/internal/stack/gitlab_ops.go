@@ -422,7 +422,16 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 		case <-ctx.Done():
 			logs, _ := s.eng.Logs(context.Background(), id, 20)
 			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("was not ready after %s (%v)", c.Deadline, lastErr), LastLogs: logs, Err: engine.ErrHealthTimeout}
-		case <-time.After(time.Second):
+		case <-time.After(gitlabPoll(time.Since(start))):
 		}
 	}
+}
+
+// gitlabPoll is how long to wait between readiness probes: often in the first minute, when a
+// restart or a stand-in may be ready in seconds, then once a second through a long boot.
+func gitlabPoll(waited time.Duration) time.Duration {
+	if waited < time.Minute {
+		return 250 * time.Millisecond
+	}
+	return time.Second
 }

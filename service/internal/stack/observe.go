@@ -65,6 +65,7 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 		if err != nil {
 			return o, err
 		}
+		det.Health = s.probedHealth(ctx, comp, det)
 		o.Containers[c.Component] = det
 	}
 	for _, c := range d.Components {

@@ -94,67 +94,100 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 		add(ActCreateNetwork, "", d.Network, "the stack network %s does not exist", d.Network)
 	}
 
+	// Components of one stage start together and are then waited for in order: PostgreSQL and
+	// Redis need nothing from each other, so neither waits for the other's healthcheck.
 	pulled := map[string]bool{}
-	for _, c := range d.Components {
-		image := c.Spec.Image
-		localID := o.Images[image]
-		if !pulled[image] {
-			switch {
-			case pullPolicy == "always":
-				add(ActPull, c.Name, image, "stack.pull_policy is \"always\"")
-				pulled[image] = true
-			case localID == "" && pullPolicy != "never":
-				add(ActPull, c.Name, image, "image %s is not on this engine", image)
-				pulled[image] = true
+	for first := 0; first < len(d.Components); {
+		last := first
+		for last+1 < len(d.Components) && d.Components[last+1].Stage == d.Components[first].Stage {
+			last++
+		}
+		stage := d.Components[first : last+1]
+		var waits []Action
+		for _, c := range stage {
+			var w []Action
+			p.Actions, w = planStart(p.Actions, c, o, pullPolicy, pulled)
+			waits = append(waits, w...)
+		}
+		for _, c := range stage {
+			for _, w := range waits {
+				if w.Component == c.Name {
+					p.Actions = append(p.Actions, w)
+				}
+			}
+			switch c.Name {
+			case "postgres":
+				planProvision(&p, o, add)
+			case "gitlab":
+				planGitLab(d, o, add)
 			}
 		}
-
-		cur, exists := o.Containers[c.Name]
-		want := c.Spec.Labels[engine.LabelSpecHash]
-		started := true
-		switch {
-		case !exists:
-			add(ActCreate, c.Name, "", "no %s container yet", c.Name)
-		case cur.SpecHash != want:
-			add(ActRecreate, c.Name, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
-		case localID != "" && cur.ImageID != localID:
-			add(ActRecreate, c.Name, cur.ID, "image %s was updated (%s, running %s); data is kept", image, short(localID), short(cur.ImageID))
-		case cur.State == "restarting":
-			// Its restart policy is bringing it back (after a crash, or an engine restart):
-			// starting it too would race the engine; wait for it instead.
-			add(ActWait, c.Name, cur.ID, "the engine is restarting it (restart policy)")
-			started = false
-		case !cur.Running():
-			add(ActStart, c.Name, cur.ID, "container is %s", cur.State)
-		case cur.Health == "unhealthy":
-			add(ActRestart, c.Name, cur.ID, "container is unhealthy")
-		case cur.Health == "starting":
-			add(ActWait, c.Name, cur.ID, "container is still starting")
-			started = false
-		case c.Name == "gitlab" && o.GitLab != nil && !o.GitLab.Ready:
-			// Running but still booting, e.g. just restarted by its restart policy after a
-			// reboot or a crash: the admin token and runner steps need a ready GitLab.
-			add(ActWait, c.Name, cur.ID, "GitLab runs but is not ready yet (%v)", o.GitLab.ReadyErr)
-			started = false
-		default:
-			started = false
-		}
-		if started {
-			if c.Name == "gitlab" {
-				add(ActWait, c.Name, "", "wait until GitLab passes its readiness check")
-			} else {
-				add(ActWait, c.Name, "", "wait until %s is healthy", c.Name)
-			}
-		}
-
-		switch c.Name {
-		case "postgres":
-			planProvision(&p, o, add)
-		case "gitlab":
-			planGitLab(d, o, add)
-		}
+		first = last + 1
 	}
 	return p
+}
+
+// planStart appends what brings one component's container to its spec and running, and returns
+// the wait that should follow once the whole stage is started.
+func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled map[string]bool) ([]Action, []Action) {
+	var waits []Action
+	add := func(kind ActionKind, target, reason string, args ...any) {
+		acts = append(acts, Action{Kind: kind, Component: c.Name, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	}
+	wait := func(target, reason string, args ...any) {
+		waits = append(waits, Action{Kind: ActWait, Component: c.Name, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	}
+	image := c.Spec.Image
+	localID := o.Images[image]
+	if !pulled[image] {
+		switch {
+		case pullPolicy == "always":
+			add(ActPull, image, "stack.pull_policy is \"always\"")
+			pulled[image] = true
+		case localID == "" && pullPolicy != "never":
+			add(ActPull, image, "image %s is not on this engine", image)
+			pulled[image] = true
+		}
+	}
+
+	cur, exists := o.Containers[c.Name]
+	want := c.Spec.Labels[engine.LabelSpecHash]
+	started := true
+	switch {
+	case !exists:
+		add(ActCreate, "", "no %s container yet", c.Name)
+	case cur.SpecHash != want:
+		add(ActRecreate, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
+	case localID != "" && cur.ImageID != localID:
+		add(ActRecreate, cur.ID, "image %s was updated (%s, running %s); data is kept", image, short(localID), short(cur.ImageID))
+	case cur.State == "restarting":
+		// Its restart policy is bringing it back (after a crash, or an engine restart):
+		// starting it too would race the engine; wait for it instead.
+		wait(cur.ID, "the engine is restarting it (restart policy)")
+		started = false
+	case !cur.Running():
+		add(ActStart, cur.ID, "container is %s", cur.State)
+	case cur.Health == "unhealthy":
+		add(ActRestart, cur.ID, "container is unhealthy")
+	case cur.Health == "starting":
+		wait(cur.ID, "container is still starting")
+		started = false
+	case c.Name == "gitlab" && o.GitLab != nil && !o.GitLab.Ready:
+		// Running but still booting, e.g. just restarted by its restart policy after a
+		// reboot or a crash: the admin token and runner steps need a ready GitLab.
+		wait(cur.ID, "GitLab runs but is not ready yet (%v)", o.GitLab.ReadyErr)
+		started = false
+	default:
+		started = false
+	}
+	if started {
+		if c.Name == "gitlab" {
+			wait("", "wait until GitLab passes its readiness check")
+		} else {
+			wait("", "wait until %s is healthy", c.Name)
+		}
+	}
+	return acts, waits
 }
 
 func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, string, ...any)) {

@@ -13,7 +13,8 @@ import (
 func redisComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error) {
 	data := filepath.Join(cfg.Stack.DataDir, "redis")
 	return Component{
-		Name: "redis",
+		Name:  "redis",
+		Stage: 0,
 		Spec: engine.ContainerSpec{
 			Name:    cfg.Stack.Name + "-redis",
 			Image:   cfg.Redis.Image,

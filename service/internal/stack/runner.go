@@ -35,7 +35,8 @@ func dockerSocket() string {
 func runnerComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error) {
 	dir := runnerDir(cfg)
 	return Component{
-		Name: "runner",
+		Name:  "runner",
+		Stage: 2,
 		Spec: engine.ContainerSpec{
 			Name:  cfg.Stack.Name + "-runner",
 			Image: cfg.Runner.Image,

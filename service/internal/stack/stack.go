@@ -293,6 +293,7 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 			if err != nil {
 				return nil, err
 			}
+			det.Health = s.probedHealth(ctx, comp, det)
 			row.fill(det)
 			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
 		}
