@@ -110,7 +110,8 @@ func (s *Server) updateConfig(c *gin.Context, change func(config.Config) (config
 	if err != nil {
 		return err
 	}
-	if _, err := config.Parse(src); err != nil {
+	parsed, err := config.Parse(src)
+	if err != nil {
 		var list *config.Errors
 		if errors.As(err, &list) {
 			for i := range list.List {
@@ -119,6 +120,9 @@ func (s *Server) updateConfig(c *gin.Context, change func(config.Config) (config
 		}
 		return err
 	}
+	// Run with the config as the file will load it, defaults filled in (a profile sent without
+	// concurrency gets 1), not with the request's rougher copy.
+	next = parsed
 	if errs := s.guardChanges(c, cur, next); len(errs) > 0 {
 		return &config.Errors{List: errs}
 	}
