@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,15 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.D
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: not within %s (last: %s)", what, timeout, last)
+}
+
+// clickJS clicks the element selector names from inside the page, in one step. Parts of the app
+// re-render while they poll (the builds list, the log viewer), so a node found by one DevTools call
+// may be gone by the next; a click done in the page cannot miss like that.
+func clickJS(t *testing.T, ctx context.Context, selector string, timeout time.Duration) {
+	t.Helper()
+	waitJS(t, ctx, "click "+selector, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) return 'missing'; e.click(); return 'ok' })()`,
+		strconv.Quote(selector)), timeout)
 }
 
 // TestBrowser drives the web app in headless Chromium against a real stack: first as the DSM

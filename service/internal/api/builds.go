@@ -216,18 +216,26 @@ func idParam(c *gin.Context, name string) (int64, bool) {
 	return n, true
 }
 
-func (s *Server) getPipeline(c *gin.Context) {
-	project, ok := idParam(c, "project")
-	if !ok {
-		return
+// buildsTarget reads the project and the pipeline or job id (idName) from the path and gets the
+// GitLab client; on any failure it has answered the request and ok is false.
+func (s *Server) buildsTarget(c *gin.Context, idName string) (gc *gitlab.Client, project, id int64, ok bool) {
+	if project, ok = idParam(c, "project"); !ok {
+		return nil, 0, 0, false
 	}
-	id, ok := idParam(c, "pipeline")
-	if !ok {
-		return
+	if id, ok = idParam(c, idName); !ok {
+		return nil, 0, 0, false
 	}
 	gc, err := s.gitlabClient(c)
 	if err != nil {
 		s.buildsFail(c, err)
+		return nil, 0, 0, false
+	}
+	return gc, project, id, true
+}
+
+func (s *Server) getPipeline(c *gin.Context) {
+	gc, project, id, ok := s.buildsTarget(c, "pipeline")
+	if !ok {
 		return
 	}
 	p, err := gc.Pipeline(c, &s.builds.cache, project, id)
@@ -258,17 +266,8 @@ func (s *Server) jobWithStuck(c *gin.Context, gc *gitlab.Client, project, id int
 }
 
 func (s *Server) getJob(c *gin.Context) {
-	project, ok := idParam(c, "project")
+	gc, project, id, ok := s.buildsTarget(c, "job")
 	if !ok {
-		return
-	}
-	id, ok := idParam(c, "job")
-	if !ok {
-		return
-	}
-	gc, err := s.gitlabClient(c)
-	if err != nil {
-		s.buildsFail(c, err)
 		return
 	}
 	j, err := s.jobWithStuck(c, gc, project, id)
@@ -292,22 +291,13 @@ type TracePage struct {
 }
 
 func (s *Server) getJobTrace(c *gin.Context) {
-	project, ok := idParam(c, "project")
-	if !ok {
-		return
-	}
-	id, ok := idParam(c, "job")
-	if !ok {
-		return
-	}
 	offset, err := uintQuery(c, "offset", 0)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	gc, err := s.gitlabClient(c)
-	if err != nil {
-		s.buildsFail(c, err)
+	gc, project, id, ok := s.buildsTarget(c, "job")
+	if !ok {
 		return
 	}
 	// The job first: when it has ended, the log read after it is whole.
@@ -329,20 +319,12 @@ func (s *Server) getJobTrace(c *gin.Context) {
 }
 
 func (s *Server) postJobAction(c *gin.Context) {
-	project, ok := idParam(c, "project")
-	if !ok {
-		return
-	}
-	id, ok := idParam(c, "job")
+	gc, project, id, ok := s.buildsTarget(c, "job")
 	if !ok {
 		return
 	}
 	action := c.Param("action")
-	gc, err := s.gitlabClient(c)
-	if err != nil {
-		s.buildsFail(c, err)
-		return
-	}
+	var err error
 	var j gitlab.Job
 	switch action {
 	case "retry":
@@ -365,20 +347,12 @@ func (s *Server) postJobAction(c *gin.Context) {
 }
 
 func (s *Server) postPipelineAction(c *gin.Context) {
-	project, ok := idParam(c, "project")
-	if !ok {
-		return
-	}
-	id, ok := idParam(c, "pipeline")
+	gc, project, id, ok := s.buildsTarget(c, "pipeline")
 	if !ok {
 		return
 	}
 	action := c.Param("action")
-	gc, err := s.gitlabClient(c)
-	if err != nil {
-		s.buildsFail(c, err)
-		return
-	}
+	var err error
 	var status string
 	switch action {
 	case "retry":

@@ -308,14 +308,10 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the new pipeline is listed", fmt.Sprintf(`(() => document.querySelector('tr.pipeline[data-pipeline="%d"]') ? 'ok' : 'not yet')()`, p.ID), 30*time.Second)
-	if err := step(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr.pipeline[data-pipeline="%d"] .pipeline-toggle`, p.ID)))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, fmt.Sprintf(`tr.pipeline[data-pipeline="%d"] .pipeline-toggle`, p.ID), 15*time.Second)
 	jobRow := fmt.Sprintf(`tr.job[data-job="%d"]`, job)
 	waitJS(t, ctx, "the job row", fmt.Sprintf(`(() => document.querySelector('%s') ? 'ok' : 'no row')()`, jobRow), 15*time.Second)
-	if err := step(ctx, chromedp.Click(chromedp.CSS(jobRow+` .job-name`))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, jobRow+` .job-name`, 15*time.Second)
 	// Lines appear while the job runs: tick 3 is there while tick 20 is not yet.
 	waitJS(t, ctx, "live output while running", `(() => {
 		const text = (document.querySelector('#job-log-lines') || {}).innerText || '';
@@ -335,10 +331,10 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 	noPageErrors(t, ctx)
 
 	// Cancel from the page: the job shows canceled and its container goes away.
-	if err := step(ctx, evalVoid(`window.confirm = () => true`),
-		chromedp.Click(chromedp.CSS(`#job-log-actions button[data-action="cancel"]`))); err != nil {
+	if err := step(ctx, evalVoid(`window.confirm = () => true`)); err != nil {
 		t.Fatal(err)
 	}
+	clickJS(t, ctx, `#job-log-actions button[data-action="cancel"]`, 15*time.Second)
 	canceled := time.Now()
 	waitJS(t, ctx, "canceled in the log viewer", `(() => { const st = document.querySelector('#job-log-status .ci-status'); return st && st.dataset.status === 'canceled' ? 'ok' : (st && st.dataset.status) })()`, 30*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
@@ -352,9 +348,7 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 	sh.shot(ctx, "builds-02-canceled.png")
 
 	// Retry from the page: a new try runs, and the viewer follows it.
-	if err := step(ctx, chromedp.Click(chromedp.CSS(`#job-log-actions button[data-action="retry"]`))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, `#job-log-actions button[data-action="retry"]`, 15*time.Second)
 	waitJS(t, ctx, "the retry runs and prints", fmt.Sprintf(`(() => {
 		const title = document.querySelector('#job-log-title').textContent;
 		const st = document.querySelector('#job-log-status .ci-status');
@@ -376,9 +370,7 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 			gpu = pl.ID
 		}
 	}
-	if err := step(ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr.pipeline[data-pipeline="%d"] .pipeline-toggle`, gpu)))); err != nil {
-		t.Fatal(err)
-	}
+	clickJS(t, ctx, fmt.Sprintf(`tr.pipeline[data-pipeline="%d"] .pipeline-toggle`, gpu), 15*time.Second)
 	waitJS(t, ctx, "the stuck hint", `(() => { const s = document.querySelector('.stuck-hint[data-reason="no_runner_with_tags"]');
 		return s && s.innerText.includes('gpu') && s.innerText.includes('Add a runner profile') && s.querySelector('a[href="#runners"]') ? 'ok' : (s ? s.innerText : 'none') })()`, 15*time.Second)
 	waitJS(t, ctx, "the runner panel", `(() => { const r = document.querySelectorAll('#runner-panel .runner'); const d = document.querySelector('#runner-panel .runner[data-profile="deploy"] .dot.online');
