@@ -38,7 +38,8 @@ type operations struct {
 	mu     sync.Mutex
 	seq    int
 	cur    *Operation
-	recent []Operation // newest last
+	cancel context.CancelFunc // ends the current operation's context
+	recent []Operation        // newest last
 	idle   *sync.Cond
 }
 
@@ -108,6 +109,7 @@ func (o *operations) finish(err error) Operation {
 	if err != nil {
 		op.State, op.Error = "failed", err.Error()
 	}
+	o.cancel = nil
 	o.recent = append(o.recent, op)
 	if len(o.recent) > 20 {
 		o.recent = o.recent[len(o.recent)-20:]
@@ -115,6 +117,20 @@ func (o *operations) finish(err error) Operation {
 	o.cur = nil
 	o.idle.Broadcast()
 	return op
+}
+
+// cancelForDown cancels the running operation when a stack-wide down may interrupt it: an up or
+// a restart, which a later up converges from wherever it stopped (the kill tests show it), so
+// stopping the package during GitLab's first boot does not leave GitLab running. Backups,
+// restores and upgrades are never interrupted. It reports the operation it cancelled.
+func (o *operations) cancelForDown() (Operation, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cur == nil || o.cancel == nil || (o.cur.Op != "up" && o.cur.Op != "restart") {
+		return Operation{}, false
+	}
+	o.cancel()
+	return *o.cur, true
 }
 
 // waitIdle waits until no operation runs, for up to d; it reports whether none does.
@@ -157,6 +173,15 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 		}
 	}
 	started, other := s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
+	if other != nil && op == "down" && component == "" {
+		if canceled, ok := s.ops.cancelForDown(); ok {
+			s.feed.Emit(events.Event{Kind: events.KindInfo, Op: "down",
+				Message: fmt.Sprintf("down asked by %s: stopping %q (operation %s) first", c.GetString(ctxUser), canceled.Op, canceled.ID)})
+			if s.ops.waitIdle(2 * time.Minute) {
+				started, other = s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
+			}
+		}
+	}
 	if other != nil {
 		what := other.Op
 		if other.Component != "" {
@@ -194,8 +219,11 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 	s.feed.Emit(events.Event{Kind: events.KindStep, Op: name, Component: component,
 		Message: fmt.Sprintf("%s started by %s (operation %s)", name, started.By, started.ID)})
 	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
+	ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours
+	s.ops.mu.Lock()
+	s.ops.cancel = cancel
+	s.ops.mu.Unlock()
 	go func() {
-		ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours
 		defer cancel()
 		err := run(ctx, st)
 		done := s.ops.finish(err)

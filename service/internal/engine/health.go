@@ -65,6 +65,7 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 		o.Every = 5 * time.Second
 	}
 	start := time.Now()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, o.Deadline)
 	defer cancel()
 	var first *Detail
@@ -73,6 +74,9 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 	for {
 		d, err := c.Inspect(ctx, id)
 		if err != nil {
+			if parent.Err() != nil { // the caller gave up (a down cancels an up): no health verdict
+				return d, fmt.Errorf("wait for container %s: %w", id, parent.Err())
+			}
 			if ctx.Err() != nil {
 				return d, c.healthFailure(id, d, fmt.Sprintf("was not healthy after %s", o.Deadline.Round(time.Second)), ErrHealthTimeout, o.LogLines)
 			}
@@ -114,6 +118,9 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return d, fmt.Errorf("wait for container %s: %w", orID(d.Name, id), parent.Err())
+			}
 			return d, c.healthFailure(id, d, fmt.Sprintf("was not healthy after %s (state %s, health %s)", o.Deadline.Round(time.Second), d.State, orNone(d.Health)), ErrHealthTimeout, o.LogLines)
 		case <-time.After(o.Poll):
 		}
@@ -128,6 +135,13 @@ func (c *Client) healthFailure(id string, d Detail, reason string, cause error, 
 	// The wait's context may be spent; the logs are worth a fresh, short one.
 	logs, _ := c.Logs(context.Background(), id, lines)
 	return &HealthError{Container: name, Reason: reason, LastLogs: logs, Err: cause}
+}
+
+func orID(name, id string) string {
+	if name != "" {
+		return name
+	}
+	return id
 }
 
 func orNone(s string) string {

@@ -385,6 +385,7 @@ func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRe
 // GitLab boots for minutes, so it reports progress as it goes.
 func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, id string) (engine.Detail, error) {
 	start := time.Now()
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.Deadline)
 	defer cancel()
 	var (
@@ -420,6 +421,9 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil { // the caller gave up (a down cancels an up)
+				return det, fmt.Errorf("wait for GitLab: %w", parent.Err())
+			}
 			logs, _ := s.eng.Logs(context.Background(), id, 20)
 			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("was not ready after %s (%v)", c.Deadline, lastErr), LastLogs: logs, Err: engine.ErrHealthTimeout}
 		case <-time.After(gitlabPoll(time.Since(start))):

@@ -1,0 +1,51 @@
+package api_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDownCancelsARunningUp: stopping the stack (the DSM package's stop) while an up is still
+// bringing it up cancels that up instead of answering busy, and the stack ends down.
+func TestDownCancelsARunningUp(t *testing.T) {
+	h := newHarness(t, harnessOptions{engine: true})
+	h.waitEngine()
+	up := h.startOp("/api/v1/up")
+	time.Sleep(1500 * time.Millisecond) // well into the converge: containers being created or waited for
+
+	var out struct {
+		Operation struct {
+			ID string `json:"id"`
+			Op string `json:"op"`
+		} `json:"operation"`
+	}
+	res, body := h.do(h.bearer("POST", "/api/v1/down", nil), &out)
+	expectStatus(t, res, body, http.StatusAccepted)
+	if out.Operation.Op != "down" {
+		t.Fatalf("accepted %+v", out.Operation)
+	}
+
+	upFinal := h.waitOperation(up.ID, time.Minute)
+	if upFinal.State == "succeeded" {
+		t.Skip("the up finished before the down came; nothing was left to cancel")
+	}
+	if !strings.Contains(upFinal.Error, "context canceled") {
+		t.Errorf("up ended %s: %s, want it canceled", upFinal.State, upFinal.Error)
+	}
+	down := h.waitOperation(out.Operation.ID, 3*time.Minute)
+	if down.State != "succeeded" {
+		t.Fatalf("down: %s: %s", down.State, down.Error)
+	}
+	list, err := h.eng.ListContainers(context.Background(), h.cfg.Stack.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.Component != "" {
+			t.Errorf("container %s (%s) is still there after the down", c.Name, c.State)
+		}
+	}
+}
