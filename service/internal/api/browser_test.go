@@ -122,6 +122,25 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string, timeout time.D
 	t.Fatalf("%s: not within %s (last: %s)", what, timeout, last)
 }
 
+// waitAcrossReload is waitJS for a page that is navigating: an evaluation that fails because the
+// old document went away is tried again instead of failing the test.
+func waitAcrossReload(t *testing.T, ctx context.Context, what, expr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	var err error
+	for time.Now().Before(deadline) {
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Second) // an evaluation caught in the reload gives up
+		last, err = chromedp.Run(ectx, chromedp.Evaluate[string](expr))
+		cancel()
+		if err == nil && last == "ok" {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %s (last: %s, %v)", what, timeout, last, err)
+}
+
 // clickJS clicks the element selector names from inside the page, in one step. Parts of the app
 // re-render while they poll (the builds list, the log viewer), so a node found by one DevTools call
 // may be gone by the next; a click done in the page cannot miss like that.
@@ -287,11 +306,12 @@ func TestBrowser(t *testing.T) {
 	if err := step(login,
 		chromedp.SetValue(chromedp.CSS(`#token`), h.creds.AdminToken),
 		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
-		chromedp.WaitVisible(chromedp.CSS(`#logout`)),
 	); err != nil {
 		t.Fatal(err)
 	}
+	// The page reloads itself after the login: a DevTools node query made before the reload can
+	// wait on the old document for ever, so poll the new one instead.
+	waitAcrossReload(t, login, "the app after the login", `(() => document.querySelector('#btn-up') && document.querySelector('#logout') ? 'ok' : 'not yet')()`, time.Minute)
 	var cookieJS string
 	chromedp.Run(login, chromedp.Evaluate[string](`document.cookie`))
 	if strings.Contains(cookieJS, api.SessionCookie) {
