@@ -49,27 +49,19 @@ func (g *globals) backupCmd(ctx context.Context, args []string) error {
 }
 
 func (g *globals) backupCreate(ctx context.Context, args []string) error {
-	fs := newFlags("backup create", g.stderr)
-	if err := fs.Parse(args); err != nil {
+	var res backup.Result
+	err := g.withStack(ctx, "backup create", args, func(st *stack.Stack) error {
+		x, err := st.Begin("backup")
+		if err != nil {
+			return err
+		}
+		defer x.End()
+		res, err = backup.Create(ctx, x, backup.KindManual)
 		return err
-	}
-	printer := newPrinter(g.stdout)
-	defer printer.close()
-	st, eng, err := g.openStack(ctx, printer)
+	})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
-	x, err := st.Begin("backup")
-	if err != nil {
-		return err
-	}
-	defer x.End()
-	res, err := backup.Create(ctx, x, backup.KindManual)
-	if err != nil {
-		return err
-	}
-	printer.close()
 	fmt.Fprintf(g.stdout, "\nbackup %s\n  file %s (%s, mode 0600: it holds the secrets; keep a copy off this box)\n", res.Name, res.File, humanSize(res.Size))
 	return nil
 }
@@ -142,23 +134,19 @@ func (g *globals) backupRestore(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	printer := newPrinter(g.stdout)
-	defer printer.close()
-	st, eng, err := g.openStack(ctx, printer)
+	var res backup.RestoreResult
+	err = g.onStack(ctx, func(st *stack.Stack) error {
+		x, err := st.Begin("restore")
+		if err != nil {
+			return err
+		}
+		defer x.End()
+		res, err = backup.Restore(ctx, x, file, g.saveConfig)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
-	x, err := st.Begin("restore")
-	if err != nil {
-		return err
-	}
-	defer x.End()
-	res, err := backup.Restore(ctx, x, file, g.saveConfig)
-	if err != nil {
-		return err
-	}
-	printer.close()
 	fmt.Fprintf(g.stdout, "\nrestored %s (GitLab %s): %d of %d runners verified with their tokens\n  safety backup of the stack before: %s\n", res.Name, res.Version, res.RunnersOK, res.Runners, res.SafetyBackup)
 	if len(res.Reregistered) > 0 {
 		fmt.Fprintf(g.stdout, "  registered again (GitLab did not know their restored token): %s\n", strings.Join(res.Reregistered, ", "))

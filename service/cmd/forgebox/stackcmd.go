@@ -55,6 +55,12 @@ func (g *globals) withStack(ctx context.Context, name string, args []string, fn 
 	if err := newFlags(name, g.stderr).Parse(args); err != nil {
 		return err
 	}
+	return g.onStack(ctx, fn)
+}
+
+// onStack opens the stack with an event printer, runs fn and closes both; the printer is done
+// (a pull's progress display ended) when it returns, so a summary can follow.
+func (g *globals) onStack(ctx context.Context, fn func(*stack.Stack) error) error {
 	printer := newPrinter(g.stdout)
 	defer printer.close()
 	st, eng, err := g.openStack(ctx, printer)
