@@ -45,7 +45,7 @@ type Result struct {
 var GitLabBackupTimeout = 6 * time.Hour
 
 // gitlabCommand is the command line of GitLab's backup task in each image, and the user it runs
-// as (gitlab-contract.md §1.7 and §2.4).
+// as (docs/gitlab-contract.md §1.7 and §2.4).
 func gitlabCommand(flavour, action, id string) (user string, cmd []string) {
 	var args []string
 	if action == "restore" {

@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Extensions GitLab requires in its database (gitlab-contract.md §3.2).
+// Extensions GitLab requires in its database (docs/gitlab-contract.md §3.2).
 var Extensions = []string{"pg_trgm", "btree_gist", "amcheck"}
 
 // Target is where and what to provision.
@@ -196,7 +196,7 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	password := quoteLiteral(t.RolePassword)
 
 	// CREATEDB because the sameersbn image's first-run setup starts with db:create, which
-	// PostgreSQL refuses without it even when the database exists (gitlab-contract.md §1.4).
+	// PostgreSQL refuses without it even when the database exists (docs/gitlab-contract.md §1.4).
 	var super, login, createdb bool
 	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&super, &login, &createdb)
 	switch {

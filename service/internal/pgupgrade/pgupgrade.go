@@ -1,5 +1,5 @@
 // Package pgupgrade moves the stack's PostgreSQL to a newer major by dump and restore into a NEW
-// data directory (gitlab-contract.md §7.2 step 1): GitLab and the runner are stopped, a second
+// data directory (docs/gitlab-contract.md §7.2): GitLab and the runner are stopped, a second
 // PostgreSQL container of the new image starts on an empty directory, the new server's pg_dump
 // reads GitLab's database from the old server and pg_restore loads it, ANALYZE refreshes the
 // planner's statistics, and every table is compared between the two servers (row count and a

@@ -1,5 +1,5 @@
 // Package runnercfg models GitLab Runner's config.toml, the subset forgebox writes for the docker
-// executor (gitlab-contract.md §5), and renders it with BurntSushi/toml. Optional keys are
+// executor (docs/gitlab-contract.md §5), and renders it with BurntSushi/toml. Optional keys are
 // omitempty, so no zero value such as memory = "" reaches the runner, and rendering the same
 // input twice gives the same bytes, so a converged stack never rewrites the file.
 package runnercfg

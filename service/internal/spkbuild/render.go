@@ -99,9 +99,10 @@ func RenderPrivilege(root string, v Values) ([]byte, error) {
 }
 
 // RenderResource renders conf/resource: port-config, data-share and docker-project, the last one
-// in the syntax of the Synology developer guide, "Resource > Docker Project" (shared research
-// dsm-package.md §4.3): "preload-image" names the image tarball relative to target, and each
-// project names the directory of its compose.yaml, relative to target.
+// in the syntax of the Synology developer guide, "Resource Acquisition > Docker Project"
+// (help.synology.com/developer-guide/resource_acquisition/docker-project.html): "preload-image"
+// names the image tarball relative to target, and each project names the directory of its
+// compose.yaml, relative to target.
 func RenderResource(root string, v Values) ([]byte, error) {
 	return renderJSON(root, "conf/resource", v, nil)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 )
 
-// The seven secrets of the sameersbn image (gitlab-contract.md §1.3). Left unset, the image
+// The seven secrets of the sameersbn image (docs/gitlab-contract.md §1.3). Left unset, the image
 // generates them inside the container, where they are lost on the next recreate.
 var sameersbnSecrets = []struct{ env, secret string }{
 	{"GITLAB_SECRETS_DB_KEY_BASE", "gitlab_secrets_db_key_base"},
@@ -160,7 +160,7 @@ func omnibusConfig(cfg config.Config, env Env, dbPassword, rootPassword string) 
 		fmt.Sprintf("gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128', '%s']", env.Subnet),
 	}
 	if cfg.GitLab.Memory == "small" {
-		// "Running GitLab in a memory-constrained environment" (gitlab-contract.md §2.3).
+		// "Running GitLab in a memory-constrained environment" (docs/gitlab-contract.md §2.3).
 		lines = append(lines,
 			"puma['worker_processes'] = 0",
 			"sidekiq['concurrency'] = 10",

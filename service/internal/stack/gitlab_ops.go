@@ -192,7 +192,7 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 var tokenLine = regexp.MustCompile(`(?m)^FORGEBOX_TOKEN=(\S+)$`)
 
 // adminTokenCommand is the command line that runs a Rails snippet in the GitLab container, as
-// each flavour documents it (gitlab-contract.md §4.4), and the user it runs as.
+// each flavour documents it (docs/gitlab-contract.md §4.4), and the user it runs as.
 func adminTokenCommand(cfg config.Config, expires time.Time) (user string, cmd []string) {
 	script := fmt.Sprintf("u = User.find_by_username('root'); t = u.personal_access_tokens.create!(name: '%s', scopes: [:api, :create_runner], expires_at: Date.parse('%s')); puts \"FORGEBOX_TOKEN=#{t.token}\"",
 		adminTokenName, expires.Format(time.DateOnly))

@@ -192,7 +192,7 @@ func (emptySecrets) Ensure(string) (string, error) { return "", nil }
 func (emptySecrets) Get(string) (string, bool)     { return "", false }
 
 // GitLabDataVersionFile is where the GitLab image keeps the version that last ran on its data:
-// sameersbn compares GITLAB_VERSION with /home/git/data/tmp/VERSION (gitlab-contract.md §1.4);
+// sameersbn compares GITLAB_VERSION with /home/git/data/tmp/VERSION (docs/gitlab-contract.md §1.4);
 // Omnibus's init-container reads /var/opt/gitlab/gitlab-rails/VERSION for upgrade-check.
 func GitLabDataVersionFile(flavour string) string {
 	if flavour == "omnibus" {

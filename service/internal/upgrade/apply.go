@@ -276,7 +276,7 @@ type pendingMigration struct {
 var statusNames = map[int16]string{0: "paused", 1: "active", 2: "aborted", 3: "finished", 4: "failed", 5: "finalizing", 6: "finalized"}
 
 // WaitMigrations waits until GitLab's batched background migrations are finished
-// (docs.gitlab.com/update/background_migrations; gitlab-contract.md §7.2):
+// (docs.gitlab.com/update/background_migrations; docs/gitlab-contract.md §7.2):
 // SELECT ... FROM batched_background_migrations WHERE status NOT IN (3, 6) must return no row.
 // A failed one stops the wait at once.
 func WaitMigrations(ctx context.Context, x *stack.Session, deadline, poll time.Duration) error {

@@ -4,7 +4,7 @@ package main
 //
 //	sameersbn: docker exec --user git <c> bundle exec rake gitlab:backup:create RAILS_ENV=production
 //	           docker exec --user git <c> bundle exec rake gitlab:backup:restore BACKUP=<id> force=yes RAILS_ENV=production
-//	           (gitlab-contract.md §1.7), into /home/git/data/backups
+//	           (docs/gitlab-contract.md §1.7), into /home/git/data/backups
 //	Omnibus:   docker exec <c> gitlab-backup create
 //	           docker exec <c> gitlab-backup restore BACKUP=<id> force=yes   (§2.4), /var/opt/gitlab/backups
 //

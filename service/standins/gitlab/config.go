@@ -117,7 +117,7 @@ var (
 	hostnameish = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 )
 
-// sameersbnConfig applies the sameersbn/gitlab rules (gitlab-contract.md §1.3).
+// sameersbnConfig applies the sameersbn/gitlab rules (docs/gitlab-contract.md §1.3).
 func sameersbnConfig(getenv func(string) (string, bool), p *problems) Config {
 	get := func(k string) string { v, _ := getenv(k); return v }
 	c := Config{Flavour: flavourSameersbn, HTTPListen: 80, SSHListen: 22}
@@ -286,7 +286,7 @@ func checkPublicHost(what, h string, p *problems) {
 	}
 }
 
-// omnibusConfig applies the gitlab/gitlab-ce rules (gitlab-contract.md §2.2) to the Ruby subset
+// omnibusConfig applies the gitlab/gitlab-ce rules (docs/gitlab-contract.md §2.2) to the Ruby subset
 // forgebox writes into GITLAB_OMNIBUS_CONFIG.
 func omnibusConfig(src string, p *problems) Config {
 	c := Config{Flavour: flavourOmnibus, SSHListen: 22}

@@ -15,7 +15,7 @@ import (
 )
 
 // requiredExtensions must exist in GitLab's database; the GitLab role cannot create amcheck
-// (untrusted), and GitLab's structure load fails without them (gitlab-contract.md §3.2).
+// (untrusted), and GitLab's structure load fails without them (docs/gitlab-contract.md §3.2).
 var requiredExtensions = []string{"pg_trgm", "btree_gist", "amcheck"}
 
 // connTimeout bounds one connection attempt.
@@ -88,7 +88,7 @@ func connectWithRetry(ctx context.Context, c Config, wait time.Duration, logf fu
 	}
 }
 
-// minPostgres is the oldest PostgreSQL major each GitLab major accepts (gitlab-contract.md §3.1).
+// minPostgres is the oldest PostgreSQL major each GitLab major accepts (docs/gitlab-contract.md §3.1).
 func minPostgres(gitlabVersion string) int {
 	major, _ := strconv.Atoi(strings.SplitN(gitlabVersion, ".", 2)[0])
 	switch {

@@ -1,7 +1,7 @@
 // Command forgebox-gitlab-standin is a contract stand-in for the GitLab images forgebox runs
 // (sameersbn/gitlab and gitlab/gitlab-ce): a small test double, not GitLab. It validates the
 // environment forgebox gives the container as strictly as the contract in
-// shared/research/gitlab-contract.md allows, logs in to PostgreSQL and pings Redis as GitLab
+// docs/gitlab-contract.md allows, logs in to PostgreSQL and pings Redis as GitLab
 // would, and serves the endpoints and the exec path forgebox uses. See ../README.md.
 //
 // One binary, dispatched on its name: as `bundle` it is the sameersbn exec path for the admin

@@ -15,7 +15,7 @@ import (
 )
 
 // patScript is the one Rails runner script the stand-in executes: the admin-token script forgebox
-// sends (gitlab-contract.md §4.4, with the expiry as a literal date).
+// sends (docs/gitlab-contract.md §4.4, with the expiry as a literal date).
 var patScript = regexp.MustCompile(`^u = User\.find_by_username\('root'\); ` +
 	`t = u\.personal_access_tokens\.create!\(name: '([A-Za-z0-9][A-Za-z0-9 ._:-]{0,254})', ` +
 	`scopes: \[(:[a-z_]+(?:, :[a-z_]+)*)\], ` +

@@ -10,7 +10,7 @@ package main
 //
 // sameersbn takes db_key_base from GITLAB_SECRETS_DB_KEY_BASE; Omnibus generates
 // /etc/gitlab/gitlab-secrets.json on its first reconfigure and keeps it there (not in GitLab's
-// backup: gitlab-contract.md §2.4). SSH host keys are generated on first start: sameersbn under
+// backup: docs/gitlab-contract.md §2.4). SSH host keys are generated on first start: sameersbn under
 // /home/git/data/ssh, Omnibus /etc/gitlab/ssh_host_*_key (omnibus-gitlab init-container).
 
 import (

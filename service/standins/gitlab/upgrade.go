@@ -21,7 +21,7 @@ import (
 
 // versionFile is where each image keeps the version that last ran on the data:
 // sameersbn's entrypoint compares GITLAB_VERSION with /home/git/data/tmp/VERSION
-// (gitlab-contract.md §1.4), Omnibus's init-container reads /var/opt/gitlab/gitlab-rails/VERSION
+// (docs/gitlab-contract.md §1.4), Omnibus's init-container reads /var/opt/gitlab/gitlab-rails/VERSION
 // for `gitlab-ctl upgrade-check` (omnibus-gitlab docker/assets/init-container).
 func versionFile(flavour string) string {
 	if flavour == flavourOmnibus {
@@ -278,7 +278,7 @@ func prepareData(ctx context.Context, conn *pgx.Conn, c Config) error {
 	return nil
 }
 
-// gitUID is user git in the sameersbn image (gitlab-contract.md §1.2).
+// gitUID is user git in the sameersbn image (docs/gitlab-contract.md §1.2).
 const gitUID = 1000
 
 // prepareDirs makes the data directories the images make, owned as they own them: sameersbn's

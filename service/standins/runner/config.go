@@ -14,7 +14,7 @@ import (
 )
 
 // Config models the config.toml keys of gitlab-runner that forgebox may write (RUN
-// common/config.go; gitlab-contract.md §5). Keys outside the model are errors: the stand-in is
+// common/config.go; docs/gitlab-contract.md §5). Keys outside the model are errors: the stand-in is
 // stricter than the real runner, which ignores some unknown keys, so that a misspelt key fails a
 // test instead of being silently dropped.
 type Config struct {

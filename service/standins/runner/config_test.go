@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// reference is gitlab-contract.md §5.5 with the keys forgebox writes.
+// reference is docs/gitlab-contract.md §5.5 with the keys forgebox writes.
 const reference = `concurrent = 2
 check_interval = 0
 shutdown_timeout = 30
