@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 )
 
@@ -249,8 +248,9 @@ func requestJob(ctx context.Context, hc *http.Client, cfg Runner) (*ciPayload, i
 	return nil, resp.StatusCode, fmt.Errorf("HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(b)))
 }
 
-// ciTrace is a job's log as it grows: output is appended (masked values hidden), and sent
-// from the offset GitLab acknowledged.
+// ciTrace is a job's log as it grows: output is appended (masked values hidden), with the
+// runner's line headers when FF_TIMESTAMPS is on (trace.go), and sent from the offset GitLab
+// acknowledged. Write is the job script's stdout.
 type ciTrace struct {
 	mu      sync.Mutex
 	data    []byte
@@ -258,9 +258,32 @@ type ciTrace struct {
 	masked  []string
 	limit   int
 	limited bool
+	stamp   bool                   // FF_TIMESTAMPS
+	now     func() time.Time       // the headers' clock (time.Now when nil)
+	streams map[streamKey]*stamper // with stamp, one per stream
 }
 
-func (t *ciTrace) Write(p []byte) (int, error) {
+type streamKey struct {
+	stream uint8
+	stderr bool
+}
+
+// streamWriter is one stream of the log (io.Writer for the container's output).
+type streamWriter struct {
+	t   *ciTrace
+	key streamKey
+}
+
+func (w streamWriter) Write(p []byte) (int, error) { return w.t.write(w.key, p) }
+
+// stream is the writer of stream n, stdout or stderr.
+func (t *ciTrace) stream(n uint8, stderr bool) streamWriter {
+	return streamWriter{t, streamKey{n, stderr}}
+}
+
+func (t *ciTrace) Write(p []byte) (int, error) { return t.write(streamKey{streamScript, false}, p) }
+
+func (t *ciTrace) write(k streamKey, p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.limited {
@@ -272,30 +295,73 @@ func (t *ciTrace) Write(p []byte) (int, error) {
 			s = strings.ReplaceAll(s, m, "[MASKED]")
 		}
 	}
-	if t.limit > 0 && len(t.data)+len(s) > t.limit {
-		t.data = append(t.data, fmt.Sprintf("\n\x1b[31;1mJob's log exceeded limit of %d bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n", t.limit)...)
-		t.limited = true
+	if !t.stamp {
+		t.appendLocked([]byte(s))
 		return len(p), nil
 	}
-	t.data = append(t.data, s...)
+	st := t.streams[k]
+	if st == nil {
+		now := t.now
+		if now == nil {
+			now = time.Now
+		}
+		st = &stamper{stream: k.stream, stderr: k.stderr, now: now, out: t.appendLocked}
+		if t.streams == nil {
+			t.streams = map[streamKey]*stamper{}
+		}
+		t.streams[k] = st
+	}
+	st.Write([]byte(s))
 	return len(p), nil
 }
 
-func (t *ciTrace) line(format string, args ...any) {
+// appendLocked adds bytes to the log, up to the output limit (t.mu held).
+func (t *ciTrace) appendLocked(b []byte) {
+	if t.limited {
+		return
+	}
+	if t.limit > 0 && len(t.data)+len(b) > t.limit {
+		t.limited = true
+		msg := []byte(fmt.Sprintf("\n\x1b[31;1mJob's log exceeded limit of %d bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n", t.limit))
+		if t.stamp {
+			var out []byte
+			now := t.now
+			if now == nil {
+				now = time.Now
+			}
+			st := &stamper{stream: streamRunner, now: now, out: func(l []byte) { out = append(out, l...) }}
+			st.Write(msg)
+			msg = out
+		}
+		t.data = append(t.data, msg...)
+		return
+	}
+	t.data = append(t.data, b...)
+}
+
+// closeStreams ends the lines the job's streams still hold (the job's output is over).
+func (t *ciTrace) closeStreams() {
 	t.mu.Lock()
-	t.data = append(t.data, fmt.Sprintf(format, args...)+"\n"...)
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	for k, st := range t.streams {
+		if k.stream != streamRunner {
+			st.Close()
+		}
+	}
+}
+
+// line writes one of the runner's own lines.
+func (t *ciTrace) line(format string, args ...any) {
+	t.write(streamKey{streamRunner, false}, []byte(fmt.Sprintf(format, args...)+"\n"))
 }
 
 // section writes GitLab's collapsible section markers around a header line.
 func (t *ciTrace) section(start bool, name, header string) {
 	now := time.Now().Unix()
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if start {
-		t.data = append(t.data, fmt.Sprintf("section_start:%d:%s\r\x1b[0K\x1b[36;1m%s\x1b[0;m\n", now, name, header)...)
+		t.write(streamKey{streamRunner, false}, []byte(fmt.Sprintf("section_start:%d:%s\r\x1b[0K\x1b[36;1m%s\x1b[0;m\n", now, name, header)))
 	} else {
-		t.data = append(t.data, fmt.Sprintf("section_end:%d:%s\r\x1b[0K", now, name)...)
+		t.write(streamKey{streamRunner, false}, []byte(fmt.Sprintf("section_end:%d:%s\r\x1b[0K", now, name)))
 	}
 }
 
@@ -412,7 +478,8 @@ func (d *daemon) runCI(ctx context.Context, p *ciPoller, j *ciPayload) {
 	if limit == 0 {
 		limit = 4096
 	}
-	t := &ciTrace{limit: limit * 1024}
+	version := claimedVersion()
+	t := &ciTrace{limit: limit * 1024, stamp: timestamps(version, cfg.FeatureFlags, j.variable(ffTimestamps))}
 	for _, v := range j.Variables {
 		if v.Masked {
 			t.masked = append(t.masked, v.Value)
@@ -423,7 +490,7 @@ func (d *daemon) runCI(ctx context.Context, p *ciPoller, j *ciPayload) {
 		image = cfg.Docker.Image
 	}
 	logf("runner %d: job %d (%s, project %s) received; image %s", p.id, j.ID, j.JobInfo.Name, j.variable("CI_PROJECT_PATH"), image)
-	t.line("\x1b[0KRunning with gitlab-runner forgebox-standin (a stand-in, not GitLab Runner)\x1b[0;m")
+	t.line("\x1b[0KRunning with gitlab-runner %s (forgebox stand-in, not GitLab Runner)\x1b[0;m", version)
 	t.line("\x1b[0K  on %s (runner %d), system ID: s_forgeboxstandin\x1b[0;m", cfg.Name, p.id)
 	t.section(true, "prepare_executor", "Preparing the \"docker\" executor")
 	t.line("\x1b[0KUsing Docker executor with image %s ...\x1b[0;m", image)
@@ -480,6 +547,7 @@ loop:
 		logf("runner %d: job %d aborted: %v; its container %s is removed", p.id, j.ID, aborted, orNone(out.container))
 		return
 	}
+	t.closeStreams()
 	t.section(false, "step_script", "")
 	var state, reason string
 	var exit *int
@@ -625,6 +693,13 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 			logf("cannot remove job container %s: %v", name, err)
 		}
 	}()
+	// Attached before the start, as the docker executor does: output arrives as the script
+	// writes it (a container's log would come line by line, hiding the runner's line cutting).
+	att, err := c.ContainerAttach(ctx, created.ID, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+	if err != nil {
+		return ciResult{err: fmt.Errorf("attach to job container: %w", err), container: name}
+	}
+	defer att.Close()
 	waitC, errC := c.ContainerWait(ctx, created.ID, container.WaitConditionNextExit)
 	if err := c.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		return ciResult{err: fmt.Errorf("start job container: %w", err), container: name}
@@ -632,7 +707,7 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
-		streamLogs(ctx, c, created.ID, t)
+		stdcopy.StdCopy(t.stream(streamScript, false), t.stream(streamScript, true), att.Reader)
 	}()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
@@ -653,15 +728,4 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 	case <-ctx.Done():
 		return ciResult{err: ctx.Err(), container: name}
 	}
-}
-
-// streamLogs copies the container's stdout and stderr into t as they come.
-func streamLogs(ctx context.Context, c *client.Client, id string, t *ciTrace) {
-	rc, err := c.ContainerLogs(ctx, id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-	if err != nil {
-		t.line("cannot read the job container's output: %v", err)
-		return
-	}
-	defer rc.Close()
-	stdcopy.StdCopy(t, t, rc)
 }

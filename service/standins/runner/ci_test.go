@@ -188,11 +188,15 @@ func TestCIJobsOnEngine(t *testing.T) {
 		}
 	})
 
+	// Job 4 turns FF_TIMESTAMPS on by its variable (this runner claims 18.5.0, where it is off).
+	stamped := ciJob(4, `printf 'fetching 1/2\r'; sleep 1; printf 'fetching 2/2\r'; sleep 1; echo 'fetched 2 of 2'`, "echo 'warning: slow' >&2")
+	stamped["variables"] = append(stamped["variables"].([]map[string]any), map[string]any{"key": "FF_TIMESTAMPS", "value": "true", "public": true})
 	fake := &fakeCoordinator{traces: map[int64][]byte{}, ranges: map[int64][]string{}, final: map[int64]map[string]any{},
 		canceled: map[int64]bool{}, running: map[int64]bool{}}
 	fake.queue = []map[string]any{
 		ciJob(1, "echo one", "sleep 1.5", "echo two; echo err >&2", "echo $CI_JOB_TOKEN"),
 		ciJob(2, "echo failing", "exit 3", "echo never"),
+		stamped,
 		ciJob(3, "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo tick $i; sleep 1; done"),
 	}
 	srv := httptest.NewServer(fake)
@@ -211,7 +215,7 @@ func TestCIJobsOnEngine(t *testing.T) {
 	// Job 1: output streamed at contiguous offsets, the job token masked, success.
 	waitFor(t, "job 1 ends", time.Minute, func() bool { return fake.result(1) != nil })
 	tr := fake.trace(1)
-	for _, want := range []string{"Running with gitlab-runner forgebox-standin", "Using Docker executor with image " + image,
+	for _, want := range []string{"Running with gitlab-runner 18.5.0 (forgebox stand-in", "Using Docker executor with image " + image,
 		"\x1b[32;1m$ echo one\x1b[0;m\none\n", "two\n", "err\n", "[MASKED]\n", "Job succeeded"} {
 		if !strings.Contains(tr, want) {
 			t.Errorf("job 1 trace lacks %q:\n%s", want, tr)
@@ -238,6 +242,26 @@ func TestCIJobsOnEngine(t *testing.T) {
 	}
 	if tr := fake.trace(2); strings.Contains(tr, "\nnever") || !strings.Contains(tr, "ERROR: Job failed: exit code 3") {
 		t.Errorf("job 2 trace:\n%s", tr)
+	}
+
+	// Job 4: every line has a header; the progress line is continued; stderr is stream 01E.
+	waitFor(t, "job 4 ends", time.Minute, func() bool { return fake.result(4) != nil })
+	tr4 := fake.trace(4)
+	const ts = `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z `
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(tr4, "\n"), "\n") {
+		if !regexp.MustCompile(`^` + ts + `0[01][OE][ +]`).MatchString(l) {
+			t.Errorf("job 4: line without a header: %q", l)
+		}
+	}
+	for _, re := range []string{`(?m)^` + ts + `00O \x1b\[0KRunning with gitlab-runner 18\.5\.0`, `(?m)^` + ts + `01O fetching 1/2\r$`,
+		`(?m)^` + ts + `01O\+fetching 2/2\r$`, `(?m)^` + ts + `01O\+fetched 2 of 2$`, `(?m)^` + ts + `01E warning: slow$`,
+		`(?m)^` + ts + `00O[ +]\x1b\[0K\x1b\[32;1mJob succeeded`} {
+		if !regexp.MustCompile(re).MatchString(tr4) {
+			t.Errorf("job 4 trace lacks %s:\n%q", re, tr4)
+		}
+	}
+	if tr := fake.trace(1); regexp.MustCompile(ts).MatchString(tr) {
+		t.Errorf("job 1 (no flag, 18.5.0) has headers:\n%q", tr)
 	}
 
 	// Job 3: canceled while it runs; its container goes at once and no result is sent.
