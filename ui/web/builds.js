@@ -4,6 +4,7 @@
 // i18n.js (builds-i18n.js); API data only ever goes into the page as text.
 import { t, getLang } from './i18n.js';
 import './builds-i18n.js';
+import { TraceParser, visible } from './tracefmt.js';
 
 // Helpers from app.js, handed over by initBuilds (app.js owns the API client and DOM helpers).
 let api, h, fill, toast;
@@ -23,6 +24,7 @@ const bs = {
   job: null,           // { project, id, name } whose log is shown
   follow: true,
   wrap: false,
+  times: false,        // show the runner's time of each line (logs of runner 18.7 and later)
   offset: 0,
   trace: null,         // the log viewer's state
   timer: null,
@@ -323,9 +325,10 @@ function renderLogShell() {
   const el = document.getElementById('job-log');
   if (!el || !bs.job) return;
   bs.offset = 0;
-  bs.trace = { ansi: { fg: null, bg: null, bold: false, italic: false, underline: false }, pending: '', lineNo: 0, job: null };
+  bs.trace = { ansi: { fg: null, bg: null, bold: false, italic: false, underline: false }, parser: new TraceParser(), lineNo: 0, job: null };
   const follow = h('input', { type: 'checkbox', id: 'job-log-follow', checked: bs.follow, onchange: (e) => { bs.follow = e.target.checked; if (bs.follow) { scrollLog(true); pollTrace(); } } });
   const wrap = h('input', { type: 'checkbox', id: 'job-log-wrap', checked: bs.wrap, onchange: (e) => { bs.wrap = e.target.checked; document.getElementById('job-log-lines').classList.toggle('wrap', bs.wrap); } });
+  const times = h('input', { type: 'checkbox', id: 'job-log-times', checked: bs.times, onchange: (e) => { bs.times = e.target.checked; document.getElementById('job-log-lines').classList.toggle('times', bs.times); } });
   el.hidden = false;
   fill(el,
     h('div', { class: 'toolbar' },
@@ -335,9 +338,10 @@ function renderLogShell() {
       h('span', { class: 'job-log-actions', id: 'job-log-actions' }),
       h('label', { class: 'check' }, follow, ' ' + t('builds.log.follow')),
       h('label', { class: 'check' }, wrap, ' ' + t('builds.log.wrap')),
+      h('label', { class: 'check', title: t('builds.log.times.hint') }, times, ' ' + t('builds.log.times')),
       h('button', { class: 'small', id: 'job-log-close', onclick: closeLog, text: t('builds.log.close') })),
     h('div', { id: 'job-log-note', class: 'job-log-note' }),
-    h('div', { class: 'log-lines job-lines' + (bs.wrap ? ' wrap' : ''), id: 'job-log-lines', role: 'log', 'aria-live': 'off' },
+    h('div', { class: 'log-lines job-lines' + (bs.wrap ? ' wrap' : '') + (bs.times ? ' times' : ''), id: 'job-log-lines', role: 'log', 'aria-live': 'off' },
       h('p', { class: 'muted', id: 'job-log-empty', text: t('loading') })),
     h('div', { class: 'muted small', id: 'job-log-size' }));
 }
@@ -364,7 +368,7 @@ async function pollTrace() {
   }
   if (bs.job !== want || !onPage()) return;
   if (page.reset) renderLogShell();
-  appendLog(page.data);
+  appendLog(page.data, page.complete);
   bs.offset = page.next;
   renderLogHead(page);
   if (page.more) { bs.traceTimer = setTimeout(pollTrace, 0); return; }
@@ -395,39 +399,38 @@ function renderLogHead(page) {
   if (empty) empty.textContent = t('builds.log.empty');
 }
 
-// --- Rendering a GitLab job log: ANSI colours (SGR), section markers, carriage returns.
+// --- Rendering a GitLab job log: the runner's line headers (tracefmt.js), ANSI colours (SGR),
+// section markers, carriage returns; stderr lines marked.
 
-const SECTION = /section_(?:start|end):\d+:[A-Za-z0-9_.-]+(?:\[[^\]]*\])?\r?\x1b\[0K/g;
-const CSI = /\x1b\[([0-9;]*)([A-Za-z])/g;
+const CSI = /\x1b\[([0-9;?]*)([A-Za-z])/g;
 
-function appendLog(data) {
-  if (!data) return;
+// appendLog draws the lines a chunk completes, then the lines that may still change (a line
+// without its line feed, one the runner may continue) provisionally; at the log's end all.
+function appendLog(data, ended) {
   const box = document.getElementById('job-log-lines');
   if (!box) return;
   const tr = bs.trace;
-  const text = tr.pending + data.replace(SECTION, '');
-  const lines = text.split('\n');
-  tr.pending = lines.pop();
+  const done = data ? tr.parser.feed(data) : [];
+  if (ended) done.push(...tr.parser.flush());
+  const pending = tr.parser.pending();
   const empty = document.getElementById('job-log-empty');
-  if (empty && (lines.length || tr.pending)) empty.remove();
-  const pendingEl = box.querySelector('.line.partial');
-  if (pendingEl) pendingEl.remove();
+  if (empty && (done.length || pending.length)) empty.remove();
+  box.querySelectorAll('.line.partial').forEach((el) => el.remove());
   const frag = document.createDocumentFragment();
-  for (const l of lines) frag.append(logLine(l, ++tr.lineNo, false));
-  if (tr.pending) frag.append(logLine(tr.pending, tr.lineNo + 1, true));
+  for (const l of done) frag.append(logLine(l, ++tr.lineNo, false));
+  // Provisional lines are drawn again when they complete: they must not move the colour state.
+  const saved = { ...tr.ansi };
+  pending.forEach((l, i) => frag.append(logLine(l, tr.lineNo + 1 + i, true)));
+  Object.assign(tr.ansi, saved);
   box.append(frag);
   while (box.childElementCount > 20000) box.firstElementChild.remove();
   scrollLog(false);
 }
 
-function logLine(raw, n, partial) {
-  // A carriage return rewrites the line (progress bars): keep what was written last.
-  const cr = raw.lastIndexOf('\r');
-  const l = cr >= 0 && cr < raw.length - 1 ? raw.slice(cr + 1) : raw.replace(/\r$/, '');
+function logLine(line, n, partial) {
+  const l = visible(line.text);
   const tx = h('span', { class: 'tx' });
   const st = bs.trace.ansi;
-  // A partial line is drawn again when it completes: do not let it move the colour state.
-  const saved = partial ? { ...st } : null;
   let last = 0;
   for (const m of l.matchAll(CSI)) {
     if (m.index > last) tx.append(span(l.slice(last, m.index), st));
@@ -435,8 +438,18 @@ function logLine(raw, n, partial) {
     last = m.index + m[0].length;
   }
   if (last < l.length) tx.append(span(l.slice(last), st));
-  if (saved) Object.assign(st, saved);
-  return h('div', { class: 'line' + (partial ? ' partial' : '') }, h('span', { class: 'ln', 'aria-hidden': 'true', text: n }), tx);
+  const ts = h('span', { class: 'ts', 'aria-hidden': 'true', text: line.time ? clock(line.time) : '' });
+  if (line.time) ts.title = line.time;
+  const cls = 'line' + (partial ? ' partial' : '') + (line.stderr ? ' err' : '');
+  return h('div', { class: cls }, h('span', { class: 'ln', 'aria-hidden': 'true', text: n }), ts, tx);
+}
+
+// clock: the runner's UTC time as local wall-clock time with milliseconds.
+function clock(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const p = (x, w = 2) => String(x).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
 function span(text, st) {

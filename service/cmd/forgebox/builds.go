@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -20,13 +19,17 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/gitlab/tracefmt"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
 const buildsUsage = `Usage:
   forgebox builds [--limit N] [--json]      recent pipelines of every project, newest first
   forgebox builds runners [--json]          runners: status, last contact, profile, tags
-  forgebox builds log JOB [--follow]        a job's log; --follow prints it as it grows until the job ends
+  forgebox builds log JOB [--follow] [--timestamps] [--color]
+                                           a job's log; --follow prints it as it grows until the job ends,
+                                           --timestamps puts the time the runner wrote each line first
+                                           (runner 18.7 and later), --color keeps colours in a pipe
   forgebox builds retry|cancel|play JOB     run a job again, stop it, or start a manual job
   forgebox builds retry-pipeline|cancel-pipeline PIPELINE
 JOB and PIPELINE are GitLab's ids (as the list shows them); add --project ID for one that is
@@ -319,12 +322,6 @@ func (g *globals) buildsAction(ctx context.Context, action string, args []string
 	return nil
 }
 
-// logMarkers are GitLab's collapsible-section markers; ansiEscapes every CSI sequence.
-var (
-	logMarkers  = regexp.MustCompile(`section_(?:start|end):\d+:[A-Za-z0-9_.-]+(?:\[[^\]]*\])?\r?\x1b\[0K`)
-	ansiEscapes = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
-)
-
 // followInterval is how often a followed log is fetched again.
 var followInterval = time.Second
 
@@ -333,6 +330,8 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 	fs := newFlags("builds log", g.stderr)
 	follow := fs.Bool("follow", false, "keep printing the log as it grows, until the job ends")
 	fs.BoolVar(follow, "f", false, "short for --follow")
+	stamps := fs.Bool("timestamps", false, "put the time the runner wrote each line first (a log of runner 18.7 or later has it)")
+	forceColor := fs.Bool("color", false, "keep colours when the output is not a terminal")
 	project := fs.Int64("project", 0, "the project's id")
 	if err := fs.Parse(rest); err != nil {
 		return err
@@ -355,10 +354,11 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	color := false
-	if f, ok := g.stdout.(*os.File); ok {
+	color := *forceColor
+	if f, ok := g.stdout.(*os.File); ok && !color {
 		color = term.IsTerminal(int(f.Fd()))
 	}
+	out := logWriter{w: g.stdout, color: color, stamps: *stamps}
 	var offset int64
 	var lastNote string
 	for {
@@ -371,12 +371,15 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 			return err
 		}
 		if ch.Reset {
+			out.flush()
 			fmt.Fprintln(g.stderr, "(the log was erased; starting over)")
+			out.p = tracefmt.Parser{}
 		}
-		writeLog(g.stdout, ch.Data, color)
+		out.feed(ch.Data)
 		offset = ch.Offset + int64(len(ch.Data))
 		ended := !j.Active() && offset >= ch.Size
 		if !*follow || ended {
+			out.flush()
 			if *follow || !j.Active() {
 				fmt.Fprintf(g.stderr, "job %d (%s): %s\n", j.ID, j.Name, j.Status)
 			}
@@ -407,15 +410,52 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 	}
 }
 
-// writeLog prints log bytes without GitLab's section markers, and without colours unless the
-// output is a terminal.
-func writeLog(w io.Writer, data []byte, color bool) {
-	if len(data) == 0 {
+// logWriter prints a job log line by line (tracefmt): section markers and the runner's line
+// headers never show; colours only on a terminal (or with --color), where stderr lines are red;
+// the runner's time first with --timestamps.
+type logWriter struct {
+	w      io.Writer
+	color  bool
+	stamps bool
+	p      tracefmt.Parser
+}
+
+func (l *logWriter) feed(data []byte) { l.print(l.p.Feed(data)) }
+
+// flush prints what the log holds back at its end (a line without its line feed).
+func (l *logWriter) flush() { l.print(l.p.Flush()) }
+
+// noTime stands in the time column for a line without a header.
+var noTime = strings.Repeat(" ", len(tracefmt.TimeLayout))
+
+func (l *logWriter) print(lines []tracefmt.Line) {
+	if len(lines) == 0 {
 		return
 	}
-	out := logMarkers.ReplaceAll(data, nil)
-	if !color {
-		out = ansiEscapes.ReplaceAll(out, nil)
+	var b strings.Builder
+	for _, ln := range lines {
+		if l.stamps {
+			if ln.HasHeader() {
+				b.WriteString(ln.Time.Format(tracefmt.TimeLayout))
+			} else {
+				b.WriteString(noTime)
+			}
+			b.WriteByte(' ')
+		}
+		text := tracefmt.Visible(ln.Text)
+		switch {
+		case !l.color:
+			b.WriteString(tracefmt.StripANSI(text))
+		case ln.Stderr:
+			// Red; colours the text sets itself still win where it sets them.
+			b.WriteString("\x1b[31m" + text + "\x1b[0m")
+		default:
+			b.WriteString(text)
+			if strings.Contains(text, "\x1b[") {
+				b.WriteString("\x1b[0m")
+			}
+		}
+		b.WriteByte('\n')
 	}
-	w.Write(out)
+	io.WriteString(l.w, b.String())
 }

@@ -7,20 +7,25 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/testenv"
+	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
 )
 
 // TestBuildsCLI brings a stack of the test images up (GitLab and GitLab Runner are contract
 // stand-ins), makes a pipeline through the GitLab stand-in, and checks `forgebox builds` and
-// `forgebox builds log JOB --follow` against it.
+// `forgebox builds log JOB --follow` against it. The runner stand-in plays runner 18.8, whose
+// job logs carry line headers (FF_TIMESTAMPS): the log prints clean, --timestamps shows the time.
 func TestBuildsCLI(t *testing.T) {
 	eng := testenv.Engine(t)
-	cfg := testenv.Config(t, eng, testenv.TestImages(t))
+	im := testenv.TestImages(t)
+	cfg := testenv.Config(t, eng, im)
+	cfg.Runner.Image = standintest.RunnerImage(t, im, "18.8.11")
 	src, err := config.Encode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +49,8 @@ func TestBuildsCLI(t *testing.T) {
 	sec, _ := config.OpenSecrets(cfg.Stack.DataDir)
 	token, _ := sec.Get(config.SecretGitLabAdminToken)
 	body := `{"project":"demo/cli","ref":"main","commit_title":"Build from the CLI","jobs":[
-		{"name":"count","stage":"test","tags":["docker"],"script":["for i in 1 2 3 4 5; do echo \"count $i\"; sleep 1; done","echo done counting"]},
+		{"name":"count","stage":"test","tags":["docker"],"script":["for i in 1 2 3 4 5; do echo \"count $i\"; sleep 1; done",
+			"printf 'fetching 1/2\\r'; sleep 1; printf 'fetching 2/2\\r'; sleep 1; echo 'fetched 2 of 2'","echo 'warning: disk almost full' >&2","echo done counting"]},
 		{"name":"train","stage":"test","tags":["gpu"],"script":["echo never"]}]}`
 	req, _ := http.NewRequest("POST", "http://"+det.IPs[cfg.NetworkName()]+"/api/v4/standin/pipelines", strings.NewReader(body))
 	req.Header.Set("PRIVATE-TOKEN", token)
@@ -93,8 +99,29 @@ func TestBuildsCLI(t *testing.T) {
 			t.Errorf("followed log lacks %q:\n%s", want, log)
 		}
 	}
-	if strings.Contains(log, "\x1b[") || strings.Contains(log, "section_start") {
+	if strings.Contains(log, "\x1b[") || strings.Contains(log, "section_start") || strings.Contains(log, "section_end") {
 		t.Errorf("escape codes or section markers in a log printed to a file:\n%q", log)
+	}
+	if regexp.MustCompile(`\d{6}Z [0-9a-f]{2}[OE]`).MatchString(log) || strings.Contains(log, "fetching") || !strings.Contains(log, "\nfetched 2 of 2\n") ||
+		!strings.Contains(log, "\nwarning: disk almost full\n") {
+		t.Errorf("the runner's line headers or a continued line printed raw:\n%q", log)
+	}
+
+	// The runner's time first with --timestamps; stderr red with --color.
+	code, stamped, errOut := runCLI(t, "--config", p, "builds", "log", fmt.Sprint(count), "--timestamps", "--color")
+	if code != 0 {
+		t.Fatalf("builds log --timestamps: exit %d %s", code, errOut)
+	}
+	stampedLine := regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z `)
+	for _, l := range strings.Split(strings.TrimSuffix(stamped, "\n"), "\n") {
+		if !stampedLine.MatchString(l) {
+			t.Errorf("a line without the runner's time: %q", l)
+		}
+	}
+	for _, re := range []string{`(?m)^\S+Z count 3$`, `(?m)^\S+Z fetched 2 of 2$`, `(?m)^\S+Z \x1b\[31mwarning: disk almost full\x1b\[0m$`} {
+		if !regexp.MustCompile(re).MatchString(stamped) {
+			t.Errorf("--timestamps --color lacks %s:\n%q", re, stamped)
+		}
 	}
 	if !strings.Contains(stderr.String(), fmt.Sprintf("job %d (count): success", count)) {
 		t.Errorf("stderr: %s", stderr.String())

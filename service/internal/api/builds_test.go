@@ -134,12 +134,14 @@ func findJob(page api.BuildsPage, id int64) (gitlab.Pipeline, gitlab.Job, bool) 
 // TestBuilds brings a stack up with two runner profiles, makes pipelines through the GitLab
 // stand-in, and checks the builds API (authentication, CSRF, errors, stuck jobs, log by offset,
 // play) and then the builds page in Chromium: a job's output appears live, cancel stops it and
-// removes its container, retry runs it again.
+// removes its container, retry runs it again, a log with the runner's line headers (stderr,
+// continued lines) shows clean lines with an optional time column.
 func TestBuilds(t *testing.T) {
 	if !fullStackImages() {
 		testenv.TestImages(t)
 	}
-	h := newHarness(t, harnessOptions{engine: true})
+	// The runner stand-in plays runner 18.8, whose job logs carry line headers (FF_TIMESTAMPS).
+	h := newHarness(t, harnessOptions{engine: true, runnerFor: "18.8.11"})
 	start := time.Now()
 
 	// Authentication and CSRF, before anything runs.
@@ -377,6 +379,8 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 		return r.length === 2 && d ? 'ok' : 'runners ' + r.length })()`, 15*time.Second)
 	sh.shot(ctx, "builds-04-stuck-and-runners.png")
 
+	timestampedLog(t, ctx, h, gl, sh)
+
 	// 中文.
 	if err := step(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'))`)); err != nil {
 		t.Fatal(err)
@@ -387,4 +391,92 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 	sh.shot(ctx, "builds-05-zh.png")
 	noPageErrors(t, ctx)
 	chromedp.Run(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'en'; s.dispatchEvent(new Event('change'))`))
+}
+
+// headerRE is the runner's line header (FF_TIMESTAMPS), as text that must never show.
+const headerRE = `\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{6}Z [0-9a-f]{2}[OE]`
+
+// timestampedLog checks the log viewer on a log with the runner's line headers: the parser
+// module on fixed logs cut into chunks anywhere, then a real job's log with a progress line the
+// runner continues and a line on stderr, with and without the time column.
+func timestampedLog(t *testing.T, ctx context.Context, h *harness, gl standin, sh shooter) {
+	// The parser (ui/web/tracefmt.js) against logs with and without headers, fed in chunks of
+	// every size from 1 byte: the same lines as fed whole, headers never in the text.
+	if err := step(ctx, evalVoid(`window.__traceCheck = ''; import('./tracefmt.js').then((m) => {
+		const logs = {
+			stamped: '2026-12-03T07:28:58.100000Z 00O section_start:1796282938:step_script\r\x1b[0K\x1b[36;1mExecuting\x1b[0;m\n' +
+				'2026-12-03T07:28:58.200000Z 01O fetching 1/2\r\n2026-12-03T07:28:58.300000Z 01E warning: slow\n' +
+				'2026-12-03T07:28:59.100000Z 01O+fetched 2 of 2\n2026-12-03T07:29:00.200000Z 00O section_end:1796282940:step_script\r\n' +
+				'2026-12-03T07:29:00.200001Z 00O+\x1b[0KJob succeeded\nplain\n2026-12-03T07:29:01.000000Z 00O no line feed',
+			plain: 'section_start:1796282938:step_script\r\x1b[0K\x1b[36;1mExecuting\x1b[0;m\nfetching 1/2\rfetched 2 of 2\nwarning: slow\n' +
+				'section_end:1796282940:step_script\r\x1b[0KJob succeeded\nplain\nno line feed',
+		};
+		const want = {
+			stamped: [['2026-12-03T07:28:58.100000Z', 0, false, '\x1b[36;1mExecuting\x1b[0;m'], ['2026-12-03T07:28:58.200000Z', 1, false, 'fetched 2 of 2'],
+				['2026-12-03T07:28:58.300000Z', 1, true, 'warning: slow'], ['2026-12-03T07:29:00.200000Z', 0, false, 'Job succeeded'],
+				['', -1, false, 'plain'], ['2026-12-03T07:29:01.000000Z', 0, false, 'no line feed']],
+			plain: [['', -1, false, '\x1b[36;1mExecuting\x1b[0;m'], ['', -1, false, 'fetched 2 of 2'], ['', -1, false, 'warning: slow'],
+				['', -1, false, 'Job succeeded'], ['', -1, false, 'plain'], ['', -1, false, 'no line feed']],
+		};
+		for (const [name, log] of Object.entries(logs)) {
+			for (let size = 1; size <= log.length; size++) {
+				const p = new m.TraceParser(), got = [];
+				for (let i = 0; i < log.length; i += size) {
+					got.push(...p.feed(log.slice(i, i + size)));
+					for (const l of p.pending()) if (/^\d{4}-\d\d-/.test(l.text)) { window.__traceCheck = 'fail: header in a pending line: ' + l.text; return; }
+				}
+				got.push(...p.flush());
+				const g = JSON.stringify(got.map((l) => [l.time, l.stream, l.stderr, m.visible(l.text)]));
+				if (g !== JSON.stringify(want[name])) { window.__traceCheck = 'fail: ' + name + ' in chunks of ' + size + ': ' + g; return; }
+			}
+		}
+		window.__traceCheck = 'ok';
+	}).catch((e) => { window.__traceCheck = 'fail: ' + e; })`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "tracefmt.js on fixed logs", `window.__traceCheck || 'not yet'`, 30*time.Second)
+
+	// A real job of the runner stand-in playing 18.8.
+	p := gl.pipeline("demo/app", "Timestamped log", specJob{Name: "fetch", Stage: "test", Tags: []string{"docker"},
+		Script: []string{`printf 'fetching 1/2\r'; sleep 1; printf 'fetching 2/2\r'; sleep 1; echo 'fetched 2 of 2'`,
+			"echo 'warning: disk almost full' >&2", "echo done"}})
+	job := p.job("fetch")
+	waitJS(t, ctx, "the timestamped pipeline is listed", fmt.Sprintf(`(() => document.querySelector('tr.pipeline[data-pipeline="%d"]') ? 'ok' : 'not yet')()`, p.ID), 30*time.Second)
+	clickJS(t, ctx, fmt.Sprintf(`tr.pipeline[data-pipeline="%d"] .pipeline-toggle`, p.ID), 15*time.Second)
+	clickJS(t, ctx, fmt.Sprintf(`tr.job[data-job="%d"] .job-name`, job), 15*time.Second)
+	waitJS(t, ctx, "the timestamped log ends", `(() => { const st = document.querySelector('#job-log-status .ci-status');
+		const text = (document.querySelector('#job-log-lines') || {}).innerText || '';
+		return st && st.dataset.status === 'success' && text.includes('Job succeeded') && !document.querySelector('#job-log-lines .partial') ? 'ok' : (st && st.dataset.status) + ' ' + text.length })()`, 90*time.Second)
+
+	// The raw log has the headers, a continued line and stderr, so the page had something to do.
+	var raw api.TracePage
+	res, body := h.do(h.bearer("GET", fmt.Sprintf("/api/v1/builds/projects/%d/jobs/%d/trace?offset=0", p.Project.ID, job), nil), &raw)
+	expectStatus(t, res, body, http.StatusOK)
+	for _, want := range []string{" 01O fetching 1/2\r\n", " 01O+fetching 2/2\r\n", " 01O+fetched 2 of 2\n", " 01E warning: disk almost full\n", " 00O+"} {
+		if !strings.Contains(raw.Data, want) {
+			t.Errorf("the runner stand-in's log lacks %q:\n%q", want, raw.Data)
+		}
+	}
+	waitJS(t, ctx, "clean lines", `(() => {
+		const lines = [...document.querySelectorAll('#job-log-lines .line')].map((l) => l.querySelector('.tx').textContent);
+		if (lines.some((l) => new RegExp('`+headerRE+`').test(l) || /section_(start|end)/.test(l))) return 'fail: raw header or marker: ' + lines.join(' | ');
+		const fetch = lines.filter((l) => l.includes('fetch'));
+		if (fetch.length !== 2 || fetch[1] !== 'fetched 2 of 2') return 'fail: progress line: ' + fetch.join(' | ');
+		const err = [...document.querySelectorAll('#job-log-lines .line.err .tx')].map((l) => l.textContent);
+		if (err.length !== 1 || err[0] !== 'warning: disk almost full') return 'fail: stderr lines: ' + err.join(' | ');
+		if (!lines.includes('done') || !lines.some((l) => l.startsWith('Executing "step_script"'))) return 'fail: ' + lines.join(' | ');
+		const ts = document.querySelector('#job-log-lines .line .ts');
+		return ts && getComputedStyle(ts).display === 'none' ? 'ok' : 'fail: the time column shows before it is asked for' })()`, 15*time.Second)
+	sh.shot(ctx, "builds-06-timestamped-log.png")
+
+	// The time column: the runner's time, in local time with milliseconds, on every line.
+	clickJS(t, ctx, `#job-log-times`, 15*time.Second)
+	waitJS(t, ctx, "the time column", `(() => {
+		const ts = [...document.querySelectorAll('#job-log-lines .line .ts')];
+		if (!ts.length || ts.some((s) => getComputedStyle(s).display === 'none')) return 'hidden';
+		const bad = ts.filter((s) => !/^\d\d:\d\d:\d\d\.\d{3}$/.test(s.textContent) || !/Z$/.test(s.title));
+		return bad.length ? 'fail: ' + bad.map((s) => s.textContent + '/' + s.title).join(' | ') : 'ok' })()`, 15*time.Second)
+	sh.shot(ctx, "builds-07-timestamps-column.png")
+	clickJS(t, ctx, `#job-log-times`, 15*time.Second)
+	noPageErrors(t, ctx)
 }

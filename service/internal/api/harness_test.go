@@ -23,6 +23,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/testenv"
+	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
 )
 
 // syncBuffer collects what the server logs and what it answers, for the secret-leak checks.
@@ -76,7 +77,10 @@ type harness struct {
 
 type harnessOptions struct {
 	engine bool // connect to the real engine; otherwise the engine is "unreachable"
-	full   bool // the config runs the whole stack's test images (GitLab and runner stand-ins too)
+	// runnerFor, with the runner stand-in built, runs the stand-in as the runner of that GitLab
+	// version (standintest.RunnerImage: it writes that version's job log format).
+	runnerFor string
+	full      bool // the config runs the whole stack's test images (GitLab and runner stand-ins too)
 }
 
 // newHarness starts a controller on an httptest server with a config file of its own.
@@ -86,7 +90,11 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	var connect func(ctx context.Context) (api.Engine, error)
 	if o.engine {
 		h.eng = testenv.Engine(t)
-		h.cfg = testenv.Config(t, h.eng, testImages(t))
+		im := testImages(t)
+		h.cfg = testenv.Config(t, h.eng, im)
+		if o.runnerFor != "" && fullStackImages() {
+			h.cfg.Runner.Image = standintest.RunnerImage(t, im, o.runnerFor)
+		}
 		connect = func(ctx context.Context) (api.Engine, error) { return engine.Connect(ctx) }
 	} else {
 		h.cfg = config.Default()

@@ -77,10 +77,11 @@ func GitLabImage(t testing.TB, im testenv.Images, v string) string {
 		"FORGEBOX_STANDIN_VERSION="+v, "FORGEBOX_STANDIN_MIGRATION_TIME="+MigrationTime)
 }
 
-// RunnerImage is the runner stand-in tagged like gitlab/gitlab-runner for GitLab v.
+// RunnerImage is the runner stand-in tagged like gitlab/gitlab-runner for GitLab v, claiming
+// that runner version (which decides, for one, its job log format).
 func RunnerImage(t testing.TB, im testenv.Images, v string) string {
 	rv := upgradepath.RunnerVersionFor(upgradepath.MustParse(v))
-	return derive(t, im.Runner, repoOf(t, im.Runner)+":alpine-v"+rv.String())
+	return derive(t, im.Runner, repoOf(t, im.Runner)+":alpine-v"+rv.String(), "FORGEBOX_STANDIN_VERSION="+rv.String())
 }
 
 // Recorder keeps the activity feed's events.
