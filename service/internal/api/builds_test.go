@@ -19,7 +19,6 @@ import (
 	"github.com/forgebox/forgebox/service/internal/api"
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
-	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
 // standin talks to the GitLab stand-in directly, for what only tests do: make pipelines.
@@ -136,9 +135,6 @@ func findJob(page api.BuildsPage, id int64) (gitlab.Pipeline, gitlab.Job, bool) 
 // play) and then the builds page in Chromium: a job's output appears live, cancel stops it and
 // removes its container, retry runs it again.
 func TestBuilds(t *testing.T) {
-	if !fullStackImages() {
-		testenv.TestImages(t)
-	}
 	h := newHarness(t, harnessOptions{engine: true})
 	start := time.Now()
 

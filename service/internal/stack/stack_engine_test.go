@@ -160,7 +160,10 @@ func TestUpFromEmptyProvisionsPostgresAndRedis(t *testing.T) {
 		t.Errorf("redis PING answered %q", got)
 	}
 	for _, c := range []string{"postgres", "redis"} {
-		out, _ := exec.Command("docker", "port", f.status(ctx)[c].ID).Output()
+		out, err := exec.Command("docker", "port", f.status(ctx)[c].ID).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker port %s: %v: %s", c, err, out)
+		}
 		if len(out) > 0 {
 			t.Errorf("%s publishes ports on the host: %s", c, out)
 		}
