@@ -21,7 +21,7 @@ type fakeEngine struct {
 	mu         sync.Mutex
 	seq        int
 	containers map[string]*fakeContainer // by ID
-	networks   map[string]engine.Network  // by ID
+	networks   map[string]engine.Network // by ID
 	netLabels  map[string]map[string]string
 	images     map[string]string // ref -> ID
 	calls      []string
