@@ -73,6 +73,15 @@ cmd_test() {
   bash testimages/ensure-engine.sh
   eval "$(bash testimages/build.sh)"
   export FORGEBOX_REQUIRE_ENGINE=1
+  # The real Docker Compose checks the exported compose file (built once, then cached).
+  FORGEBOX_COMPOSE_BIN="$(bash bench/compose.sh)"
+  export FORGEBOX_COMPOSE_BIN
+  echo "== compose: $("$FORGEBOX_COMPOSE_BIN" version)"
+  # The fault suite's kill trials: a fresh seed each run, printed here (FORGEBOX_FAULT_SEED
+  # replays it), and as many trials as start within the budget (bench/soak.sh runs many more).
+  export FORGEBOX_FAULT_SEED="${FORGEBOX_FAULT_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}"
+  export FORGEBOX_FAULT_BUDGET="${FORGEBOX_FAULT_BUDGET:-3m}"
+  echo "== fault seed: $FORGEBOX_FAULT_SEED (budget $FORGEBOX_FAULT_BUDGET; FORGEBOX_FAULT_SEED=$FORGEBOX_FAULT_SEED replays it)"
   echo "== test images: $(env | grep '^FORGEBOX_TEST_.*_IMAGE=' | sort | tr '\n' ' ')"
   echo "== go vet"
   go vet ./...

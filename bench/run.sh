@@ -4,7 +4,8 @@
 #
 #   1. the engine and the local test images (testimages/build.sh);
 #   2. ./build.sh: the release binaries and SPKs in dist/ (their sizes are reported);
-#   3. Docker Compose v2 built from the Go module proxy into a cache dir, once per version;
+#   3. Docker Compose v2 built from the Go module proxy into a cache dir, once per version
+#      (bench/compose.sh, which ./build.sh test uses too);
 #   4. bench/cmd/fbbench: the scenarios, the table on stdout and in $FORGEBOX_BENCH_OUT.
 #
 # Environment:
@@ -14,14 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The Compose release measured against. v2.40.3 is the newest v2 the module proxy serves that
-# builds with Go 1.26 and still speaks to API 1.41 engines (Docker 20.10); Compose v5 moved to
-# the moby/moby client. Its go.mod has exclude directives, so `go install ...@version` refuses
-# it: the module is downloaded and built as the main module instead.
-COMPOSE_MODULE=github.com/docker/compose/v2
-COMPOSE_VERSION=v2.40.3
+# Docker Compose v2, built once per version into FORGEBOX_BENCH_CACHE (bench/compose.sh).
 CACHE="${FORGEBOX_BENCH_CACHE:-/var/cache/forgebox-bench}"
-COMPOSE_BIN="$CACHE/compose-$COMPOSE_VERSION/docker-compose"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
@@ -31,22 +26,7 @@ eval "$(bash testimages/build.sh)"
 log "building the release binaries and SPKs (./build.sh)"
 ./build.sh >&2
 
-if [ ! -x "$COMPOSE_BIN" ]; then
-  log "building Docker Compose $COMPOSE_VERSION from the Go module proxy into $CACHE (a few minutes, once)"
-  mkdir -p "$CACHE"
-  src="$(go mod download -json "$COMPOSE_MODULE@$COMPOSE_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  if [ -z "$src" ] || [ ! -d "$src" ]; then
-    log "go mod download $COMPOSE_MODULE@$COMPOSE_VERSION gave no source dir"
-    exit 1
-  fi
-  work="$(mktemp -d "$CACHE/build.XXXXXX")"
-  trap 'rm -rf "$work"' EXIT
-  cp -r "$src/." "$work/" && chmod -R u+w "$work"
-  (cd "$work" && CGO_ENABLED=0 go build -trimpath \
-    -ldflags "-s -w -X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" -o "$work/docker-compose" ./cmd)
-  mkdir -p "$(dirname "$COMPOSE_BIN")"
-  mv "$work/docker-compose" "$COMPOSE_BIN"
-fi
+COMPOSE_BIN="$(bash bench/compose.sh)"
 "$COMPOSE_BIN" version >&2
 
 # The release binary for this machine's architecture is the one measured.

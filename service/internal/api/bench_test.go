@@ -33,15 +33,7 @@ func BenchmarkController(b *testing.B) {
 	h := newHarness(b, harnessOptions{engine: true})
 	o := h.startOp("/api/v1/up")
 	if f := h.waitOperation(o.ID, 6*time.Minute); f.State != "succeeded" {
-		if fullStackImages() {
-			b.Fatalf("up: %s", f.Error)
-		}
-		for _, c := range []string{"postgres", "redis"} {
-			o := h.startOp("/api/v1/components/" + c + "/up")
-			if f := h.waitOperation(o.ID, 4*time.Minute); f.State != "succeeded" {
-				b.Fatalf("up %s: %s", c, f.Error)
-			}
-		}
+		b.Fatalf("up: %s", f.Error)
 	}
 	b.Run("status", func(b *testing.B) { benchStatus(b, h, "/api/v1/status") })
 	b.Run("status-refresh", func(b *testing.B) { benchStatus(b, h, "/api/v1/status?refresh=1") })

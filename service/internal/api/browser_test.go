@@ -174,7 +174,7 @@ func TestBrowser(t *testing.T) {
 	sh.shot(ctx, "01-overview-before.png")
 
 	// Start the stack.
-	components := []string{"postgres", "redis"}
+	components := []string{"postgres", "redis", "gitlab", "runner"}
 	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
 		t.Fatal(err)
 	}
@@ -182,29 +182,14 @@ func TestBrowser(t *testing.T) {
 		const p = document.querySelector('#progress');
 		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
 	sh.shot(ctx, "02-progress.png")
-	if !fullStackImages() {
-		// Without the GitLab and runner stand-ins only PostgreSQL and Redis can come up: start
-		// them from their cards once the whole-stack start has ended.
-		waitJS(t, ctx, "the start ends", `(() => { const s = document.querySelector('#op-state'); return s && s.dataset.state !== 'running' ? 'ok' : 'running' })()`, 4*time.Minute)
-		for _, c := range components {
-			sel := fmt.Sprintf(`[data-component=%q] footer button.small`, c)
-			waitJS(t, ctx, "start "+c, fmt.Sprintf(`(() => { const b = document.querySelector(%q); return b && !b.disabled ? 'ok' : 'wait' })()`, sel), time.Minute)
-			if err := step(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
-				t.Fatal(err)
-			}
-			waitJS(t, ctx, c+" healthy", fmt.Sprintf(`(() => { const b = document.querySelector('[data-component=%q] .badge[data-state="healthy"]'); return b ? 'ok' : 'not yet' })()`, c), 4*time.Minute)
-		}
-	} else {
-		components = append(components, "gitlab", "runner")
-		waitJS(t, ctx, "the start succeeds", `(() => {
-			const s = document.querySelector('#op-state');
-			if (!s) return 'no progress panel';
-			if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
-			return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
-		waitJS(t, ctx, "the stack shows running", `(() => {
-			const b = document.querySelector('.stack-title .badge');
-			return b && b.dataset.state === 'running' ? 'ok' : (b ? b.dataset.state : 'none') })()`, time.Minute)
-	}
+	waitJS(t, ctx, "the start succeeds", `(() => {
+		const s = document.querySelector('#op-state');
+		if (!s) return 'no progress panel';
+		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
+		return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+	waitJS(t, ctx, "the stack shows running", `(() => {
+		const b = document.querySelector('.stack-title .badge');
+		return b && b.dataset.state === 'running' ? 'ok' : (b ? b.dataset.state : 'none') })()`, time.Minute)
 	for _, c := range components {
 		waitJS(t, ctx, c+" card", fmt.Sprintf(`(() => {
 			const card = document.querySelector('[data-component=%q]');

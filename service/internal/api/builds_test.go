@@ -19,7 +19,6 @@ import (
 	"github.com/forgebox/forgebox/service/internal/api"
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
-	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
 // standin talks to the GitLab stand-in directly, for what only tests do: make pipelines.
@@ -137,9 +136,6 @@ func findJob(page api.BuildsPage, id int64) (gitlab.Pipeline, gitlab.Job, bool) 
 // removes its container, retry runs it again, a log with the runner's line headers (stderr,
 // continued lines) shows clean lines with an optional time column.
 func TestBuilds(t *testing.T) {
-	if !fullStackImages() {
-		testenv.TestImages(t)
-	}
 	// The runner stand-in plays runner 18.8, whose job logs carry line headers (FF_TIMESTAMPS).
 	h := newHarness(t, harnessOptions{engine: true, runnerFor: "18.8.11"})
 	start := time.Now()

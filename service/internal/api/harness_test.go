@@ -92,7 +92,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		h.eng = testenv.Engine(t)
 		im := testImages(t)
 		h.cfg = testenv.Config(t, h.eng, im)
-		if o.runnerFor != "" && fullStackImages() {
+		if o.runnerFor != "" {
 			h.cfg.Runner.Image = standintest.RunnerImage(t, im, o.runnerFor)
 		}
 		connect = func(ctx context.Context) (api.Engine, error) { return engine.Connect(ctx) }
@@ -147,35 +147,15 @@ func (h *harness) readCreds() api.Credentials {
 	return api.Credentials{FrontSecret: string(front), AdminToken: string(admin)}
 }
 
-// testImages gives the stack's test images. PostgreSQL and Redis are required; the GitLab and
-// runner stand-ins are used when they are built, and otherwise left at their defaults (the
-// tests then bring up PostgreSQL and Redis one by one).
-func testImages(t testing.TB) testenv.Images {
-	im := testenv.Images{
-		Postgres: os.Getenv("FORGEBOX_TEST_POSTGRES_IMAGE"), Redis: os.Getenv("FORGEBOX_TEST_REDIS_IMAGE"),
-		GitLab: os.Getenv("FORGEBOX_TEST_GITLAB_IMAGE"), Runner: os.Getenv("FORGEBOX_TEST_RUNNER_IMAGE"),
-	}
-	if im.Postgres == "" || im.Redis == "" {
-		testenv.TestImages(t) // skips, or fails under FORGEBOX_REQUIRE_ENGINE=1
-	}
-	def := config.Default()
-	if im.GitLab == "" {
-		im.GitLab = def.GitLab.Image
-	}
-	if im.Runner == "" {
-		im.Runner = def.Runner.Image
-	}
-	return im
-}
+// testImages gives the stack's test images: all four, the GitLab and runner stand-ins
+// included. Without them the whole stack cannot come up, so the test skips (fails under
+// FORGEBOX_REQUIRE_ENGINE=1) rather than quietly testing PostgreSQL and Redis only.
+func testImages(t testing.TB) testenv.Images { return testenv.TestImages(t) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func fullStackImages() bool {
-	return os.Getenv("FORGEBOX_TEST_GITLAB_IMAGE") != "" && os.Getenv("FORGEBOX_TEST_RUNNER_IMAGE") != ""
 }
 
 func (h *harness) waitEngine() {

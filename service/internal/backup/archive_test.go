@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
 func testManifest(name string) Manifest {
@@ -181,7 +184,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0755", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v: %s); the full-disk test needs root", err, out)
+		testenv.Cannot(t, fmt.Sprintf("cannot mount a tmpfs here (%v: %s); the full-disk test needs root", err, out))
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 	return dir
@@ -192,9 +195,14 @@ func mountTmpfs(t *testing.T, size string) string {
 func TestFullDiskLeavesNothingAndSaysSo(t *testing.T) {
 	dir := mountTmpfs(t, "512k")
 	big := filepath.Join(t.TempDir(), "1_2026_08_29_18.5.7_gitlab_backup.tar")
-	os.WriteFile(big, randomBytes(2<<20), 0o600)
-	src, _ := fileSource(gitlabTarPrefix+filepath.Base(big), "GitLab's backup", big)
-	_, _, err := writeArchive(dir, "fb-full", testManifest("fb-full"), []source{src})
+	if err := os.WriteFile(big, randomBytes(2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := fileSource(gitlabTarPrefix+filepath.Base(big), "GitLab's backup", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = writeArchive(dir, "fb-full", testManifest("fb-full"), []source{src})
 	var full *DiskFullError
 	if !errors.As(err, &full) || full.Need == 0 || !strings.Contains(err.Error(), "is full") {
 		t.Fatalf("before writing: %v", err)
@@ -206,10 +214,20 @@ func TestFullDiskLeavesNothingAndSaysSo(t *testing.T) {
 	// Fits by the estimate, not once written (tar headers, gzip of random data): ENOSPC.
 	defer func(m int64) { spaceMargin = m }(spaceMargin)
 	spaceMargin = 0
-	free, _ := freeBytes(dir)
+	free, err := freeBytes(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free < 64<<10 {
+		t.Fatalf("the fresh 512k tmpfs has only %d bytes free", free)
+	}
 	almost := filepath.Join(t.TempDir(), "2_2026_08_29_18.5.7_gitlab_backup.tar")
-	os.WriteFile(almost, randomBytes(int(free)-2048), 0o600)
-	src, _ = fileSource(gitlabTarPrefix+filepath.Base(almost), "GitLab's backup", almost)
+	if err := os.WriteFile(almost, randomBytes(int(free)-2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if src, err = fileSource(gitlabTarPrefix+filepath.Base(almost), "GitLab's backup", almost); err != nil {
+		t.Fatal(err)
+	}
 	_, _, err = writeArchive(dir, "fb-full", testManifest("fb-full"), []source{src})
 	if !errors.As(err, &full) || full.Err == nil || !strings.Contains(err.Error(), "filled up") {
 		t.Fatalf("while writing: %v", err)
@@ -290,7 +308,7 @@ func TestGitLabCommands(t *testing.T) {
 // owner can copy it off the box; it stays 0600.
 func TestArchiveOwnedLikeItsDirectory(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to give files away")
+		testenv.Cannot(t, "needs root to give files away")
 	}
 	share := t.TempDir()
 	if err := os.Chown(share, 1026, 100); err != nil {

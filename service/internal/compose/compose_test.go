@@ -24,6 +24,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/stack"
+	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -493,12 +494,12 @@ func checkDuration(t *testing.T, where string, v any) {
 	}
 }
 
-// composeConfig runs the real Docker Compose on the files when the bench has built one.
+// composeConfig runs the real Docker Compose on the files (FORGEBOX_COMPOSE_BIN, which
+// ./build.sh test and the bench set from bench/compose.sh).
 func composeConfig(t *testing.T, f compose.Files) {
 	bin := os.Getenv("FORGEBOX_COMPOSE_BIN")
 	if bin == "" {
-		t.Log("FORGEBOX_COMPOSE_BIN not set: `docker compose config` not run (bench/run.sh builds Compose and sets it)")
-		return
+		testenv.Cannot(t, "FORGEBOX_COMPOSE_BIN is not set: `docker compose config` not run (bash bench/compose.sh builds Compose and prints its path)")
 	}
 	dir := t.TempDir()
 	if _, err := compose.Write(dir, f, false); err != nil {

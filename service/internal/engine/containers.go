@@ -161,16 +161,11 @@ func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error)
 	c.calls.add()
 	r, err := c.api.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name)
 	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", spec.Name, explainCreateError(err))
+		// A conflict says only that the name is taken; whose container holds it is for the
+		// caller to find out (Foreign), not to assume.
+		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
 	return r.ID, nil
-}
-
-func explainCreateError(err error) error {
-	if IsConflict(err) {
-		return fmt.Errorf("%w (a container with this name exists but is not forgebox's: rename or remove it yourself; forgebox never touches containers it did not create)", err)
-	}
-	return err
 }
 
 // Start starts a created or stopped container. Port clashes surface here, so the error says so.

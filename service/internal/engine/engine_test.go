@@ -313,12 +313,16 @@ func TestListContainersOnlyLabelled(t *testing.T) {
 		t.Errorf("Remove of a missing container: %v", err)
 	}
 
-	// Creating under the name of somebody else's container is a conflict that says so.
+	// Creating under a taken name is a conflict. The engine cannot know whose container holds
+	// the name, so its error must not claim either way (the stack looks and says).
 	_, err = eng.Create(ctx, engine.ContainerSpec{Name: unlabelled, Image: im.Redis, Labels: map[string]string{engine.LabelStack: stack}})
 	if err == nil || !engine.IsConflict(err) {
 		t.Fatalf("Create with a taken name: %v, want a conflict", err)
 	}
-	wantContains(t, "error", err.Error(), "not forgebox's")
+	wantContains(t, "error", err.Error(), unlabelled)
+	if strings.Contains(err.Error(), "forgebox's") {
+		t.Errorf("Create's conflict error claims an owner it never checked: %v", err)
+	}
 }
 
 func TestFindNetwork(t *testing.T) {
@@ -339,7 +343,24 @@ func TestFindNetwork(t *testing.T) {
 	if err == nil || ok {
 		t.Fatalf("FindNetwork of an unlabelled network: ok=%v err=%v, want an error", ok, err)
 	}
-	wantContains(t, "error", err.Error(), foreign, "not forgebox's", engine.LabelStack)
+	wantContains(t, "error", err.Error(), foreign, "not this stack's", "no "+engine.LabelStack+" label")
+
+	// Another stack's network under this stack's name: named as that stack's.
+	other := stack + "-other"
+	otherID, err := eng.CreateNetwork(ctx, "fbt-elsewhere", other, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := eng.RemoveNetwork(context.Background(), otherID); err != nil {
+			t.Logf("cleanup: %v", err)
+		}
+	})
+	if _, ok, err := eng.FindNetwork(ctx, stack, other); err == nil || ok {
+		t.Fatalf("FindNetwork of another stack's network: ok=%v err=%v, want an error", ok, err)
+	} else {
+		wantContains(t, "error", err.Error(), other, `belongs to forgebox stack "fbt-elsewhere"`)
+	}
 
 	// Ours.
 	name := stack + "-own"

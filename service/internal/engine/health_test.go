@@ -227,11 +227,14 @@ func TestWaitHealthyDeadline(t *testing.T) {
 		t.Errorf("WaitHealthy with a 3s deadline returned after %s", took)
 	}
 
-	// Progress about every 500ms: at least 4 in 3s, in order, all while starting.
+	// Progress every 500ms at most, in order, all while starting. How many fit in 3s depends
+	// on how long each Inspect takes on a loaded engine, so only the bounds that hold however
+	// slow it is are checked: at least two (the wait reports more than once), never more often
+	// than every 500ms.
 	mu.Lock()
 	defer mu.Unlock()
-	if len(reports) < 4 || len(reports) > 8 {
-		t.Errorf("%d progress reports in 3s at every 500ms", len(reports))
+	if len(reports) < 2 || len(reports) > 7 {
+		t.Errorf("%d progress reports in 3s at every 500ms, want 2 to 7", len(reports))
 	}
 	var last time.Duration
 	for i, r := range reports {

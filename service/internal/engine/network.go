@@ -24,8 +24,8 @@ func (c *Client) FindNetwork(ctx context.Context, stack, name string) (Network, 
 		if n.Name != name { // the name filter matches substrings
 			continue
 		}
-		if n.Labels[LabelStack] != stack {
-			return Network{}, false, fmt.Errorf("a network named %s exists but is not forgebox's (no %s=%s label): remove or rename it, or change stack.name", name, LabelStack, stack)
+		if why := Foreign(n.Labels, stack); why != "" {
+			return Network{}, false, fmt.Errorf("a network named %s exists but is not this stack's: %s; remove or rename it, or change stack.name", name, why)
 		}
 		nw := Network{ID: n.ID, Name: n.Name}
 		for _, cfg := range n.IPAM.Config {

@@ -166,13 +166,20 @@ func Observe(ctx context.Context, t Target) (State, error) {
 
 // Provision makes what is missing and reports each change. Connection failures (PostgreSQL
 // restarting under it) are retried until ctx ends; every step re-checks, so nothing is done twice.
+// An object that appears between a check and its create (a statement of an earlier, killed run
+// that PostgreSQL was still carrying out) sends it back to check again, a few times at most.
 func Provision(ctx context.Context, t Target) ([]string, error) {
 	var changes []string
+	looks := 0
 	for attempt := 1; ; attempt++ {
 		c, err := provisionOnce(ctx, t)
 		changes = append(changes, c...)
 		if err == nil {
 			return changes, nil
+		}
+		if isDuplicate(err) && looks < maxLooks && ctx.Err() == nil {
+			looks++
+			continue
 		}
 		if !isConnectionError(err) || ctx.Err() != nil {
 			return changes, err
@@ -185,6 +192,20 @@ func Provision(ctx context.Context, t Target) ([]string, error) {
 	}
 }
 
+// maxLooks bounds how often Provision checks again after a duplicate: an earlier run leaves at
+// most one statement in flight per object.
+const maxLooks = 3
+
+// LockKey is the PostgreSQL advisory lock every provisioning holds from its first check to its
+// last change. A session-level lock outlives nothing: when forgebox is killed, PostgreSQL ends
+// the session (after the statement it is running) and releases the lock, so the next run waits
+// for that statement instead of racing it.
+const LockKey int64 = 0x666f7267650001 // "forge", 1
+
+// beforeCreate, when set (by tests), runs between a check that found role or database
+// ("role", "database") missing and the statement that creates it.
+var beforeCreate func(ctx context.Context, what string)
+
 func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	var changes []string
 	conn, err := t.connect(ctx, t.Superuser, t.SuperPassword, "postgres")
@@ -192,6 +213,9 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 		return nil, err
 	}
 	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", LockKey); err != nil {
+		return nil, fmt.Errorf("wait for the provisioning lock (another session holds it): %w", err)
+	}
 	role := pgx.Identifier{t.Role}.Sanitize()
 	password := quoteLiteral(t.RolePassword)
 
@@ -201,7 +225,10 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	err = conn.QueryRow(ctx, `SELECT rolsuper, rolcanlogin, rolcreatedb FROM pg_roles WHERE rolname = $1`, t.Role).Scan(&super, &login, &createdb)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+password); err != nil && !isDuplicate(err) {
+		if beforeCreate != nil {
+			beforeCreate(ctx, "role")
+		}
+		if _, err := conn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+password); err != nil {
 			return changes, fmt.Errorf("create role %s: %w", t.Role, err)
 		}
 		changes = append(changes, "created role "+t.Role)
@@ -232,7 +259,10 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	db := pgx.Identifier{t.Database}.Sanitize()
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+role+" ENCODING 'UTF8' TEMPLATE template0"); err != nil && !isDuplicate(err) {
+		if beforeCreate != nil {
+			beforeCreate(ctx, "database")
+		}
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+db+" OWNER "+role+" ENCODING 'UTF8' TEMPLATE template0"); err != nil {
 			return changes, fmt.Errorf("create database %s: %w", t.Database, err)
 		}
 		changes = append(changes, "created database "+t.Database)
@@ -284,10 +314,12 @@ func IsAuthError(err error) bool {
 	return c == "28P01" || c == "28000"
 }
 
-// isDuplicate: another run created the object between our check and our create.
+// isDuplicate: another session created the object between our check and our create. 42710 is
+// duplicate_object (a role), 42P04 duplicate_database; 23505 unique_violation is what a CREATE
+// DATABASE or CREATE ROLE meets when the other one had not committed yet when ours checked.
 func isDuplicate(err error) bool {
 	c := pgCode(err)
-	return c == "42710" || c == "42P04"
+	return c == "42710" || c == "42P04" || c == "23505"
 }
 
 // isConnectionError: the server went away or is not accepting connections yet (57P03 is

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -268,7 +269,7 @@ func TestIcons(t *testing.T) {
 func TestWizardValidators(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed; the validators are JavaScript (preinst checks the same rules in Go)")
+		testenv.Cannot(t, "node is not installed; the validators are JavaScript (preinst checks the same rules in Go)")
 	}
 	root := repoRoot(t)
 	spec, err := LoadSpec(root)
@@ -338,7 +339,7 @@ func TestWizardValidators(t *testing.T) {
 func TestAppWindowScript(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed")
+		testenv.Cannot(t, "node is not installed")
 	}
 	root := repoRoot(t)
 	var cfg map[string]map[string]map[string]any

@@ -50,7 +50,7 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		return s.eng.Remove(ctx, a.Target)
 	case ActCreateNetwork:
 		_, err := s.eng.CreateNetwork(ctx, d.Stack, d.Network, nil)
-		return err
+		return settleNetwork(d.Network, err)
 	case ActPull:
 		return s.eng.Pull(ctx, a.Target, s.pullRetry, func(p engine.PullProgress) {
 			s.emit(events.Event{Kind: events.KindPull, Component: a.Component, Image: p.Image, Layer: p.Layer,
@@ -94,7 +94,7 @@ func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]
 	}
 	id, err := s.eng.Create(ctx, c.Spec)
 	if err != nil {
-		return err
+		return s.settleCreate(ctx, c.Spec.Name, err) // conflict.go
 	}
 	ids[c.Name] = id
 	return s.eng.Start(ctx, id)

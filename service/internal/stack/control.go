@@ -64,7 +64,7 @@ func (s *Stack) UpComponent(ctx context.Context, name string) (Plan, error) {
 	}
 	defer lock.Unlock()
 	start := time.Now()
-	plan, err := s.convergeOne(ctx, name)
+	plan, err := s.replanning(ctx, func(ctx context.Context) (Plan, error) { return s.convergeOne(ctx, name) })
 	if err != nil {
 		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
 		return plan, err

@@ -210,8 +210,14 @@ func TestFullStackOnStandIns(t *testing.T) {
 	})
 
 	t.Run("no secret in logs, events or status", func(t *testing.T) {
-		rows, _ := f.stack().Status(ctx)
-		js, _ := json.Marshal(rows)
+		rows, err := f.stack().Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		js, err := json.Marshal(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var evs strings.Builder
 		for _, e := range f.rec.evs {
 			evs.WriteString(e.Message + "\n")

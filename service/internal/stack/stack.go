@@ -126,9 +126,9 @@ func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, e
 	return Build(s.cfg, secrets, s.version, env)
 }
 
-// converge creates the network first when it is missing, because GitLab's settings name its
+// convergeOnce creates the network first when it is missing, because GitLab's settings name its
 // subnet, then observes, plans and applies the rest.
-func (s *Stack) converge(ctx context.Context) (Plan, error) {
+func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	var done Plan
 	if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
 		return done, err
@@ -142,7 +142,7 @@ func (s *Stack) converge(ctx context.Context) (Plan, error) {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: a.String()})
 		s.emit(events.Event{Kind: events.KindStep, Op: "up", Message: a.String()})
 		if _, err := s.eng.CreateNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName(), nil); err != nil {
-			return Plan{}, err
+			return Plan{}, settleNetwork(s.cfg.NetworkName(), err)
 		}
 		done.Actions = append(done.Actions, a)
 		if nw, ok, err = s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName()); err != nil || !ok {

@@ -160,7 +160,10 @@ func TestUpFromEmptyProvisionsPostgresAndRedis(t *testing.T) {
 		t.Errorf("redis PING answered %q", got)
 	}
 	for _, c := range []string{"postgres", "redis"} {
-		out, _ := exec.Command("docker", "port", f.status(ctx)[c].ID).Output()
+		out, err := exec.Command("docker", "port", f.status(ctx)[c].ID).CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker port %s: %v: %s", c, err, out)
+		}
 		if len(out) > 0 {
 			t.Errorf("%s publishes ports on the host: %s", c, out)
 		}
@@ -359,10 +362,13 @@ func TestUpNeverTouchesAForeignContainerWithItsName(t *testing.T) {
 	t.Cleanup(func() { exec.Command("docker", "rm", "-f", foreignID).Run() })
 
 	_, err = f.stack().Up(ctx)
-	if err == nil || !strings.Contains(err.Error(), "not forgebox's") || !strings.Contains(err.Error(), name) {
+	if err == nil || !strings.Contains(err.Error(), "not this stack's") || !strings.Contains(err.Error(), "no "+engine.LabelStack+" label") || !strings.Contains(err.Error(), name) {
 		t.Fatalf("up with a foreign container named %s: %v", name, err)
 	}
-	state, _ := exec.Command("docker", "inspect", "-f", "{{.Id}} {{.State.Running}}", name).Output()
+	state, err := exec.Command("docker", "inspect", "-f", "{{.Id}} {{.State.Running}}", name).Output()
+	if err != nil {
+		t.Fatalf("docker inspect: %v", err)
+	}
 	if strings.TrimSpace(string(state)) != foreignID+" true" {
 		t.Errorf("the foreign container was touched: %s", state)
 	}

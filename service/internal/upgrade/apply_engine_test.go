@@ -5,11 +5,15 @@ package upgrade_test
 // contract says, not that a real GitLab migrates.
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/forgebox/forgebox/service/internal/backup"
 	"github.com/forgebox/forgebox/service/internal/config"
@@ -183,22 +187,63 @@ func TestWaitMigrationsStopsOnAFailedOne(t *testing.T) {
 		INSERT INTO batched_background_migrations (job_class_name, table_name, status) VALUES ('Done', 'a', 3), ('Final', 'b', 6), ('Running', 'c', 1)`); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		db2 := f.DB(ctx)
-		db2.Exec(ctx, `UPDATE batched_background_migrations SET status = 3 WHERE job_class_name = 'Running'`)
-	}()
-	start := time.Now()
-	if err := upgrade.WaitMigrations(ctx, x, time.Minute, 200*time.Millisecond); err != nil || time.Since(start) < time.Second {
-		t.Fatalf("active one: %v after %s", err, time.Since(start))
+	// An active one is waited for. Its poll is caught twice on a table lock (the event "it
+	// looks"): a second look proves the first saw the running migration and did not return;
+	// the migration finishes under the second, and the wait ends.
+	waited := make(chan error, 1)
+	go func() { waited <- upgrade.WaitMigrations(ctx, x, time.Minute, 200*time.Millisecond) }()
+	lock, watch := f.DB(ctx), f.DB(ctx)
+	for look := 1; look <= 2; look++ {
+		if _, err := lock.Exec(ctx, `BEGIN; LOCK TABLE batched_background_migrations IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitPoll(ctx, watch, waited); err != nil {
+			t.Fatalf("look %d: %v", look, err)
+		}
+		end := `ROLLBACK`
+		if look == 2 {
+			end = `UPDATE batched_background_migrations SET status = 3 WHERE job_class_name = 'Running'; COMMIT`
+		}
+		if _, err := lock.Exec(ctx, end); err != nil {
+			t.Fatal(err)
+		}
 	}
-	db.Exec(ctx, `INSERT INTO batched_background_migrations (job_class_name, table_name, status) VALUES ('BackfillBroken', 'ci_builds', 4)`)
+	if err := <-waited; err != nil {
+		t.Fatalf("active one: %v", err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO batched_background_migrations (job_class_name, table_name, status) VALUES ('BackfillBroken', 'ci_builds', 4)`); err != nil {
+		t.Fatal(err)
+	}
 	var failed *upgrade.FailedMigrationError
 	if err := upgrade.WaitMigrations(ctx, x, time.Minute, 200*time.Millisecond); !errors.As(err, &failed) || !strings.Contains(err.Error(), "BackfillBroken") {
 		t.Fatalf("failed one: %v", err)
 	}
-	db.Exec(ctx, `UPDATE batched_background_migrations SET status = 0 WHERE job_class_name = 'BackfillBroken'`)
+	if _, err := db.Exec(ctx, `UPDATE batched_background_migrations SET status = 0 WHERE job_class_name = 'BackfillBroken'`); err != nil {
+		t.Fatal(err)
+	}
 	if err := upgrade.WaitMigrations(ctx, x, 800*time.Millisecond, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "still not finished") {
 		t.Fatalf("paused one past the deadline: %v", err)
+	}
+}
+
+// waitPoll waits until WaitMigrations' query waits on the table lock, or fails when the wait
+// ended instead (it returned without looking again).
+func waitPoll(ctx context.Context, watch *pgx.Conn, waited <-chan error) error {
+	for {
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+			AND query LIKE 'SELECT id, job_class_name, table_name, status FROM batched_background_migrations%'`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		select {
+		case err := <-waited:
+			return fmt.Errorf("WaitMigrations returned (%v) while a migration was running", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
