@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -49,8 +50,11 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		}
 		return s.eng.Remove(ctx, a.Target)
 	case ActCreateNetwork:
-		_, err := s.eng.CreateNetwork(ctx, d.Stack, d.Network, nil)
+		n, _ := d.NetworkSpec(a.Target)
+		_, err := s.eng.CreateStackNetwork(ctx, d.Stack, engine.NetworkSpec{Name: n.Name, Internal: n.Internal})
 		return err
+	case ActRemoveNetwork:
+		return s.removeNetwork(ctx, a.Target)
 	case ActPull:
 		return s.eng.Pull(ctx, a.Target, s.pullRetry, func(p engine.PullProgress) {
 			s.emit(events.Event{Kind: events.KindPull, Component: a.Component, Image: p.Image, Layer: p.Layer,
@@ -86,9 +90,34 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
 
+// removeNetwork removes a network the stack no longer wants, after taking forgebox's own
+// controller off it. A CI job container still running there holds it: that is worth a word, not
+// a failed up (the network holds no data; a later up removes it).
+func (s *Stack) removeNetwork(ctx context.Context, name string) error {
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, name)
+	if err != nil || !ok {
+		return err
+	}
+	if c := os.Getenv(ControllerContainerEnv); c != "" {
+		if err := s.eng.DisconnectNetwork(ctx, nw.ID, c); err != nil {
+			return err
+		}
+	}
+	if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
+		s.emit(events.Event{Kind: events.KindInfo, Message: "network " + name + " kept for now (a CI job may still run on it): " + err.Error()})
+		s.log.Warn("network kept", "network", name, "err", err)
+	}
+	return nil
+}
+
 func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]string) error {
 	for _, dir := range c.Dirs {
 		if err := ensureDir(dir); err != nil {
+			return err
+		}
+	}
+	for _, f := range c.Files {
+		if err := writeFileAtomic(f); err != nil {
 			return err
 		}
 	}
@@ -116,6 +145,30 @@ func ensureDir(d Dir) error {
 	// MkdirAll applies the umask; the mode matters (PostgreSQL refuses a group-readable PGDATA).
 	if err := os.Chmod(d.Path, d.Mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes a file a container reads, whole or not at all.
+func writeFileAtomic(f File) error {
+	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(f.Content); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
+	}
+	if err := tmp.Chmod(f.Mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
+	}
+	if err := os.Rename(tmp.Name(), f.Path); err != nil {
+		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
 	}
 	return nil
 }
@@ -254,7 +307,8 @@ func (s *Stack) readyProbe(c Component) func(context.Context, engine.Detail) boo
 	case "redis":
 		return func(ctx context.Context, d engine.Detail) bool {
 			ip := d.IPs[s.cfg.NetworkName()]
-			return ip != "" && redisPing(ctx, ip) == nil
+			password, _ := redisPasswordFor(s.cfg, readOnlySecrets{s.secrets})
+			return ip != "" && redisPing(ctx, ip, password) == nil
 		}
 	}
 	return nil
@@ -272,8 +326,9 @@ func (s *Stack) probedHealth(ctx context.Context, c Component, d engine.Detail) 
 	return d.Health
 }
 
-// redisPing sends PING over RESP and wants +PONG (a Redis still loading its data answers -LOADING).
-func redisPing(ctx context.Context, ip string) error {
+// redisPing sends PING over RESP and wants +PONG (a Redis still loading its data answers -LOADING),
+// after AUTH when Redis has a password.
+func redisPing(ctx context.Context, ip, password string) error {
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -283,10 +338,26 @@ func redisPing(ctx context.Context, ip string) error {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(conn)
+	if password != "" {
+		// A RESP array of bulk strings: the password is sent as bytes, never parsed inline.
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := conn.Write([]byte(auth)); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(line) != "+OK" {
+			// Redis' own error words only; they never echo the password.
+			return fmt.Errorf("redis refused AUTH: %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}
