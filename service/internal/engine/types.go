@@ -8,28 +8,28 @@ import (
 // ContainerSpec is everything forgebox decides about one container. The stack hashes it to detect
 // drift, so it holds only what forgebox sets, in a stable order.
 type ContainerSpec struct {
-	Name        string            `json:"name"`
-	Image       string            `json:"image"`
-	Env         []string          `json:"env,omitempty"`
-	Cmd         []string          `json:"cmd,omitempty"`
-	Entrypoint  []string          `json:"entrypoint,omitempty"`
-	User        string            `json:"user,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Network     string            `json:"network"`
-	Aliases     []string          `json:"aliases,omitempty"`
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	Env        []string          `json:"env,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Network    string            `json:"network"`
+	Aliases    []string          `json:"aliases,omitempty"`
 	// Networks are further networks the container joins, each with its own aliases. API 1.41
 	// creates a container with one endpoint only, so Create connects these before anything
 	// starts it.
-	Networks []Endpoint `json:"networks,omitempty"`
-	Binds       []Bind            `json:"binds,omitempty"`
-	Ports       []Port            `json:"ports,omitempty"`
-	Health      *Healthcheck      `json:"health,omitempty"`
-	Restart     string            `json:"restart,omitempty"` // "unless-stopped", "no", ...
-	StopTimeout int               `json:"stop_timeout,omitempty"`
-	StopSignal  string            `json:"stop_signal,omitempty"`
-	MemoryLimit int64             `json:"memory_limit,omitempty"`
-	ShmSize     int64             `json:"shm_size,omitempty"`
-	Privileged  bool              `json:"privileged,omitempty"`
+	Networks    []Endpoint   `json:"networks,omitempty"`
+	Binds       []Bind       `json:"binds,omitempty"`
+	Ports       []Port       `json:"ports,omitempty"`
+	Health      *Healthcheck `json:"health,omitempty"`
+	Restart     string       `json:"restart,omitempty"` // "unless-stopped", "no", ...
+	StopTimeout int          `json:"stop_timeout,omitempty"`
+	StopSignal  string       `json:"stop_signal,omitempty"`
+	MemoryLimit int64        `json:"memory_limit,omitempty"`
+	ShmSize     int64        `json:"shm_size,omitempty"`
+	Privileged  bool         `json:"privileged,omitempty"`
 }
 
 // Endpoint is a container's attachment to one more network.

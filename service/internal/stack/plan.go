@@ -15,8 +15,8 @@ type Observed struct {
 	Networks      map[string]engine.Network // the wanted networks that exist, by name
 	ExtraNetworks []engine.Network          // labelled for the stack but not wanted: the single network of older versions
 	Containers    map[string]engine.Detail  // by component
-	Extra      []engine.Container       // labelled for the stack but not wanted: old components, duplicates
-	Images     map[string]string        // image reference -> local image ID; "" when missing
+	Extra         []engine.Container        // labelled for the stack but not wanted: old components, duplicates
+	Images        map[string]string         // image reference -> local image ID; "" when missing
 	// Postgres is what provisioning finds, when PostgreSQL could be asked; PostgresErr says why
 	// it could not otherwise.
 	Postgres    *pgprov.State

@@ -145,9 +145,9 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 			CloneURL: url,
 			Limit:    p.Concurrency,
 			Docker: runnercfg.Docker{
-				Image:       p.Image,
-				Privileged:  p.Privileged,
-				Volumes:     []string{"/cache"},
+				Image:      p.Image,
+				Privileged: p.Privileged,
+				Volumes:    []string{"/cache"},
 				// The jobs network: GitLab and the runner, never PostgreSQL, Redis or the
 				// controller. CI jobs are untrusted code.
 				NetworkMode: cfg.JobsNetworkName(),
