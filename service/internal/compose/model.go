@@ -80,8 +80,9 @@ type Healthcheck struct {
 
 // Network is a network of the project.
 type Network struct {
-	Name   string            `yaml:"name"`
-	Driver string            `yaml:"driver"`
+	Name     string            `yaml:"name"`
+	Driver   string            `yaml:"driver"`
+	Internal bool              `yaml:"internal,omitempty"`
 	IPAM   *IPAM             `yaml:"ipam,omitempty"`
 	Labels map[string]string `yaml:"labels,omitempty"`
 }

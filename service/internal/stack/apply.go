@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
@@ -117,8 +117,8 @@ func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]
 		}
 	}
 	for _, f := range c.Files {
-		if err := writeFileAtomic(f); err != nil {
-			return err
+		if err := config.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+			return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
 		}
 	}
 	id, err := s.eng.Create(ctx, c.Spec)
@@ -145,30 +145,6 @@ func ensureDir(d Dir) error {
 	// MkdirAll applies the umask; the mode matters (PostgreSQL refuses a group-readable PGDATA).
 	if err := os.Chmod(d.Path, d.Mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", d.Path, err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes a file a container reads, whole or not at all.
-func writeFileAtomic(f File) error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(f.Content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
-	}
-	if err := tmp.Chmod(f.Mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", f.Path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
-	}
-	if err := os.Rename(tmp.Name(), f.Path); err != nil {
-		return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
 	}
 	return nil
 }

@@ -20,12 +20,13 @@ const (
 
 func postgresDataDir(cfg config.Config) string { return filepath.Join(cfg.Stack.DataDir, "postgres") }
 
-// postgresConfDir holds the pg_hba.conf forgebox writes; mounted read-only at postgresConfMount.
+// postgresConfDir holds the pg_hba.conf forgebox writes; mounted read-only at PostgresConfMount.
 func postgresConfDir(cfg config.Config) string {
 	return filepath.Join(cfg.Stack.DataDir, "postgres-conf")
 }
 
-const postgresConfMount = "/etc/forgebox-postgres"
+// PostgresConfMount is where PostgreSQL reads forgebox's pg_hba.conf (hba_file).
+const PostgresConfMount = "/etc/forgebox-postgres"
 
 // pgHBA is the only client authentication PostgreSQL uses (hba_file points here, so the
 // pg_hba.conf in the data directory, where the image's entrypoint opens `host all all all`, is
@@ -66,11 +67,11 @@ func postgresComponent(cfg config.Config, secrets SecretSource, env Env) (Compon
 			},
 			// Extra server arguments reach the server (and the entrypoint's first-start
 			// temporary server) as the official image's docker-entrypoint.sh passes them.
-			Cmd:     []string{"postgres", "-c", "hba_file=" + postgresConfMount + "/pg_hba.conf"},
+			Cmd:     []string{"postgres", "-c", "hba_file=" + PostgresConfMount + "/pg_hba.conf"},
 			Aliases: []string{"postgres"},
 			Binds: []engine.Bind{
 				{Source: data, Target: "/var/lib/postgresql/data"},
-				{Source: confDir, Target: postgresConfMount, ReadOnly: true},
+				{Source: confDir, Target: PostgresConfMount, ReadOnly: true},
 			},
 			Health: &engine.Healthcheck{
 				// Over TCP, not the socket: during first-start initialisation the official
