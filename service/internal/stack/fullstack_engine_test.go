@@ -349,4 +349,5 @@ func TestOmnibusFlavourOnStandIns(t *testing.T) {
 	if plan := f.up(ctx); !plan.Empty() {
 		t.Errorf("second up planned:\n%s", plan)
 	}
+	checkRedisPassword(ctx, t, f) // network_engine_test.go
 }

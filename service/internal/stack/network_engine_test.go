@@ -12,13 +12,20 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/pgprov"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -274,6 +281,8 @@ func TestCIJobsReachGitLabAndNothingElseOfTheStack(t *testing.T) {
 		})
 	}
 
+	checkPgHBA(ctx, t, f)
+
 	// The same connections from the host succeed: a CLOSED in a job is the network's doing,
 	// not a service that was down. (PostgreSQL and Redis by address; the host resolves no
 	// container names.)
@@ -305,4 +314,211 @@ func dialOnce(host, port string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// singleNetworkLayout makes the stack as forgebox made it before the split: one network,
+// <stack>-net, with every component on it under its alias, GitLab's allowlist that network's
+// subnet, PostgreSQL with the image's own pg_hba.conf. It returns the old network's name.
+func singleNetworkLayout(ctx context.Context, t *testing.T, f *fixture) string {
+	t.Helper()
+	old := f.cfg.Stack.Name + "-net"
+	if _, err := f.eng.CreateNetwork(ctx, f.cfg.Stack.Name, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	nw, _, err := f.eng.FindNetwork(ctx, f.cfg.Stack.Name, old)
+	if err != nil || len(nw.Subnets) == 0 {
+		t.Fatalf("old network: %+v %v", nw, err)
+	}
+	d, err := stack.Build(f.cfg, f.secrets, "single-network", stack.Env{Subnet: nw.Subnets[0], Host: f.cfg.GitLab.Host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range d.Components {
+		spec := c.Spec
+		spec.Network, spec.Networks = old, nil
+		if c.Name == "postgres" {
+			spec.Cmd = nil
+			spec.Binds = spec.Binds[:1] // the data directory only
+		}
+		delete(spec.Labels, "io.forgebox.files")
+		spec.Labels[engine.LabelSpecHash] = stack.SpecHash(spec)
+		for _, dir := range c.Dirs {
+			if err := os.MkdirAll(dir.Path, dir.Mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(dir.Path, dir.Mode)
+		}
+		id, err := f.eng.Create(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.eng.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		switch c.Name {
+		case "postgres":
+			det, err := f.eng.WaitHealthy(ctx, id, engine.WaitOptions{Deadline: 10 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			super, _ := f.secrets.Get(config.SecretPostgresSuperuser)
+			role, _ := f.secrets.Get(config.SecretPostgresGitLab)
+			target := pgprov.Target{Host: det.IPs[old], Port: 5432, Superuser: f.cfg.Postgres.Superuser, SuperPassword: super,
+				Role: stack.GitLabRole, RolePassword: role, Database: stack.GitLabDatabase, Extensions: pgprov.Extensions}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+			_, err = pgprov.Provision(pctx, target)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		case "gitlab":
+			det, err := f.eng.Inspect(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitReady(ctx, t, "http://"+det.IPs[old])
+		}
+	}
+	return old
+}
+
+// waitReady waits for GitLab's readiness check to pass.
+func waitReady(ctx context.Context, t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		err := gitlab.Readiness(ctx, base)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GitLab at %s not ready: %v", base, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func TestSingleNetworkStackConvergesToTheSplitWithItsData(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	old := singleNetworkLayout(ctx, t, f)
+
+	// Data written into GitLab's database while the old layout runs.
+	marker := fmt.Sprintf("made on %s", old)
+	conn := f.gitlabConnOn(ctx, old)
+	if _, err := conn.Exec(ctx, `CREATE TABLE forgebox_marker (note text); INSERT INTO forgebox_marker VALUES ($1)`, marker); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	secretsBefore := map[string]string{}
+	for _, n := range f.secrets.Names() {
+		secretsBefore[n], _ = f.secrets.Get(n)
+	}
+
+	plan := f.up(ctx)
+	text := plan.String()
+	for _, c := range []string{"postgres", "redis", "gitlab", "runner"} {
+		if !strings.Contains(text, "recreate "+c+": it runs on "+old) {
+			t.Errorf("plan does not move %s off %s:\n%s", c, old, text)
+		}
+	}
+	if !strings.Contains(text, "remove-network "+old) {
+		t.Errorf("plan does not remove %s:\n%s", old, text)
+	}
+	if _, ok, _ := f.eng.FindNetwork(ctx, f.cfg.Stack.Name, old); ok {
+		t.Errorf("network %s is still there", old)
+	}
+	for _, c := range []string{"postgres", "redis", "gitlab", "runner"} {
+		det, err := f.eng.Inspect(ctx, f.cfg.Stack.Name+"-"+c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nets []string
+		for n := range det.IPs {
+			nets = append(nets, n)
+		}
+		slices.Sort(nets)
+		want := map[string][]string{
+			"postgres": {f.cfg.NetworkName()}, "redis": {f.cfg.NetworkName()},
+			"gitlab": {f.cfg.NetworkName(), f.cfg.JobsNetworkName()}, "runner": {f.cfg.JobsNetworkName()},
+		}[c]
+		slices.Sort(want)
+		if !slices.Equal(nets, want) {
+			t.Errorf("%s on %v, want %v", c, nets, want)
+		}
+	}
+
+	// The data and every secret are as they were.
+	var note string
+	if err := f.gitlabConn(ctx).QueryRow(ctx, `SELECT note FROM forgebox_marker`).Scan(&note); err != nil || note != marker {
+		t.Errorf("marker row after the move: %q, %v", note, err)
+	}
+	for n, v := range secretsBefore {
+		if now, _ := f.secrets.Get(n); now != v {
+			t.Errorf("secret %s changed in the move", n)
+		}
+	}
+	f.waitJobFetches(ctx, []int64{f.records()["default"].ID})
+	if plan := f.up(ctx); !plan.Empty() {
+		t.Errorf("second up planned:\n%s", plan)
+	}
+}
+
+// gitlabConnOn logs in as GitLab does, to PostgreSQL's address on the given network.
+func (f *fixture) gitlabConnOn(ctx context.Context, network string) *pgx.Conn {
+	f.t.Helper()
+	det, err := f.eng.Inspect(ctx, f.cfg.Stack.Name+"-postgres")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	pw, _ := f.secrets.Get(config.SecretPostgresGitLab)
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(stack.GitLabRole, pw), Host: net.JoinHostPort(det.IPs[network], "5432"),
+		Path: "/" + stack.GitLabDatabase, RawQuery: "sslmode=disable"}
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		f.t.Fatalf("connect as gitlab on %s: %v", network, err)
+	}
+	return conn
+}
+
+// checkRedisPassword: with Omnibus, Redis refuses a client without the password (the GitLab
+// stand-in, which connects with AUTH, is up), and the password is in no process's command line.
+func checkRedisPassword(ctx context.Context, t *testing.T, f *fixture) {
+	t.Helper()
+	pw, ok := f.secrets.Get(config.SecretRedisPassword)
+	if !ok || len(pw) < 16 {
+		t.Fatalf("no Redis password in the secret store")
+	}
+	if got := redisPing(t, f.ip(ctx, "redis")); !strings.HasPrefix(got, "-NOAUTH") {
+		t.Errorf("PING without AUTH: %q, want -NOAUTH", got)
+	}
+	for _, c := range []string{"redis", "gitlab"} {
+		// ps of the container's processes, as the host's process list shows them.
+		out := docker(t, "top", f.cfg.Stack.Name+"-"+c, "-eo", "pid,args")
+		if strings.Contains(out, pw) {
+			t.Errorf("the Redis password is in %s's process list:\n%s", c, out)
+		}
+	}
+}
+
+// checkPgHBA: a client outside the internal network's subnet that can route to PostgreSQL (a
+// network attached just for this) is refused by pg_hba.conf, whatever its password.
+func checkPgHBA(ctx context.Context, t *testing.T, f *fixture) {
+	t.Helper()
+	probe := f.cfg.Stack.Name + "-hbaprobe"
+	docker(t, "network", "create", probe)
+	t.Cleanup(func() { exec.Command("docker", "network", "rm", probe).Run() })
+	pg := f.cfg.Stack.Name + "-postgres"
+	docker(t, "network", "connect", probe, pg)
+	defer exec.Command("docker", "network", "disconnect", probe, pg).Run()
+	det, err := f.eng.Inspect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := f.secrets.Get(config.SecretPostgresGitLab)
+	out, err := exec.Command("docker", "run", "--rm", "--network", probe, "-e", "PGPASSWORD="+pw, "--entrypoint", "psql", f.cfg.Postgres.Image,
+		"-h", det.IPs[probe], "-U", stack.GitLabRole, "-d", stack.GitLabDatabase, "-tAc", "select 1").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no pg_hba.conf entry") {
+		t.Errorf("a login from outside the internal subnet: %v: %s", err, out)
+	}
 }
