@@ -284,3 +284,64 @@ func TestLeftoverRunnersAreOnlyUnrecordedOnesNamedLikeAProfile(t *testing.T) {
 		t.Errorf("leftovers %+v, want only runner 2", got)
 	}
 }
+
+func TestInternalNetworkUnlessTheEngineCutsTheHostOff(t *testing.T) {
+	for v, want := range map[string]bool{
+		"20.10.24": true, "24.0.7": true, "25.0.0": false, "25.0.3": false, "25.0.4": true,
+		"26.1.4": true, "28.3.0": true, "": true, "weird": true,
+	} {
+		if got := hostReachesInternal(v); got != want {
+			t.Errorf("Docker %q: internal %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRedisPasswordOnlyWhereTheFlavourSendsOne(t *testing.T) {
+	for _, flavour := range []string{"sameersbn", "omnibus"} {
+		cfg := testConfig()
+		cfg.GitLab.Flavour = flavour
+		d := desiredFrom(t, cfg)
+		redis, _ := d.Component("redis")
+		gl, _ := d.Component("gitlab")
+		pw := "secret-" + config.SecretRedisPassword
+		cmd := strings.Join(redis.Spec.Cmd, " ")
+		if flavour == "omnibus" {
+			if !strings.HasSuffix(cmd, "--requirepass "+pw) || !slices.Contains(redis.Spec.Env, "REDISCLI_AUTH="+pw) {
+				t.Errorf("omnibus: redis cmd %q env %v", cmd, redis.Spec.Env)
+			}
+			if !strings.Contains(strings.Join(gl.Spec.Env, "\n"), "gitlab_rails['redis_password'] = '"+pw+"'") {
+				t.Error("omnibus: GitLab is not given the Redis password")
+			}
+		} else if strings.Contains(cmd, "requirepass") || len(redis.Spec.Env) != 0 {
+			t.Errorf("sameersbn cannot send a Redis password, yet redis has cmd %q env %v", cmd, redis.Spec.Env)
+		}
+		if strings.Contains(strings.Join(redis.Spec.Health.Test, " "), pw) {
+			t.Errorf("%s: the password is in the healthcheck's argv", flavour)
+		}
+	}
+}
+
+func TestPostgresLoginsOnlyFromTheInternalSubnet(t *testing.T) {
+	d := desiredForTest(t)
+	pg, _ := d.Component("postgres")
+	if len(pg.Files) != 1 || !slices.Contains(pg.Spec.Cmd, "hba_file="+PostgresConfMount+"/pg_hba.conf") {
+		t.Fatalf("postgres files %v cmd %v", pg.Files, pg.Spec.Cmd)
+	}
+	var hosts []string
+	for _, l := range strings.Split(string(pg.Files[0].Content), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "host" {
+			hosts = append(hosts, f[3]+" "+f[4])
+		}
+	}
+	want := []string{"127.0.0.1/32 scram-sha-256", "::1/128 scram-sha-256", testEnv.Subnet + " scram-sha-256"}
+	if !slices.Equal(hosts, want) {
+		t.Errorf("pg_hba host lines %v, want %v", hosts, want)
+	}
+	other := testEnv
+	other.Subnet = "10.9.0.0/24"
+	d2, _ := Build(testConfig(), fixedSecrets{}, "test", other)
+	pg2, _ := d2.Component("postgres")
+	if pg2.Spec.Labels[engine.LabelSpecHash] == pg.Spec.Labels[engine.LabelSpecHash] {
+		t.Error("another internal subnet does not change PostgreSQL's spec: its pg_hba.conf would go stale")
+	}
+}
