@@ -83,8 +83,8 @@ type Network struct {
 	Name     string            `yaml:"name"`
 	Driver   string            `yaml:"driver"`
 	Internal bool              `yaml:"internal,omitempty"`
-	IPAM   *IPAM             `yaml:"ipam,omitempty"`
-	Labels map[string]string `yaml:"labels,omitempty"`
+	IPAM     *IPAM             `yaml:"ipam,omitempty"`
+	Labels   map[string]string `yaml:"labels,omitempty"`
 }
 
 // IPAM pins a network's address range.
