@@ -40,7 +40,8 @@ shift
 http() {
   local line
   line=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/gitlab/$1"; printf "GET %s HTTP/1.0\r\nHost: gitlab\r\n\r\n" "$2" >&3; head -n1 <&3' _ "$gl_port" "$1" 2>/dev/null | tr -d '\r')
-  echo "PROBE HTTP $1 -> ${line:-no answer}"
+  set -- "$1" $line
+  echo "PROBE HTTP $1 -> ${3:-no answer}"
 }
 http "/forgebox/probe.git/info/refs?service=git-upload-pack"
 http "/-/metrics"
@@ -170,9 +171,19 @@ func TestCIJobsReachGitLabAndNothingElseOfTheStack(t *testing.T) {
 	base.Tags, base.RunUntagged = []string{"docker"}, false
 	build := base
 	build.Name, build.Tags = "build", []string{"build"}
-	priv := base
-	priv.Name, priv.Tags, priv.Privileged = "privileged", []string{"privileged"}, true
-	f.cfg.Runner.Profiles = []config.Profile{base, build, priv}
+	f.cfg.Runner.Profiles = []config.Profile{base, build}
+	jobs := map[string][]string{"default": {"docker"}, "build": {"build"}}
+	// A privileged profile too, where this engine can start a privileged container at all
+	// (inside an unprivileged container it cannot: "unable to apply caps"). A privileged job
+	// owns the host anyway; the network shown here is all that keeps it from the stack.
+	if err := exec.Command("docker", "run", "--rm", "--privileged", "--entrypoint", "true", f.cfg.Redis.Image).Run(); err == nil {
+		priv := base
+		priv.Name, priv.Tags, priv.Privileged = "privileged", []string{"privileged"}, true
+		f.cfg.Runner.Profiles = append(f.cfg.Runner.Profiles, priv)
+		jobs["privileged"] = []string{"privileged"}
+	} else {
+		t.Logf("NOT SHOWN: a privileged profile's job: this engine cannot start a privileged container (%v)", err)
+	}
 
 	ctl := f.cfg.Stack.Name + "-controller"
 	const ctlPort = 8470
@@ -239,7 +250,10 @@ func TestCIJobsReachGitLabAndNothingElseOfTheStack(t *testing.T) {
 		"echo " + base64.StdEncoding.EncodeToString([]byte(probeScript)) + " | base64 -d > /tmp/probe.sh",
 		"bash /tmp/probe.sh " + strings.Join(args, " "),
 	}
-	results := f.runJobs(ctx, script, map[string][]string{"default": {"docker"}, "build": {"build"}, "privileged": {"privileged"}})
+	results := f.runJobs(ctx, script, jobs)
+	if len(results) != len(f.cfg.Runner.Profiles) {
+		t.Fatalf("%d job results for %d profiles", len(results), len(f.cfg.Runner.Profiles))
+	}
 
 	for profile, r := range results {
 		t.Run(profile, func(t *testing.T) {
@@ -251,9 +265,9 @@ func TestCIJobsReachGitLabAndNothingElseOfTheStack(t *testing.T) {
 			}
 			lines := probeLines(r.trace)
 			want := []string{
-				"PROBE HTTP /forgebox/probe.git/info/refs?service=git-upload-pack -> HTTP/1.1 200 OK",
-				"PROBE HTTP /-/metrics -> HTTP/1.1 404 Not Found",
-				"PROBE HTTP /-/readiness -> HTTP/1.1 404 Not Found",
+				"PROBE HTTP /forgebox/probe.git/info/refs?service=git-upload-pack -> 200",
+				"PROBE HTTP /-/metrics -> 404",
+				"PROBE HTTP /-/readiness -> 404",
 				"PROBE RESOLVES gitlab",
 			}
 			for _, n := range names {
