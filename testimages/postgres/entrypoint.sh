@@ -112,9 +112,16 @@ setup_hba_conf() {
 }
 
 temp_server_start() {
-  # Unix socket only: nothing can connect over TCP before init is done.
+  # The server's own arguments (e.g. `-c hba_file=...`) apply to the temporary
+  # server too, as in the official image's docker_temp_server_start
+  # (docker-library/postgres, docker-entrypoint.sh); then unix socket only:
+  # nothing can connect over TCP before init is done.
+  if [ "${1:-}" = postgres ]; then
+    shift
+  fi
+  set -- "$@" -c listen_addresses='' -p "${PGPORT:-5432}"
   PGUSER="${PGUSER:-$POSTGRES_USER}" \
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w start >&2
+    pg_ctl -D "$PGDATA" -o "$(printf '%q ' "$@")" -w start >&2
 }
 
 temp_server_stop() {
@@ -190,7 +197,7 @@ main() {
       init_database_dir
       setup_hba_conf
       export PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
-      temp_server_start
+      temp_server_start "$@"
       setup_db
       shopt -s nullglob
       process_init_files /docker-entrypoint-initdb.d/*

@@ -382,9 +382,9 @@ func (b *bench) logs(component string) string {
 }
 
 // waitGitLabReady polls the GitLab stand-in's readiness check as forgebox does (the host's address
-// on the stack network is in its monitoring allowlist).
+// on the internal network is in its monitoring allowlist).
 func (b *bench) waitGitLabReady(limit time.Duration) error {
-	ip := docker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+b.name+`-net").IPAddress}}`, b.name+"-gitlab")
+	ip := docker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+b.name+`-internal").IPAddress}}`, b.name+"-gitlab")
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(limit)
 	var last error

@@ -22,7 +22,7 @@ func (g *globals) exportCmd(ctx context.Context, args []string) error {
 	fs := newFlags("export compose", g.stderr)
 	out := fs.String("output", ".", "directory to write compose.yaml, .env and postgres-init/ into")
 	force := fs.Bool("force", false, "replace those files when they exist")
-	subnet := fs.String("subnet", "", "the network's subnet (default: the stack network's, else "+compose.DefaultSubnet+")")
+	subnet := fs.String("subnet", "", "the internal network's subnet (default: the existing internal network's, else "+compose.DefaultSubnet+")")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -46,7 +46,7 @@ func (g *globals) exportCmd(ctx context.Context, args []string) error {
 		eng, err := engine.Connect(cctx)
 		cancel()
 		if err != nil {
-			fmt.Fprintf(g.stderr, "forgebox export: no Docker Engine to ask for the stack network's subnet (%v); using %s\n", err, compose.DefaultSubnet)
+			fmt.Fprintf(g.stderr, "forgebox export: no Docker Engine to ask for the internal network's subnet (%v); using %s\n", err, compose.DefaultSubnet)
 		} else {
 			defer eng.Close()
 			finder = eng
@@ -85,7 +85,7 @@ func (g *globals) exportCmd(ctx context.Context, args []string) error {
 	for _, p := range written {
 		fmt.Fprintf(g.stdout, "wrote %s\n", p)
 	}
-	fmt.Fprintf(g.stdout, "network %s, subnet %s (from %s)\n", cfg.NetworkName(), sn, from)
+	fmt.Fprintf(g.stdout, "networks %s (subnet %s, from %s) and %s\n", cfg.NetworkName(), sn, from, cfg.JobsNetworkName())
 	fmt.Fprintf(g.stdout, "%d secrets are in %s (mode 0600), none in %s\n", len(files.Vars), compose.EnvFile, compose.ComposeFile)
 	fmt.Fprintf(g.stdout, "start it with: docker compose --project-directory %s up -d --wait\n", *out)
 	return nil

@@ -44,7 +44,7 @@ func TestExportCompose(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(out, compose.EnvFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf(".env: %v %v", fi.Mode(), err)
 	}
-	for _, want := range []string{"subnet: 10.77.3.0/24", "GITLAB_MONITORING_IP_WHITELIST: 10.77.3.0/24", "name: fbexport-net", "GITLAB_HOST: nas.example"} {
+	for _, want := range []string{"subnet: 10.77.3.0/24", "GITLAB_MONITORING_IP_WHITELIST: 10.77.3.0/24", "name: fbexport-internal", "name: fbexport-jobs", "GITLAB_HOST: nas.example"} {
 		if !strings.Contains(string(yml), want) {
 			t.Errorf("compose.yaml lacks %q", want)
 		}

@@ -46,6 +46,8 @@ const (
 	EnvFile     = ".env"
 	InitDir     = "postgres-init"
 	InitScript  = InitDir + "/forgebox-gitlab.sh"
+	ConfDir     = "postgres-conf"
+	PgHBAFile   = ConfDir + "/pg_hba.conf"
 )
 
 // DefaultSubnet is the stack network's subnet when no forgebox network exists to take it from.
@@ -55,8 +57,12 @@ const (
 // with --subnet when the LAN uses it.
 const DefaultSubnet = "172.16.250.0/24"
 
-// networkKey is the stack network's key inside the project.
-const networkKey = "stack"
+// The networks' keys inside the project: the internal network (PostgreSQL, Redis, GitLab) and
+// the jobs network (GitLab, the runner, CI jobs).
+const (
+	internalKey = "internal"
+	jobsKey     = "jobs"
+)
 
 // dependsOn is what each component needs before it starts, in Compose's terms. forgebox starts
 // components one after the other and waits for each; Compose starts everything that needs
@@ -87,6 +93,7 @@ type Files struct {
 	Compose    []byte // compose.yaml: no secret in it
 	DotEnv     []byte // .env: the secrets compose.yaml refers to
 	InitScript []byte // postgres-init/forgebox-gitlab.sh
+	PgHBA      []byte // postgres-conf/pg_hba.conf: network logins from the internal subnet only
 	// Vars are the .env variable names, sorted.
 	Vars []string
 }
@@ -104,21 +111,31 @@ func Render(cfg config.Config, secrets Secrets, o Options) (Files, error) {
 	p := Project{
 		Name:     d.Stack,
 		Services: map[string]Service{},
-		Networks: map[string]Network{networkKey: {
-			Name:   d.Network,
-			Driver: "bridge",
-			IPAM:   &IPAM{Config: []IPAMConfig{{Subnet: o.Env.Subnet}}},
-			// The same label forgebox puts on its network, so `forgebox up` can take the
+		Networks: map[string]Network{},
+	}
+	keys := map[string]string{d.Network: internalKey, d.JobsNetwork: jobsKey}
+	for _, n := range d.Networks {
+		nw := Network{
+			Name:     n.Name,
+			Driver:   "bridge",
+			Internal: n.Internal,
+			// The same label forgebox puts on its networks, so `forgebox up` can take the
 			// stack over from Compose (it recreates each container as its own; data stays).
 			Labels: map[string]string{engine.LabelStack: d.Stack},
-		}},
+		}
+		if n.Name == d.Network {
+			// GitLab's monitoring allowlist and pg_hba.conf name this subnet.
+			nw.IPAM = &IPAM{Config: []IPAMConfig{{Subnet: o.Env.Subnet}}}
+		}
+		p.Networks[keys[n.Name]] = nw
 	}
+	var hba []byte
 	healthy := map[string]bool{}
 	for _, c := range d.Components {
 		healthy[c.Name] = c.Spec.Health != nil
 	}
 	for _, c := range d.Components {
-		svc, err := service(c, sub)
+		svc, err := service(c, sub, keys)
 		if err != nil {
 			return Files{}, err
 		}
@@ -139,6 +156,17 @@ func Render(cfg config.Config, secrets Secrets, o Options) (Files, error) {
 			if err := addInitScript(&svc, sub); err != nil {
 				return Files{}, err
 			}
+			// pg_hba.conf beside compose.yaml, as forgebox writes it into its data dir.
+			for i, v := range svc.Volumes {
+				if v.Target == stack.PostgresConfMount {
+					svc.Volumes[i] = Volume{Type: "bind", Source: "./" + ConfDir, Target: v.Target, ReadOnly: true}
+				}
+			}
+			for _, f := range c.Files {
+				if filepath.Base(f.Path) == "pg_hba.conf" {
+					hba = f.Content
+				}
+			}
 		}
 		p.Services[c.Name] = svc
 	}
@@ -149,7 +177,7 @@ func Render(cfg config.Config, secrets Secrets, o Options) (Files, error) {
 	var out bytes.Buffer
 	writeHeader(&out, cfg, o)
 	out.Write(body)
-	f := Files{Compose: out.Bytes(), DotEnv: sub.dotEnv(cfg.Stack.Name), InitScript: initScript(), Vars: sub.used()}
+	f := Files{Compose: out.Bytes(), DotEnv: sub.dotEnv(cfg.Stack.Name), InitScript: initScript(), PgHBA: hba, Vars: sub.used()}
 	// The whole point of .env: no secret value may reach compose.yaml, not even by accident.
 	for _, name := range secrets.Names() {
 		if v, ok := secrets.Get(name); ok && len(v) >= minSecretLen && bytes.Contains(f.Compose, []byte(v)) {
@@ -159,7 +187,7 @@ func Render(cfg config.Config, secrets Secrets, o Options) (Files, error) {
 	return f, nil
 }
 
-func service(c stack.Component, sub *substituter) (Service, error) {
+func service(c stack.Component, sub *substituter, keys map[string]string) (Service, error) {
 	s := c.Spec
 	svc := Service{
 		ContainerName: s.Name,
@@ -167,12 +195,19 @@ func service(c stack.Component, sub *substituter) (Service, error) {
 		User:          escape(s.User),
 		Entrypoint:    escapeAll(s.Entrypoint),
 		Command:       escapeAll(s.Cmd),
-		Networks:      map[string]ServiceNetwork{networkKey: {Aliases: s.Aliases}},
+		Networks:      map[string]ServiceNetwork{keys[s.Network]: {Aliases: s.Aliases}},
 		Restart:       s.Restart,
 		StopSignal:    s.StopSignal,
 		ShmSize:       s.ShmSize,
 		MemLimit:      s.MemoryLimit,
 		Privileged:    s.Privileged,
+	}
+	for _, ep := range s.Networks {
+		svc.Networks[keys[ep.Network]] = ServiceNetwork{Aliases: ep.Aliases}
+	}
+	// Redis' --requirepass: a secret, so a ${VAR} reference like the environment's.
+	for i, a := range svc.Command {
+		svc.Command[i] = sub.replace(a)
 	}
 	if s.StopTimeout > 0 {
 		svc.StopGracePeriod = duration(time.Duration(s.StopTimeout) * time.Second)
@@ -453,6 +488,7 @@ func Write(dir string, f Files, force bool) ([]string, error) {
 	}
 	files := []file{
 		{InitScript, f.InitScript, 0o755}, // read and run by PostgreSQL's own user
+		{PgHBAFile, f.PgHBA, 0o644},       // subnets only; read by PostgreSQL's own user
 		{EnvFile, f.DotEnv, 0o600},
 		{ComposeFile, f.Compose, 0o644},
 	}
@@ -468,12 +504,14 @@ func Write(dir string, f Files, force bool) ([]string, error) {
 	if len(exist) > 0 && !force {
 		return nil, &ExistsError{Paths: exist}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, InitDir), 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
-	// The init directory is bind-mounted into PostgreSQL, whose user must be able to enter it.
-	if err := os.Chmod(filepath.Join(dir, InitDir), 0o755); err != nil {
-		return nil, err
+	// Both directories are bind-mounted into PostgreSQL, whose user must be able to enter them.
+	for _, sub := range []string{InitDir, ConfDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := os.Chmod(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	var written []string
 	for _, fl := range files {

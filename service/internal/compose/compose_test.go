@@ -212,12 +212,24 @@ func checkEquivalent(t *testing.T, d stack.Desired, p compose.Project, vars map[
 	if p.Name != d.Stack {
 		t.Errorf("project name %q, want %q", p.Name, d.Stack)
 	}
-	nw, ok := p.Networks["stack"]
-	if !ok || nw.Name != d.Network || nw.Driver != "bridge" || nw.IPAM == nil || len(nw.IPAM.Config) != 1 || nw.IPAM.Config[0].Subnet != goldenEnv.Subnet {
-		t.Errorf("network: %+v", nw)
+	// The same two networks as forgebox's: the internal one with its subnet pinned (GitLab's
+	// monitoring allowlist and pg_hba.conf name it), the jobs network for GitLab and the runner.
+	keyOf := map[string]string{d.Network: "internal", d.JobsNetwork: "jobs"}
+	if len(p.Networks) != len(d.Networks) {
+		t.Errorf("%d networks, want %d", len(p.Networks), len(d.Networks))
 	}
-	if nw.Labels[engine.LabelStack] != d.Stack {
-		t.Errorf("network labels %v", nw.Labels)
+	for _, want := range d.Networks {
+		nw, ok := p.Networks[keyOf[want.Name]]
+		if !ok || nw.Name != want.Name || nw.Driver != "bridge" || nw.Internal != want.Internal {
+			t.Errorf("network %s: %+v", want.Name, nw)
+		}
+		pinned := nw.IPAM != nil && len(nw.IPAM.Config) == 1 && nw.IPAM.Config[0].Subnet == goldenEnv.Subnet
+		if pinned != (want.Name == d.Network) {
+			t.Errorf("network %s: ipam %+v", want.Name, nw.IPAM)
+		}
+		if nw.Labels[engine.LabelStack] != d.Stack {
+			t.Errorf("network %s labels %v", want.Name, nw.Labels)
+		}
 	}
 	if len(p.Services) != len(d.Components) {
 		t.Errorf("%d services, want %d", len(p.Services), len(d.Components))
@@ -244,9 +256,12 @@ func checkEquivalent(t *testing.T, d stack.Desired, p compose.Project, vars map[
 		at("stop_grace_period", parseDuration(t, s.StopGracePeriod), time.Duration(spec.StopTimeout)*time.Second)
 		at("shm_size", s.ShmSize, spec.ShmSize)
 		at("privileged", s.Privileged, spec.Privileged)
-		at("aliases", s.Networks["stack"].Aliases, spec.Aliases)
-		if len(s.Networks) != 1 {
-			t.Errorf("%s joins %d networks", c.Name, len(s.Networks))
+		at("aliases", s.Networks[keyOf[spec.Network]].Aliases, spec.Aliases)
+		for _, ep := range spec.Networks {
+			at("aliases on "+ep.Network, s.Networks[keyOf[ep.Network]].Aliases, ep.Aliases)
+		}
+		if len(s.Networks) != 1+len(spec.Networks) {
+			t.Errorf("%s joins %d networks, want %d", c.Name, len(s.Networks), 1+len(spec.Networks))
 		}
 		// Environment: forgebox's, exactly, plus the init script's password on postgres.
 		env := map[string]string{}
@@ -275,7 +290,14 @@ func checkEquivalent(t *testing.T, d stack.Desired, p compose.Project, vars map[
 			if v.Source == "./postgres-init" {
 				continue
 			}
-			binds = append(binds, engine.Bind{Source: interpolate(t, v.Source, vars), Target: v.Target, ReadOnly: v.ReadOnly})
+			src := v.Source
+			if src == "./postgres-conf" && len(c.Files) > 0 {
+				// Written beside compose.yaml rather than into the data dir.
+				src = filepath.Dir(c.Files[0].Path)
+			} else {
+				src = interpolate(t, src, vars)
+			}
+			binds = append(binds, engine.Bind{Source: src, Target: v.Target, ReadOnly: v.ReadOnly})
 		}
 		at("binds", binds, spec.Binds)
 		var ports []engine.Port
@@ -518,10 +540,11 @@ func TestWriteRefusesToOverwrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(written) != 3 {
+	if len(written) != 4 {
 		t.Fatalf("wrote %v", written)
 	}
-	modes := map[string]os.FileMode{compose.EnvFile: 0o600, compose.ComposeFile: 0o644, compose.InitScript: 0o755, compose.InitDir: 0o755 | os.ModeDir}
+	modes := map[string]os.FileMode{compose.EnvFile: 0o600, compose.ComposeFile: 0o644, compose.InitScript: 0o755, compose.InitDir: 0o755 | os.ModeDir,
+		compose.PgHBAFile: 0o644, compose.ConfDir: 0o755 | os.ModeDir}
 	for rel, want := range modes {
 		fi, err := os.Stat(filepath.Join(dir, rel))
 		if err != nil {
@@ -534,7 +557,7 @@ func TestWriteRefusesToOverwrite(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, compose.ComposeFile), []byte("# mine\n"), 0o644)
 	_, err = compose.Write(dir, f, false)
 	var exists *compose.ExistsError
-	if !errors.As(err, &exists) || len(exists.Paths) != 3 || !strings.Contains(err.Error(), "--force") {
+	if !errors.As(err, &exists) || len(exists.Paths) != 4 || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("second write: %v", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, compose.ComposeFile)); string(b) != "# mine\n" {

@@ -80,10 +80,11 @@ type Healthcheck struct {
 
 // Network is a network of the project.
 type Network struct {
-	Name   string            `yaml:"name"`
-	Driver string            `yaml:"driver"`
-	IPAM   *IPAM             `yaml:"ipam,omitempty"`
-	Labels map[string]string `yaml:"labels,omitempty"`
+	Name     string            `yaml:"name"`
+	Driver   string            `yaml:"driver"`
+	Internal bool              `yaml:"internal,omitempty"`
+	IPAM     *IPAM             `yaml:"ipam,omitempty"`
+	Labels   map[string]string `yaml:"labels,omitempty"`
 }
 
 // IPAM pins a network's address range.

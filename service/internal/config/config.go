@@ -227,5 +227,10 @@ func (c Config) BackupDir() string {
 	return filepath.Join(c.ShareDir(), "backups")
 }
 
-// NetworkName is the stack's one user-defined bridge network.
-func (c Config) NetworkName() string { return c.Stack.Name + "-net" }
+// NetworkName is the stack's internal network: PostgreSQL, Redis, GitLab and the controller.
+// forgebox reaches PostgreSQL and GitLab at their addresses here; CI jobs never join it.
+func (c Config) NetworkName() string { return c.Stack.Name + "-internal" }
+
+// JobsNetworkName is the network of GitLab, the runner and every CI job container: jobs reach
+// GitLab there and nothing else of the stack.
+func (c Config) JobsNetworkName() string { return c.Stack.Name + "-jobs" }

@@ -848,8 +848,11 @@ func TestShareDirAndNetworkName(t *testing.T) {
 		t.Errorf("BackupDir() = %q", got)
 	}
 	c.Stack.Name = "nas"
-	if got := c.NetworkName(); got != "nas-net" {
+	if got := c.NetworkName(); got != "nas-internal" {
 		t.Errorf("NetworkName() = %q", got)
+	}
+	if got := c.JobsNetworkName(); got != "nas-jobs" {
+		t.Errorf("JobsNetworkName() = %q", got)
 	}
 }
 

@@ -23,6 +23,7 @@ const (
 	SecretPostgresGitLab     = "postgres_gitlab_password"
 	SecretGitLabRootPassword = "gitlab_root_password" // shown once, on an explicit reveal
 	SecretGitLabAdminToken   = "gitlab_admin_token"   // root's personal access token, for the API
+	SecretRedisPassword      = "redis_password"       // Omnibus only: sameersbn cannot send one
 )
 
 // Files beside the secret store that other processes read, so they are not in secrets.json.

@@ -165,6 +165,19 @@ func (c *Client) Create(ctx context.Context, spec ContainerSpec) (string, error)
 		// caller to find out (Foreign), not to assume.
 		return "", fmt.Errorf("create container %s: %w", spec.Name, err)
 	}
+	for _, ep := range spec.Networks {
+		c.calls.add()
+		err := c.api.NetworkConnect(ctx, ep.Network, r.ID, &network.EndpointSettings{Aliases: ep.Aliases})
+		if err != nil {
+			// A container missing a network would carry the full spec's hash and pass for
+			// converged: take it away again, so the next run creates it whole.
+			c.calls.add()
+			if rerr := c.api.ContainerRemove(ctx, r.ID, container.RemoveOptions{Force: true}); rerr != nil {
+				err = fmt.Errorf("%w (and removing the half-made container: %v)", err, rerr)
+			}
+			return "", fmt.Errorf("create container %s: connect network %s: %w", spec.Name, ep.Network, err)
+		}
+	}
 	return r.ID, nil
 }
 

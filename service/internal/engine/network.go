@@ -27,30 +27,62 @@ func (c *Client) FindNetwork(ctx context.Context, stack, name string) (Network, 
 		if why := Foreign(n.Labels, stack); why != "" {
 			return Network{}, false, fmt.Errorf("a network named %s exists but is not this stack's: %s; remove or rename it, or change stack.name", name, why)
 		}
-		nw := Network{ID: n.ID, Name: n.Name}
-		for _, cfg := range n.IPAM.Config {
-			if cfg.Subnet != "" {
-				nw.Subnets = append(nw.Subnets, cfg.Subnet)
-			}
-		}
-		return nw, true, nil
+		return toNetwork(n), true, nil
 	}
 	return Network{}, false, nil
+}
+
+func toNetwork(n network.Summary) Network {
+	nw := Network{ID: n.ID, Name: n.Name, Internal: n.Internal}
+	for _, cfg := range n.IPAM.Config {
+		if cfg.Subnet != "" {
+			nw.Subnets = append(nw.Subnets, cfg.Subnet)
+		}
+	}
+	return nw
+}
+
+// ListNetworks returns every network labelled for the stack, by name order of the engine.
+func (c *Client) ListNetworks(ctx context.Context, stack string) ([]Network, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	list, err := c.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelStack+"="+stack))})
+	if err != nil {
+		return nil, fmt.Errorf("list networks of stack %s: %w", stack, err)
+	}
+	out := make([]Network, 0, len(list))
+	for _, n := range list {
+		out = append(out, toNetwork(n))
+	}
+	return out, nil
+}
+
+// NetworkSpec is a network forgebox makes.
+type NetworkSpec struct {
+	Name     string
+	Internal bool // no route out of the subnet (docker network create --internal)
+	Labels   map[string]string
 }
 
 // CreateNetwork makes the stack's bridge network. Names resolve on user-defined networks only,
 // which is why the stack gets one instead of the default bridge.
 func (c *Client) CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error) {
+	return c.CreateStackNetwork(ctx, stack, NetworkSpec{Name: name, Labels: labels})
+}
+
+// CreateStackNetwork makes a bridge network of the stack as spec says.
+func (c *Client) CreateStackNetwork(ctx context.Context, stack string, spec NetworkSpec) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, shortCall)
 	defer cancel()
 	all := map[string]string{LabelStack: stack}
-	for k, v := range labels {
+	for k, v := range spec.Labels {
 		all[k] = v
 	}
 	c.calls.add()
-	r, err := c.api.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: all})
+	r, err := c.api.NetworkCreate(ctx, spec.Name, network.CreateOptions{Driver: "bridge", Internal: spec.Internal, Labels: all})
 	if err != nil {
-		return "", fmt.Errorf("create network %s: %w", name, err)
+		return "", fmt.Errorf("create network %s: %w", spec.Name, err)
 	}
 	return r.ID, nil
 }

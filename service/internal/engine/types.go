@@ -8,24 +8,34 @@ import (
 // ContainerSpec is everything forgebox decides about one container. The stack hashes it to detect
 // drift, so it holds only what forgebox sets, in a stable order.
 type ContainerSpec struct {
-	Name        string            `json:"name"`
-	Image       string            `json:"image"`
-	Env         []string          `json:"env,omitempty"`
-	Cmd         []string          `json:"cmd,omitempty"`
-	Entrypoint  []string          `json:"entrypoint,omitempty"`
-	User        string            `json:"user,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
-	Network     string            `json:"network"`
-	Aliases     []string          `json:"aliases,omitempty"`
-	Binds       []Bind            `json:"binds,omitempty"`
-	Ports       []Port            `json:"ports,omitempty"`
-	Health      *Healthcheck      `json:"health,omitempty"`
-	Restart     string            `json:"restart,omitempty"` // "unless-stopped", "no", ...
-	StopTimeout int               `json:"stop_timeout,omitempty"`
-	StopSignal  string            `json:"stop_signal,omitempty"`
-	MemoryLimit int64             `json:"memory_limit,omitempty"`
-	ShmSize     int64             `json:"shm_size,omitempty"`
-	Privileged  bool              `json:"privileged,omitempty"`
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	Env        []string          `json:"env,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Network    string            `json:"network"`
+	Aliases    []string          `json:"aliases,omitempty"`
+	// Networks are further networks the container joins, each with its own aliases. API 1.41
+	// creates a container with one endpoint only, so Create connects these before anything
+	// starts it.
+	Networks    []Endpoint   `json:"networks,omitempty"`
+	Binds       []Bind       `json:"binds,omitempty"`
+	Ports       []Port       `json:"ports,omitempty"`
+	Health      *Healthcheck `json:"health,omitempty"`
+	Restart     string       `json:"restart,omitempty"` // "unless-stopped", "no", ...
+	StopTimeout int          `json:"stop_timeout,omitempty"`
+	StopSignal  string       `json:"stop_signal,omitempty"`
+	MemoryLimit int64        `json:"memory_limit,omitempty"`
+	ShmSize     int64        `json:"shm_size,omitempty"`
+	Privileged  bool         `json:"privileged,omitempty"`
+}
+
+// Endpoint is a container's attachment to one more network.
+type Endpoint struct {
+	Network string   `json:"network"`
+	Aliases []string `json:"aliases,omitempty"`
 }
 
 // Bind mounts a host directory or file. The host path is created beforehand by the stack, since
@@ -82,9 +92,10 @@ type Detail struct {
 
 // Network is one of forgebox's networks.
 type Network struct {
-	ID      string
-	Name    string
-	Subnets []string
+	ID       string
+	Name     string
+	Subnets  []string
+	Internal bool // the engine gives it no route out of its subnet
 }
 
 // PullProgress is one line of an image pull, as the engine reports it per layer.

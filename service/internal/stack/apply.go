@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
@@ -49,8 +50,11 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		}
 		return s.eng.Remove(ctx, a.Target)
 	case ActCreateNetwork:
-		_, err := s.eng.CreateNetwork(ctx, d.Stack, d.Network, nil)
-		return settleNetwork(d.Network, err)
+		n, _ := d.NetworkSpec(a.Target)
+		_, err := s.eng.CreateStackNetwork(ctx, d.Stack, engine.NetworkSpec{Name: n.Name, Internal: n.Internal})
+		return settleNetwork(n.Name, err)
+	case ActRemoveNetwork:
+		return s.removeNetwork(ctx, a.Target)
 	case ActPull:
 		return s.eng.Pull(ctx, a.Target, s.pullRetry, func(p engine.PullProgress) {
 			s.emit(events.Event{Kind: events.KindPull, Component: a.Component, Image: p.Image, Layer: p.Layer,
@@ -86,10 +90,35 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
 
+// removeNetwork removes a network the stack no longer wants, after taking forgebox's own
+// controller off it. A CI job container still running there holds it: that is worth a word, not
+// a failed up (the network holds no data; a later up removes it).
+func (s *Stack) removeNetwork(ctx context.Context, name string) error {
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, name)
+	if err != nil || !ok {
+		return err
+	}
+	if c := os.Getenv(ControllerContainerEnv); c != "" {
+		if err := s.eng.DisconnectNetwork(ctx, nw.ID, c); err != nil {
+			return err
+		}
+	}
+	if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
+		s.emit(events.Event{Kind: events.KindInfo, Message: "network " + name + " kept for now (a CI job may still run on it): " + err.Error()})
+		s.log.Warn("network kept", "network", name, "err", err)
+	}
+	return nil
+}
+
 func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]string) error {
 	for _, dir := range c.Dirs {
 		if err := ensureDir(dir); err != nil {
 			return err
+		}
+	}
+	for _, f := range c.Files {
+		if err := config.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
+			return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
 		}
 	}
 	id, err := s.eng.Create(ctx, c.Spec)
@@ -254,7 +283,8 @@ func (s *Stack) readyProbe(c Component) func(context.Context, engine.Detail) boo
 	case "redis":
 		return func(ctx context.Context, d engine.Detail) bool {
 			ip := d.IPs[s.cfg.NetworkName()]
-			return ip != "" && redisPing(ctx, ip) == nil
+			password, _ := redisPasswordFor(s.cfg, readOnlySecrets{s.secrets})
+			return ip != "" && redisPing(ctx, ip, password) == nil
 		}
 	}
 	return nil
@@ -272,8 +302,9 @@ func (s *Stack) probedHealth(ctx context.Context, c Component, d engine.Detail) 
 	return d.Health
 }
 
-// redisPing sends PING over RESP and wants +PONG (a Redis still loading its data answers -LOADING).
-func redisPing(ctx context.Context, ip string) error {
+// redisPing sends PING over RESP and wants +PONG (a Redis still loading its data answers -LOADING),
+// after AUTH when Redis has a password.
+func redisPing(ctx context.Context, ip, password string) error {
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -283,10 +314,26 @@ func redisPing(ctx context.Context, ip string) error {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(time.Second))
+	r := bufio.NewReader(conn)
+	if password != "" {
+		// A RESP array of bulk strings: the password is sent as bytes, never parsed inline.
+		auth := fmt.Sprintf("*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password)
+		if _, err := conn.Write([]byte(auth)); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(line) != "+OK" {
+			// Redis' own error words only; they never echo the password.
+			return fmt.Errorf("redis refused AUTH: %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		return err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return err
 	}

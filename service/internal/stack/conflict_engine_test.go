@@ -26,13 +26,13 @@ type earlierRun struct {
 	landed []string
 }
 
-func (e *earlierRun) CreateNetwork(ctx context.Context, st, name string, labels map[string]string) (string, error) {
-	if e.first(name == e.network, "network "+name) {
-		if _, err := e.Engine.CreateNetwork(ctx, st, name, labels); err != nil {
+func (e *earlierRun) CreateStackNetwork(ctx context.Context, st string, spec engine.NetworkSpec) (string, error) {
+	if e.first(spec.Name == e.network, "network "+spec.Name) {
+		if _, err := e.Engine.CreateStackNetwork(ctx, st, spec); err != nil {
 			return "", err
 		}
 	}
-	return e.Engine.CreateNetwork(ctx, st, name, labels)
+	return e.Engine.CreateStackNetwork(ctx, st, spec)
 }
 
 func (e *earlierRun) Create(ctx context.Context, spec engine.ContainerSpec) (string, error) {

@@ -74,7 +74,11 @@ func (s *Stack) UpComponent(ctx context.Context, name string) (Plan, error) {
 }
 
 func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
-	d, err := s.desiredNow(ctx, s.secrets)
+	info, err := s.eng.Info(ctx) // a network it creates is internal or not by the engine's version
+	if err != nil {
+		return Plan{}, err
+	}
+	d, err := s.desiredOn(ctx, s.secrets, info.ServerVersion)
 	if err != nil {
 		return Plan{}, err
 	}

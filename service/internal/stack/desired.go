@@ -18,6 +18,7 @@ type Component struct {
 	Stage       int // components of one stage start together; stages start in order
 	Spec        engine.ContainerSpec
 	Dirs        []Dir         // host directories created before the container is
+	Files       []File        // host files written before the container is created
 	Deadline    time.Duration // how long its health wait may take
 	StopTimeout time.Duration // how long it gets to shut down cleanly
 }
@@ -28,12 +29,38 @@ type Dir struct {
 	Mode os.FileMode
 }
 
+// File is a host file a container reads (bind-mounted): written whole before each create.
+type File struct {
+	Path    string
+	Mode    os.FileMode
+	Content []byte
+}
+
+// NetworkSpec is one network of the stack as forgebox wants it.
+type NetworkSpec struct {
+	Name     string
+	Internal bool
+	Purpose  string // who is on it, for the plan's reasons
+}
+
 // Desired is the whole stack as the config asks for it, components in start order.
 type Desired struct {
-	Stack      string
-	Network    string
-	Config     config.Config // runner profiles and GitLab settings, for the steps after containers
-	Components []Component
+	Stack       string
+	Network     string // the internal network, where forgebox reaches PostgreSQL and GitLab
+	JobsNetwork string // GitLab, the runner and CI job containers
+	Networks    []NetworkSpec
+	Config      config.Config // runner profiles and GitLab settings, for the steps after containers
+	Components  []Component
+}
+
+// NetworkSpec returns the wanted network of that name, if it is one.
+func (d Desired) NetworkSpec(name string) (NetworkSpec, bool) {
+	for _, n := range d.Networks {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return NetworkSpec{}, false
 }
 
 // Component returns the named component, if desired.
@@ -56,8 +83,11 @@ type SecretSource interface {
 // Env is what the desired state needs from outside the config: facts of this machine and of
 // objects the engine made.
 type Env struct {
-	Subnet string // the stack network's subnet, GitLab's monitoring allowlist
+	Subnet string // the internal network's subnet: GitLab's monitoring allowlist, PostgreSQL's logins
 	Host   string // GitLab's host name as users reach it
+	// EngineVersion is Docker's own version ("" when unknown): a few engines cut the host off
+	// internal networks, where forgebox must reach PostgreSQL.
+	EngineVersion string
 }
 
 // ResolveHost is gitlab.host, or this machine's host name when the config leaves it empty.
@@ -77,7 +107,8 @@ type builder func(config.Config, SecretSource, Env) (Component, error)
 // Build turns the config into the desired stack. It generates missing secrets, so it is called
 // under the stack lock (or with a read-only SecretSource).
 func Build(cfg config.Config, secrets SecretSource, version string, env Env) (Desired, error) {
-	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName(), Config: cfg}
+	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName(), JobsNetwork: cfg.JobsNetworkName(), Config: cfg}
+	d.Networks = stackNetworks(cfg, env.EngineVersion)
 	builders := []builder{
 		postgresComponent,
 		redisComponent,
@@ -89,13 +120,26 @@ func Build(cfg config.Config, secrets SecretSource, version string, env Env) (De
 		if err != nil {
 			return Desired{}, err
 		}
-		c.Spec.Network = d.Network
+		// CI jobs are untrusted code: they share a network with GitLab and the runner only.
+		switch c.Name {
+		case "runner":
+			c.Spec.Network = d.JobsNetwork
+		case "gitlab":
+			c.Spec.Network = d.Network
+			c.Spec.Networks = []engine.Endpoint{{Network: d.JobsNetwork, Aliases: c.Spec.Aliases}}
+		default:
+			c.Spec.Network = d.Network
+		}
 		labels := map[string]string{
 			engine.LabelStack:     d.Stack,
 			engine.LabelComponent: c.Name,
 		}
 		for k, v := range c.Spec.Labels {
 			labels[k] = v
+		}
+		if len(c.Files) > 0 {
+			// The files are the container's settings too: a changed one recreates it.
+			labels[labelFiles] = filesDigest(c.Files)
 		}
 		c.Spec.Labels = labels
 		c.Spec.Labels[engine.LabelSpecHash] = SpecHash(c.Spec)
@@ -123,3 +167,37 @@ func SpecHash(spec engine.ContainerSpec) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
 }
+
+// stackNetworks are the stack's two networks. CI jobs are untrusted code: the jobs network holds
+// GitLab, the runner and the jobs, the internal one everything a job must not reach.
+func stackNetworks(cfg config.Config, engineVersion string) []NetworkSpec {
+	return []NetworkSpec{
+		{Name: cfg.NetworkName(), Internal: hostReachesInternal(engineVersion), Purpose: "PostgreSQL, Redis, GitLab and the controller"},
+		{Name: cfg.JobsNetworkName(), Purpose: "GitLab, the runner and CI job containers"},
+	}
+}
+
+func filesDigest(files []File) string {
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%o\x00%d\x00", f.Path, f.Mode, len(f.Content))
+		h.Write(f.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// hostReachesInternal says whether the internal network may be internal in Docker's sense (no
+// route out). Docker 25.0.0 to 25.0.3 gave an internal bridge no address on the host, so the host
+// could not reach its containers (moby/moby#46603, undone by #47356 in 25.0.4): forgebox on the
+// host would lose PostgreSQL. There the network is an ordinary bridge; jobs are still kept out,
+// because Docker drops traffic between two bridge networks whatever their internal flag.
+func hostReachesInternal(engineVersion string) bool {
+	var major, minor, patch int
+	if n, _ := fmt.Sscanf(engineVersion, "%d.%d.%d", &major, &minor, &patch); n < 3 {
+		return true
+	}
+	return !(major == 25 && minor == 0 && patch < 4)
+}
+
+// labelFiles carries a digest of a component's written files (PostgreSQL's pg_hba.conf).
+const labelFiles = "io.forgebox.files"

@@ -139,13 +139,42 @@ func (f *fakeEngine) FindNetwork(ctx context.Context, stack, name string) (engin
 	return engine.Network{}, false, nil
 }
 
-func (f *fakeEngine) CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error) {
-	c := "network create " + name
+func (f *fakeEngine) CreateStackNetwork(ctx context.Context, stack string, spec engine.NetworkSpec) (string, error) {
+	c := "network create " + spec.Name
 	if err := f.call(c); err != nil {
 		return "", err
 	}
-	id, err := f.addNetwork(stack, name, labels)
+	id, err := f.addNetwork(stack, spec.Name, spec.Labels)
+	if err == nil {
+		f.mu.Lock()
+		n := f.networks[id]
+		n.Internal = spec.Internal
+		f.networks[id] = n
+		f.mu.Unlock()
+	}
 	return id, f.done(c, err)
+}
+
+func (f *fakeEngine) ListNetworks(ctx context.Context, stack string) ([]engine.Network, error) {
+	if err := f.call("network list"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []engine.Network
+	for id, n := range f.networks {
+		if f.netLabels[id][engine.LabelStack] == stack {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) Info(ctx context.Context) (engine.Info, error) {
+	if err := f.call("info"); err != nil {
+		return engine.Info{}, err
+	}
+	return engine.Info{OS: "linux", Arch: "x86_64", ServerVersion: "28.2.2", APIVersion: "1.41", ServerAPI: "1.50"}, nil
 }
 
 func (f *fakeEngine) addNetwork(stack, name string, labels map[string]string) (string, error) {

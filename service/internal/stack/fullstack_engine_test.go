@@ -184,7 +184,7 @@ func TestFullStackOnStandIns(t *testing.T) {
 		ids = append(ids, r.ID)
 	}
 	rc := f.runnerConfig()
-	if len(rc.Runners) != 2 || rc.Runners[0].Docker.NetworkMode != f.cfg.NetworkName() {
+	if len(rc.Runners) != 2 || rc.Runners[0].Docker.NetworkMode != f.cfg.JobsNetworkName() {
 		t.Fatalf("config.toml runners %+v", rc.Runners)
 	}
 	f.waitJobFetches(ctx, ids)
@@ -355,4 +355,5 @@ func TestOmnibusFlavourOnStandIns(t *testing.T) {
 	if plan := f.up(ctx); !plan.Empty() {
 		t.Errorf("second up planned:\n%s", plan)
 	}
+	checkRedisPassword(ctx, t, f) // network_engine_test.go
 }

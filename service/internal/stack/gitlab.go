@@ -33,8 +33,9 @@ func gitlabHTTPPort(cfg config.Config) int {
 	return 80
 }
 
-// GitLabInternalURL is GitLab as containers on the stack network reach it (the runner's url and
-// clone_url): by its network alias, so it never depends on the NAS's name or address.
+// GitLabInternalURL is GitLab as the runner and CI jobs reach it on the jobs network (the
+// runner's url and clone_url): by its network alias, so it never depends on the NAS's name or
+// address.
 func GitLabInternalURL(cfg config.Config) string {
 	if p := gitlabHTTPPort(cfg); p != 80 {
 		return "http://gitlab:" + strconv.Itoa(p)
@@ -67,7 +68,11 @@ func gitlabComponent(cfg config.Config, secrets SecretSource, env Env) (Componen
 	}
 	switch cfg.GitLab.Flavour {
 	case "omnibus":
-		c.Spec.Env = []string{"GITLAB_OMNIBUS_CONFIG=" + omnibusConfig(cfg, env, dbPassword, rootPassword)}
+		redisPassword, err := redisPasswordFor(cfg, secrets)
+		if err != nil {
+			return Component{}, err
+		}
+		c.Spec.Env = []string{"GITLAB_OMNIBUS_CONFIG=" + omnibusConfig(cfg, env, dbPassword, rootPassword, redisPassword)}
 		c.Spec.Binds = []engine.Bind{
 			{Source: filepath.Join(share, "config"), Target: "/etc/gitlab"},
 			{Source: filepath.Join(share, "data"), Target: "/var/opt/gitlab"},
@@ -113,7 +118,8 @@ func sameersbnEnv(cfg config.Config, env Env, secrets SecretSource, dbPassword, 
 		"GITLAB_ROOT_PASSWORD=" + rootPassword,
 		"GITLAB_ROOT_EMAIL=" + cfg.GitLab.AdminEmail,
 		"GITLAB_EMAIL=" + cfg.GitLab.AdminEmail,
-		// One CIDR only: the image writes it as a single allowlist entry.
+		// One CIDR only: the image writes it as a single allowlist entry. The internal
+		// network's: CI jobs reach GitLab from the jobs network and must not read its metrics.
 		"GITLAB_MONITORING_IP_WHITELIST=" + env.Subnet,
 	}
 	for _, s := range sameersbnSecrets {
@@ -138,7 +144,7 @@ func sameersbnEnv(cfg config.Config, env Env, secrets SecretSource, dbPassword, 
 
 // omnibusConfig writes GITLAB_OMNIBUS_CONFIG: Ruby evaluated by the image before gitlab.rb.
 // Values are hex secrets, numbers and validated host names, so single quotes need no escaping.
-func omnibusConfig(cfg config.Config, env Env, dbPassword, rootPassword string) string {
+func omnibusConfig(cfg config.Config, env Env, dbPassword, rootPassword, redisPassword string) string {
 	lines := []string{
 		fmt.Sprintf("external_url 'http://%s:%d'", env.Host, cfg.GitLab.HTTPPort),
 		fmt.Sprintf("gitlab_rails['gitlab_shell_ssh_port'] = %d", cfg.GitLab.SSHPort),
@@ -157,6 +163,9 @@ func omnibusConfig(cfg config.Config, env Env, dbPassword, rootPassword string) 
 		"redis['enable'] = false",
 		"gitlab_rails['redis_host'] = 'redis'",
 		"gitlab_rails['redis_port'] = 6379",
+		fmt.Sprintf("gitlab_rails['redis_password'] = '%s'", redisPassword),
+		// The internal network only: CI jobs reach GitLab from the jobs network, and must not
+		// read its metrics or readiness.
 		fmt.Sprintf("gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128', '%s']", env.Subnet),
 	}
 	if cfg.GitLab.Memory == "small" {

@@ -102,7 +102,7 @@ func TestRunnerConfigGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(parsed.Runners) != 2 || parsed.Runners[1].Docker.NetworkMode != cfg.NetworkName() || parsed.Runners[1].CloneURL != "http://gitlab" {
+	if len(parsed.Runners) != 2 || parsed.Runners[1].Docker.NetworkMode != cfg.JobsNetworkName() || parsed.Runners[1].CloneURL != "http://gitlab" {
 		t.Errorf("parsed back: %+v", parsed.Runners)
 	}
 	again, _ := renderRunnerConfig(cfg, records)

@@ -16,7 +16,9 @@ type Engine interface {
 	ListContainers(ctx context.Context, stack string) ([]engine.Container, error)
 	Inspect(ctx context.Context, id string) (engine.Detail, error)
 	FindNetwork(ctx context.Context, stack, name string) (engine.Network, bool, error)
-	CreateNetwork(ctx context.Context, stack, name string, labels map[string]string) (string, error)
+	ListNetworks(ctx context.Context, stack string) ([]engine.Network, error)
+	CreateStackNetwork(ctx context.Context, stack string, spec engine.NetworkSpec) (string, error)
+	Info(ctx context.Context) (engine.Info, error)
 	RemoveNetwork(ctx context.Context, id string) error
 	ConnectNetwork(ctx context.Context, networkID, container string) error
 	DisconnectNetwork(ctx context.Context, networkID, container string) error
@@ -35,13 +37,23 @@ type Engine interface {
 // network, the local image IDs of the wanted images, what provisioning finds in PostgreSQL when
 // it runs, and GitLab's readiness, admin token and runners when GitLab runs.
 func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
-	o := Observed{Containers: map[string]engine.Detail{}, Images: map[string]string{}}
-	nw, ok, err := s.eng.FindNetwork(ctx, d.Stack, d.Network)
+	o := Observed{Networks: map[string]engine.Network{}, Containers: map[string]engine.Detail{}, Images: map[string]string{}}
+	// Same-named networks of somebody else's are a conflict the user must settle.
+	for _, n := range d.Networks {
+		if _, _, err := s.eng.FindNetwork(ctx, d.Stack, n.Name); err != nil {
+			return o, err
+		}
+	}
+	nets, err := s.eng.ListNetworks(ctx, d.Stack)
 	if err != nil {
 		return o, err
 	}
-	if ok {
-		o.Network = &nw
+	for _, n := range nets {
+		if _, wanted := d.NetworkSpec(n.Name); wanted {
+			o.Networks[n.Name] = n
+		} else {
+			o.ExtraNetworks = append(o.ExtraNetworks, n)
+		}
 	}
 	list, err := s.eng.ListContainers(ctx, d.Stack)
 	if err != nil {
@@ -102,9 +114,9 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 	return o, nil
 }
 
-// postgresTarget addresses PostgreSQL at the container's IP on the stack network: it is never
-// published on the host, and forgebox (on the host, or in its controller container attached to
-// the stack network) reaches it there.
+// postgresTarget addresses PostgreSQL at the container's IP on the internal network: it is never
+// published on the host, and forgebox (on the host, through the network's gateway, or in its
+// controller container attached to the internal network) reaches it there.
 func (s *Stack) postgresTarget(pg engine.Detail, d Desired) (pgprov.Target, error) {
 	ip := pg.IPs[d.Network]
 	if ip == "" {

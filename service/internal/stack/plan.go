@@ -2,6 +2,8 @@ package stack
 
 import (
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/forgebox/forgebox/service/internal/engine"
@@ -10,10 +12,11 @@ import (
 
 // Observed is one snapshot of what the engine (and PostgreSQL) hold for the stack.
 type Observed struct {
-	Network    *engine.Network
-	Containers map[string]engine.Detail // by component
-	Extra      []engine.Container       // labelled for the stack but not wanted: old components, duplicates
-	Images     map[string]string        // image reference -> local image ID; "" when missing
+	Networks      map[string]engine.Network // the wanted networks that exist, by name
+	ExtraNetworks []engine.Network          // labelled for the stack but not wanted: the single network of older versions
+	Containers    map[string]engine.Detail  // by component
+	Extra         []engine.Container        // labelled for the stack but not wanted: old components, duplicates
+	Images        map[string]string         // image reference -> local image ID; "" when missing
 	// Postgres is what provisioning finds, when PostgreSQL could be asked; PostgresErr says why
 	// it could not otherwise.
 	Postgres    *pgprov.State
@@ -27,6 +30,7 @@ type ActionKind string
 
 const (
 	ActCreateNetwork ActionKind = "create-network"
+	ActRemoveNetwork ActionKind = "remove-network"
 	ActRemove        ActionKind = "remove"
 	ActPull          ActionKind = "pull"
 	ActCreate        ActionKind = "create"
@@ -90,8 +94,10 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 		}
 		add(ActRemove, c.Component, c.ID, "%s (container %s; its data stays on disk)", reason, c.Name)
 	}
-	if o.Network == nil {
-		add(ActCreateNetwork, "", d.Network, "the stack network %s does not exist", d.Network)
+	for _, n := range d.Networks {
+		if _, ok := o.Networks[n.Name]; !ok {
+			add(ActCreateNetwork, "", n.Name, "network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))
+		}
 	}
 
 	// Components of one stage start together and are then waited for in order: PostgreSQL and
@@ -124,7 +130,38 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 		}
 		first = last + 1
 	}
+	// Last: by now every container of the stack has moved to the networks it wants.
+	for _, n := range o.ExtraNetworks {
+		add(ActRemoveNetwork, "", n.Name, "network %s carries the stack's label but is none of its networks (the single network of an older forgebox, say); the stack's containers run on %s and %s",
+			n.Name, d.Network, d.JobsNetwork)
+	}
 	return p
+}
+
+// movesNetwork says which networks a container leaves and joins, when they differ from its spec's.
+func movesNetwork(c Component, cur engine.Detail) string {
+	want := []string{c.Spec.Network}
+	for _, ep := range c.Spec.Networks {
+		want = append(want, ep.Network)
+	}
+	var leaves []string
+	for n := range cur.IPs {
+		if !slices.Contains(want, n) {
+			leaves = append(leaves, n)
+		}
+	}
+	if len(leaves) == 0 {
+		return ""
+	}
+	sort.Strings(leaves)
+	return fmt.Sprintf("it runs on %s; it moves to %s", strings.Join(leaves, ", "), strings.Join(want, " and "))
+}
+
+func internalNote(n NetworkSpec) string {
+	if n.Internal {
+		return " (internal: no route out of it)"
+	}
+	return ""
 }
 
 // planStart appends what brings one component's container to its spec and running, and returns
@@ -156,6 +193,8 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 	switch {
 	case !exists:
 		add(ActCreate, "", "no %s container yet", c.Name)
+	case cur.SpecHash != want && movesNetwork(c, cur) != "":
+		add(ActRecreate, cur.ID, "%s; data is kept", movesNetwork(c, cur))
 	case cur.SpecHash != want:
 		add(ActRecreate, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
 	case localID != "" && cur.ImageID != localID:

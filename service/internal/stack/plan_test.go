@@ -50,7 +50,10 @@ var recordCreated = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 // converged is what the engine holds right after a successful up of d.
 func converged(d Desired) Observed {
 	o := Observed{
-		Network:    &engine.Network{ID: "net1", Name: d.Network},
+		Networks: map[string]engine.Network{
+			d.Network:     {ID: "net1", Name: d.Network, Internal: true, Subnets: []string{testEnv.Subnet}},
+			d.JobsNetwork: {ID: "net2", Name: d.JobsNetwork},
+		},
 		Containers: map[string]engine.Detail{},
 		Images:     map[string]string{},
 		Postgres: &pgprov.State{RoleExists: true, RoleCanLogin: true, RoleCreateDB: true, RolePasswordOK: true, DatabaseExists: true,
@@ -86,7 +89,7 @@ func TestPlanGolden(t *testing.T) {
 		},
 		"converged": func(o *Observed) {},
 		"images-present-no-containers": func(o *Observed) {
-			o.Network = nil
+			o.Networks = nil
 			o.Containers = map[string]engine.Detail{}
 			o.Postgres = nil
 		},
@@ -138,6 +141,19 @@ func TestPlanGolden(t *testing.T) {
 		},
 		"runner-config-edited": func(o *Observed) {
 			o.GitLab.ConfigTOML = append([]byte("# hand edit\n"), o.GitLab.ConfigTOML...)
+		},
+		"jobs-network-missing": func(o *Observed) {
+			delete(o.Networks, d.JobsNetwork)
+		},
+		// A stack made by a forgebox with one network: every container ran there, with the
+		// specs of that time, and the two networks were just made by up.
+		"single-network-layout": func(o *Observed) {
+			o.ExtraNetworks = []engine.Network{{ID: "old", Name: "forgebox-net", Subnets: []string{"172.18.0.0/16"}}}
+			for name, c := range o.Containers {
+				c.SpecHash = "0ld0ld0ld0ld0ld0"
+				c.IPs = map[string]string{"forgebox-net": "172.18.0.9"}
+				o.Containers[name] = c
+			}
 		},
 		"leftover-component": func(o *Observed) {
 			o.Extra = []engine.Container{{ID: "old-id", Name: "forgebox-mailer", Component: "mailer", State: "running"}}
@@ -217,9 +233,26 @@ func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
 	if !slices.Equal(names, []string{"postgres", "redis", "gitlab", "runner"}) {
 		t.Fatalf("components %v, want postgres, redis, gitlab, runner in that order", names)
 	}
+	// CI jobs (on the runner's network) share a network with GitLab and the runner only.
+	wantNets := map[string][]string{
+		"postgres": {d.Network},
+		"redis":    {d.Network},
+		"gitlab":   {d.Network, d.JobsNetwork},
+		"runner":   {d.JobsNetwork},
+	}
 	for _, c := range d.Components {
-		if c.Spec.Network != d.Network || c.Spec.Labels[engine.LabelStack] != d.Stack || c.Spec.Labels[engine.LabelComponent] != c.Name {
-			t.Errorf("%s: network %q labels %v", c.Name, c.Spec.Network, c.Spec.Labels)
+		nets := []string{c.Spec.Network}
+		for _, ep := range c.Spec.Networks {
+			nets = append(nets, ep.Network)
+			if !slices.Equal(ep.Aliases, c.Spec.Aliases) {
+				t.Errorf("%s: aliases %v on %s, want %v as on %s", c.Name, ep.Aliases, ep.Network, c.Spec.Aliases, c.Spec.Network)
+			}
+		}
+		if !slices.Equal(nets, wantNets[c.Name]) {
+			t.Errorf("%s: networks %v, want %v", c.Name, nets, wantNets[c.Name])
+		}
+		if c.Spec.Labels[engine.LabelStack] != d.Stack || c.Spec.Labels[engine.LabelComponent] != c.Name {
+			t.Errorf("%s: labels %v", c.Name, c.Spec.Labels)
 		}
 		if len(c.Spec.Ports) != 0 && c.Name != "gitlab" {
 			t.Errorf("%s publishes ports: %v", c.Name, c.Spec.Ports)
@@ -249,5 +282,66 @@ func TestLeftoverRunnersAreOnlyUnrecordedOnesNamedLikeAProfile(t *testing.T) {
 	got := leftoverRunners(cfg, listed, map[string]RunnerRecord{"default": {ID: 1}})
 	if len(got) != 1 || got[0].ID != 2 {
 		t.Errorf("leftovers %+v, want only runner 2", got)
+	}
+}
+
+func TestInternalNetworkUnlessTheEngineCutsTheHostOff(t *testing.T) {
+	for v, want := range map[string]bool{
+		"20.10.24": true, "24.0.7": true, "25.0.0": false, "25.0.3": false, "25.0.4": true,
+		"26.1.4": true, "28.3.0": true, "": true, "weird": true,
+	} {
+		if got := hostReachesInternal(v); got != want {
+			t.Errorf("Docker %q: internal %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestRedisPasswordOnlyWhereTheFlavourSendsOne(t *testing.T) {
+	for _, flavour := range []string{"sameersbn", "omnibus"} {
+		cfg := testConfig()
+		cfg.GitLab.Flavour = flavour
+		d := desiredFrom(t, cfg)
+		redis, _ := d.Component("redis")
+		gl, _ := d.Component("gitlab")
+		pw := "secret-" + config.SecretRedisPassword
+		cmd := strings.Join(redis.Spec.Cmd, " ")
+		if flavour == "omnibus" {
+			if !strings.HasSuffix(cmd, "--requirepass "+pw) || !slices.Contains(redis.Spec.Env, "REDISCLI_AUTH="+pw) {
+				t.Errorf("omnibus: redis cmd %q env %v", cmd, redis.Spec.Env)
+			}
+			if !strings.Contains(strings.Join(gl.Spec.Env, "\n"), "gitlab_rails['redis_password'] = '"+pw+"'") {
+				t.Error("omnibus: GitLab is not given the Redis password")
+			}
+		} else if strings.Contains(cmd, "requirepass") || len(redis.Spec.Env) != 0 {
+			t.Errorf("sameersbn cannot send a Redis password, yet redis has cmd %q env %v", cmd, redis.Spec.Env)
+		}
+		if strings.Contains(strings.Join(redis.Spec.Health.Test, " "), pw) {
+			t.Errorf("%s: the password is in the healthcheck's argv", flavour)
+		}
+	}
+}
+
+func TestPostgresLoginsOnlyFromTheInternalSubnet(t *testing.T) {
+	d := desiredForTest(t)
+	pg, _ := d.Component("postgres")
+	if len(pg.Files) != 1 || !slices.Contains(pg.Spec.Cmd, "hba_file="+PostgresConfMount+"/pg_hba.conf") {
+		t.Fatalf("postgres files %v cmd %v", pg.Files, pg.Spec.Cmd)
+	}
+	var hosts []string
+	for _, l := range strings.Split(string(pg.Files[0].Content), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == "host" {
+			hosts = append(hosts, f[3]+" "+f[4])
+		}
+	}
+	want := []string{"127.0.0.1/32 scram-sha-256", "::1/128 scram-sha-256", testEnv.Subnet + " scram-sha-256"}
+	if !slices.Equal(hosts, want) {
+		t.Errorf("pg_hba host lines %v, want %v", hosts, want)
+	}
+	other := testEnv
+	other.Subnet = "10.9.0.0/24"
+	d2, _ := Build(testConfig(), fixedSecrets{}, "test", other)
+	pg2, _ := d2.Component("postgres")
+	if pg2.Spec.Labels[engine.LabelSpecHash] == pg.Spec.Labels[engine.LabelSpecHash] {
+		t.Error("another internal subnet does not change PostgreSQL's spec: its pg_hba.conf would go stale")
 	}
 }

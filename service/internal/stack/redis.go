@@ -8,11 +8,24 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 )
 
-// redisComponent has no password: neither GitLab image can give Redis one, so Redis is kept on
-// the stack network only and never published.
-func redisComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error) {
+// redisPasswordFor is the password Redis requires, or "" when the flavour cannot send one.
+// Omnibus takes gitlab_rails['redis_password']; sameersbn's resque.yml template has a host and
+// a port and no password, so there Redis relies on isolation: it is on the internal network
+// only, which CI jobs never join, and is never published.
+func redisPasswordFor(cfg config.Config, secrets SecretSource) (string, error) {
+	if cfg.GitLab.Flavour != "omnibus" {
+		return "", nil
+	}
+	return secrets.Ensure(config.SecretRedisPassword)
+}
+
+func redisComponent(cfg config.Config, secrets SecretSource, _ Env) (Component, error) {
+	password, err := redisPasswordFor(cfg, secrets)
+	if err != nil {
+		return Component{}, err
+	}
 	data := filepath.Join(cfg.Stack.DataDir, "redis")
-	return Component{
+	c := Component{
 		Name:  "redis",
 		Stage: 0,
 		Spec: engine.ContainerSpec{
@@ -34,5 +47,13 @@ func redisComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error)
 		Dirs:        []Dir{{Path: data, Mode: 0o750}},
 		Deadline:    2 * time.Minute,
 		StopTimeout: 30 * time.Second,
-	}, nil
+	}
+	if password != "" {
+		// redis-server replaces its process title (proc-title-template), so the password
+		// leaves the process list once it runs; the healthcheck's redis-cli reads it from
+		// REDISCLI_AUTH rather than its argv.
+		c.Spec.Cmd = append(c.Spec.Cmd, "--requirepass", password)
+		c.Spec.Env = []string{"REDISCLI_AUTH=" + password}
+	}
+	return c, nil
 }

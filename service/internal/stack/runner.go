@@ -140,15 +140,17 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 			Token:           r.Token,
 			TokenObtainedAt: r.CreatedAt.UTC(),
 			Executor:        "docker",
-			// Jobs fetch from GitLab by its alias on the stack network, never from the
+			// Jobs fetch from GitLab by its alias on the jobs network, never from the
 			// external name, which a job container may not resolve.
 			CloneURL: url,
 			Limit:    p.Concurrency,
 			Docker: runnercfg.Docker{
-				Image:       p.Image,
-				Privileged:  p.Privileged,
-				Volumes:     []string{"/cache"},
-				NetworkMode: cfg.NetworkName(),
+				Image:      p.Image,
+				Privileged: p.Privileged,
+				Volumes:    []string{"/cache"},
+				// The jobs network: GitLab and the runner, never PostgreSQL, Redis or the
+				// controller. CI jobs are untrusted code.
+				NetworkMode: cfg.JobsNetworkName(),
 				// Offline boxes: use a job image that is already there rather than fail.
 				PullPolicy:  []string{"if-not-present"},
 				HelperImage: cfg.Runner.HelperImage,

@@ -328,7 +328,14 @@ func (x *Session) PostgresSpec(name, image, dataDir string) (engine.ContainerSpe
 	spec.Aliases = nil
 	spec.Restart = "no"
 	spec.Network = x.s.cfg.NetworkName()
-	spec.Binds = []engine.Bind{{Source: dataDir, Target: PostgresMount}}
+	// Its own data directory; the same pg_hba.conf (hba_file in its command) as the stack's.
+	binds := []engine.Bind{{Source: dataDir, Target: PostgresMount}}
+	for _, b := range spec.Binds {
+		if b.Target != PostgresMount {
+			binds = append(binds, b)
+		}
+	}
+	spec.Binds = binds
 	spec.Labels = map[string]string{
 		engine.LabelStack:     x.s.cfg.Stack.Name,
 		engine.LabelComponent: "postgres-upgrade",

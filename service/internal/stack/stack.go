@@ -90,7 +90,11 @@ func (s *Stack) Up(ctx context.Context) (Plan, error) {
 
 // Plan observes and plans without changing anything (a dry run).
 func (s *Stack) Plan(ctx context.Context) (Plan, error) {
-	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
+	info, err := s.eng.Info(ctx)
+	if err != nil {
+		return Plan{}, err
+	}
+	d, err := s.desiredOn(ctx, readOnlySecrets{s.secrets}, info.ServerVersion)
 	if err != nil {
 		return Plan{}, err
 	}
@@ -101,58 +105,73 @@ func (s *Stack) Plan(ctx context.Context) (Plan, error) {
 	return MakePlan(d, o, s.cfg.Stack.PullPolicy), nil
 }
 
-// desiredNow builds the desired stack for the engine as it is: the stack network's subnet, when
-// the network exists, goes into GitLab's monitoring allowlist.
+// desiredNow builds the desired stack for the engine as it is: the internal network's subnet,
+// when the network exists, goes into GitLab's monitoring allowlist and PostgreSQL's pg_hba.conf.
 func (s *Stack) desiredNow(ctx context.Context, secrets SecretSource) (Desired, error) {
+	return s.desiredOn(ctx, secrets, "")
+}
+
+// desiredOn is desiredNow for an engine of that version ("" when not asked), which decides only
+// the internal network's internal flag: no container spec depends on it.
+func (s *Stack) desiredOn(ctx context.Context, secrets SecretSource, engineVersion string) (Desired, error) {
 	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
 	if err != nil {
 		return Desired{}, err
 	}
 	if !ok {
-		return s.desiredFor(secrets, nil)
+		return s.desiredFor(secrets, nil, engineVersion)
 	}
-	return s.desiredFor(secrets, &nw)
+	return s.desiredFor(secrets, &nw, engineVersion)
 }
 
-func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, error) {
+func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network, engineVersion string) (Desired, error) {
 	host, err := ResolveHost(s.cfg)
 	if err != nil {
 		return Desired{}, err
 	}
-	env := Env{Host: host}
+	env := Env{Host: host, EngineVersion: engineVersion}
 	if nw != nil && len(nw.Subnets) > 0 {
 		env.Subnet = nw.Subnets[0]
 	}
 	return Build(s.cfg, secrets, s.version, env)
 }
 
-// convergeOnce creates the network first when it is missing, because GitLab's settings name its
-// subnet, then observes, plans and applies the rest.
+// convergeOnce creates the networks first when they are missing, because GitLab's settings and
+// PostgreSQL's pg_hba.conf name the internal network's subnet, then observes, plans and applies
+// the rest.
 func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	var done Plan
 	if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
 		return done, err
 	}
-	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	info, err := s.eng.Info(ctx)
 	if err != nil {
-		return Plan{}, err
+		return done, err
 	}
-	if !ok {
-		a := Action{Kind: ActCreateNetwork, Target: s.cfg.NetworkName(), Reason: fmt.Sprintf("the stack network %s does not exist", s.cfg.NetworkName())}
+	for _, n := range stackNetworks(s.cfg, info.ServerVersion) {
+		_, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, n.Name)
+		if err != nil {
+			return done, err
+		}
+		if ok {
+			continue
+		}
+		a := Action{Kind: ActCreateNetwork, Target: n.Name, Reason: fmt.Sprintf("network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))}
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: a.String()})
 		s.emit(events.Event{Kind: events.KindStep, Op: "up", Message: a.String()})
-		if _, err := s.eng.CreateNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName(), nil); err != nil {
-			return Plan{}, settleNetwork(s.cfg.NetworkName(), err)
+		if _, err := s.eng.CreateStackNetwork(ctx, s.cfg.Stack.Name, engine.NetworkSpec{Name: n.Name, Internal: n.Internal}); err != nil {
+			return done, settleNetwork(n.Name, err)
 		}
 		done.Actions = append(done.Actions, a)
-		if nw, ok, err = s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName()); err != nil || !ok {
-			return done, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
-		}
+	}
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	if err != nil || !ok {
+		return done, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
 	}
 	if err := s.attachController(ctx, nw); err != nil {
 		return done, err
 	}
-	d, err := s.desiredFor(s.secrets, &nw)
+	d, err := s.desiredFor(s.secrets, &nw, info.ServerVersion)
 	if err != nil {
 		return done, err
 	}
@@ -174,8 +193,9 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 }
 
 // ControllerContainerEnv names the container forgebox itself runs in, when it does (the DSM
-// package's controller). That container joins the stack network, because PostgreSQL and GitLab
-// are reached at their addresses there and are never published on the host.
+// package's controller). That container joins the internal network, and only that one, because
+// PostgreSQL and GitLab are reached at their addresses there and are never published on the
+// host; CI jobs, on the jobs network, cannot reach it.
 const ControllerContainerEnv = "FORGEBOX_CONTROLLER_CONTAINER"
 
 func (s *Stack) attachController(ctx context.Context, nw engine.Network) error {
@@ -215,11 +235,12 @@ func (s *Stack) Down(ctx context.Context) error {
 			return err
 		}
 	}
-	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	// Every network of the stack: both of today's and an older forgebox's single one.
+	nets, err := s.eng.ListNetworks(ctx, s.cfg.Stack.Name)
 	if err != nil {
 		return err
 	}
-	if ok {
+	for _, nw := range nets {
 		if name := os.Getenv(ControllerContainerEnv); name != "" {
 			if err := s.eng.DisconnectNetwork(ctx, nw.ID, name); err != nil {
 				return err

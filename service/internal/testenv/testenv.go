@@ -91,7 +91,7 @@ func Config(t testing.TB, eng *engine.Client, im Images) config.Config {
 }
 
 // RemoveStack force-removes whatever a test left of a stack: containers labelled with its name
-// and its network. Only for tests: forgebox itself never force-removes anything.
+// and its networks. Only for tests: forgebox itself never force-removes anything.
 func RemoveStack(t testing.TB, eng *engine.Client, stack, network string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -108,6 +108,12 @@ func RemoveStack(t testing.TB, eng *engine.Client, stack, network string) {
 	}
 	if nw, ok, err := eng.FindNetwork(ctx, stack, network); err == nil && ok {
 		eng.RemoveNetwork(ctx, nw.ID)
+	}
+	// The stack's other networks (the jobs network, an older single network).
+	if nets, err := eng.ListNetworks(ctx, stack); err == nil {
+		for _, nw := range nets {
+			eng.RemoveNetwork(ctx, nw.ID)
+		}
 	}
 }
 

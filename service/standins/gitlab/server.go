@@ -235,6 +235,15 @@ func (s *server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	}))
 	mux.HandleFunc("GET /-/readiness", s.monitor(s.handleReadiness))
+	// GitLab's Prometheus endpoint. MetricsController includes
+	// RequiresAllowlistedMonitoringClient (gitlabhq, app/controllers/metrics_controller.rb and
+	// app/controllers/concerns/requires_allowlisted_monitoring_client.rb): a client outside
+	// the monitoring allowlist gets 404. The health_check_access_token alternative is not
+	// emulated: forgebox never uses it.
+	mux.HandleFunc("GET /-/metrics", s.monitor(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		w.Write([]byte("# stand-in: no real metrics\nstandin_up 1\n"))
+	}))
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/v4/version", s.handleVersion)
@@ -265,7 +274,7 @@ func (s *server) routes() http.Handler {
 		w.Header().Set("X-Forgebox-Standin", "gitlab")
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		mux.ServeHTTP(rec, r)
-		if r.URL.Path != "/-/readiness" && r.URL.Path != "/-/liveness" && r.URL.Path != "/-/health" {
+		if r.URL.Path != "/-/readiness" && r.URL.Path != "/-/liveness" && r.URL.Path != "/-/health" && r.URL.Path != "/-/metrics" {
 			s.logf("%s %s -> %d (%s)", r.Method, r.URL.Path, rec.status, r.RemoteAddr)
 		}
 	})
