@@ -81,6 +81,10 @@ type Server struct {
 
 	builds buildsState // builds.go: GitLab client, pipeline cache, runners
 
+	sessionMu  sync.Mutex    // one logout at a time
+	sessionGen atomic.Uint64 // auth.go: cookies of another generation are refused
+	sessionDir string        // where session.generation lives: the data dir the server started with
+
 	bg     sync.WaitGroup
 	ctx    context.Context // the server's life; operations run under it
 	cancel context.CancelFunc
@@ -107,6 +111,12 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, version: o.Version,
 		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine")}
+	gen, err := readSessionGeneration(o.Config.Stack.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.sessionGen.Store(gen)
+	s.sessionDir = o.Config.Stack.DataDir
 	s.scrub = newScrubber(func() string { return s.config().Stack.DataDir }, creds.FrontSecret, creds.AdminToken)
 	// One logger, and every line of it passes the scrubber.
 	s.log = slog.New(scrubHandler{inner: o.Logger.Handler(), s: s.scrub}).With("component", "api")

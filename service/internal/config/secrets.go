@@ -32,6 +32,9 @@ const (
 	FrontSecretFile = "front.secret"
 	// AdminTokenFile holds the controller's local admin token, for the CLI and scripts.
 	AdminTokenFile = "admin.token"
+	// SessionGenerationFile holds the controller's session generation: a logout bumps it, and
+	// session cookies of an older generation are refused.
+	SessionGenerationFile = "session.generation"
 )
 
 // Secrets is the store of generated secrets: one JSON file, mode 0600, replaced atomically on
