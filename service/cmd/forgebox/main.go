@@ -185,10 +185,15 @@ func (g *globals) configCmd(args []string) error {
 		if len(args) > 1 {
 			path = args[1]
 		}
-		if _, err := config.Load(path); err != nil {
+		c, err := config.Load(path)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s: valid\n", path)
+		src, _ := os.ReadFile(path)
+		for _, w := range c.Warnings(src) {
+			fmt.Fprintf(g.stdout, "warning: %s\n", w.Error())
+		}
 		return nil
 	case "show":
 		c, err := g.loadConfig()

@@ -155,3 +155,22 @@ func TestStatusJSONOnRealEngine(t *testing.T) {
 		t.Errorf("down: %s", errOut)
 	}
 }
+
+// config validate accepts a privileged profile but prints what it means, with key and line;
+// the defaults print no warning.
+func TestConfigValidateWarnsAboutPrivilegedProfiles(t *testing.T) {
+	def, err := config.Encode(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "config", "validate", writeFile(t, string(def)))
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Fatalf("defaults: exit %d\n%s%s", code, out, errOut)
+	}
+	src := strings.Replace(string(def), "privileged = false", "privileged = true", 1)
+	code, out, errOut = runCLI(t, "config", "validate", writeFile(t, src))
+	if code != 0 || !strings.Contains(out, "valid") ||
+		!strings.Contains(out, "warning: runner.profiles[0].privileged (line ") || !strings.Contains(out, "the whole NAS") {
+		t.Errorf("privileged profile: exit %d\n%s%s", code, out, errOut)
+	}
+}
