@@ -373,7 +373,7 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 		if ch.Reset {
 			fmt.Fprintln(g.stderr, "(the log was erased; starting over)")
 		}
-		writeLog(g.stdout, ch.Data, color)
+		writeLog(g.stdout, []byte(g.scrub.Scrub(string(ch.Data))), color) // masked as the API masks it
 		offset = ch.Offset + int64(len(ch.Data))
 		ended := !j.Active() && offset >= ch.Size
 		if !*follow || ended {
