@@ -86,7 +86,9 @@ cmd_test() {
   echo "== go vet"
   go vet ./...
   echo "== go test"
-  go test -count=1 -timeout 30m "$@" ./...
+  # Test builds carry the test-only hooks (the DSM tool stand-ins, the upgrade crash points);
+  # releases (build_binary) never do.
+  go test -count=1 -timeout 30m -tags forgebox_testhooks "$@" ./...
   # Short fuzzing runs (the seed corpora already ran above as plain tests); 40 s of fuzzing in all.
   echo "== fuzz"
   fuzz ./service/internal/config FuzzParse

@@ -708,7 +708,9 @@ async function renderRunners(editing) {
       h('td', { class: 'mono', text: p.image }),
       h('td', {}, (p.tags || []).map((tg) => h('span', { class: 'tag', text: tg }))),
       h('td', { text: p.run_untagged ? t('yes') : t('no') }),
-      h('td', { text: p.privileged ? t('yes') : t('no') }),
+      h('td', {}, p.privileged
+        ? h('span', { class: 'badge warn', title: t('runners.privilegedWarning'), 'data-i18n': 'profile.privilegedYes', text: t('profile.privilegedYes') })
+        : h('span', { 'data-i18n': 'no', text: t('no') })),
       h('td', { class: 'muted', text: [p.cpus ? t('profile.cpus') + ' ' + p.cpus : '', p.memory ? t('profile.memory') + ' ' + p.memory : ''].filter(Boolean).join(', ') || '–' }),
       h('td', { text: p.concurrency }),
       h('td', { class: 'row-actions' },
@@ -718,6 +720,10 @@ async function renderRunners(editing) {
     h('div', { class: 'page-head' }, h('h2', { class: 'page-title', 'data-i18n': 'runners.title', text: t('runners.title') }),
       h('button', { class: 'primary', id: 'profile-add', onclick: () => renderRunners({}), 'data-i18n': 'runners.add', text: t('runners.add') })),
     h('p', { class: 'muted', 'data-i18n': 'runners.intro', text: t('runners.intro') }),
+    // A privileged profile hands its jobs the NAS: say so above the table, by name.
+    profiles.filter((p) => p.privileged).map((p) => h('p', { class: 'note privileged-warning', role: 'alert', 'data-profile': p.name },
+      h('strong', { text: p.name }), ': ',
+      h('span', { 'data-i18n': 'runners.privilegedWarning', text: t('runners.privilegedWarning') }))),
     h('section', { class: 'card' }, table),
     editing ? profileForm(editing) : null);
 }
@@ -741,6 +747,11 @@ function profileForm(p) {
     help.dataset.i18nFallback = '';
     help.textContent = t(help.dataset.i18n, null, '');
   }
+  // While privileged is ticked, the form says what that gives the profile's jobs.
+  const priv = form.elements.namedItem('privileged');
+  const privWarning = h('p', { class: 'note privileged-warning', role: 'alert', hidden: !priv.checked, 'data-i18n': 'runners.privilegedWarning', text: t('runners.privilegedWarning') });
+  priv.closest('.field').append(privWarning);
+  priv.addEventListener('change', () => { privWarning.hidden = !priv.checked; });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);

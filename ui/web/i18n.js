@@ -196,7 +196,9 @@ const en = {
   'help.profile.tags': 'Separate with commas, e.g. docker, linux',
   'help.profile.cpus': 'e.g. 1.5; empty: no limit',
   'help.profile.memory': 'e.g. 2g; empty: no limit',
-  'help.profile.privileged': 'Only for jobs that need Docker-in-Docker.',
+  'help.profile.privileged': 'Only for trusted projects whose jobs need Docker-in-Docker. Never on by default.',
+  'profile.privilegedYes': 'Yes: the whole NAS',
+  'runners.privilegedWarning': 'privileged: its jobs get the whole NAS (root on the host: every share, the Docker Engine and every container, forgebox\'s secrets included). Anyone who can push a .gitlab-ci.yml that runs on it owns the box.',
 
   'doctor.title': 'System checks',
   'doctor.ok': 'OK',
@@ -399,7 +401,9 @@ const zh = {
   'help.profile.tags': '用逗号分隔，例如 docker, linux',
   'help.profile.cpus': '例如 1.5；留空：不限制',
   'help.profile.memory': '例如 2g；留空：不限制',
-  'help.profile.privileged': '仅用于需要 Docker-in-Docker 的作业。',
+  'help.profile.privileged': '仅用于作业需要 Docker-in-Docker 的可信项目。默认从不开启。',
+  'profile.privilegedYes': '是：整台 NAS',
+  'runners.privilegedWarning': '特权模式：其作业将获得整台 NAS（主机上的 root 权限：所有共享文件夹、Docker Engine 及所有容器，包括 forgebox 的密钥）。任何能推送在其上运行的 .gitlab-ci.yml 的人都能完全控制这台设备。',
 
   'doctor.title': '系统检查',
   'doctor.ok': '正常',

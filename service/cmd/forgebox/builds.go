@@ -375,7 +375,7 @@ func (g *globals) buildsLog(ctx context.Context, args []string) error {
 			fmt.Fprintln(g.stderr, "(the log was erased; starting over)")
 			out.p = tracefmt.Parser{}
 		}
-		out.feed(ch.Data)
+		out.feed([]byte(g.scrub.Scrub(string(ch.Data)))) // masked as the API masks it
 		offset = ch.Offset + int64(len(ch.Data))
 		ended := !j.Active() && offset >= ch.Size
 		if !*follow || ended {

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/forgebox/forgebox/service/internal/buildinfo"
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/redact"
 )
 
 // DefaultConfigPath is read when --config and FORGEBOX_CONFIG are not given. When it does not
@@ -64,6 +66,10 @@ type globals struct {
 	logLevel       string
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	// scrub masks the secrets of the loaded config's data dir in the log, in events printed and
+	// in status --json; dataDir is empty until a config is loaded.
+	scrub   *redact.Scrubber
+	dataDir atomic.Pointer[string]
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -88,7 +94,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "forgebox: --log-level %q: use debug, info, warn or error\n", g.logLevel)
 		return 2
 	}
-	g.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	g.scrub = redact.New(func() string {
+		if d := g.dataDir.Load(); d != nil {
+			return *d
+		}
+		return ""
+	})
+	g.log = slog.New(g.scrub.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -138,7 +150,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		var silent silentError
 		if !errors.As(err, &silent) {
-			fmt.Fprintf(stderr, "forgebox %s: %v\n", cmd, err)
+			fmt.Fprintf(stderr, "forgebox %s: %s\n", cmd, g.scrub.Scrub(err.Error()))
 		}
 		return 1
 	}
@@ -152,14 +164,15 @@ type silentError struct{ error }
 // default path does not exist.
 func (g *globals) loadConfig() (config.Config, error) {
 	c, err := config.Load(g.configPath)
-	if err == nil {
-		return c, nil
-	}
-	if !g.configExplicit && errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !g.configExplicit && errors.Is(err, fs.ErrNotExist) {
 		g.log.Info("no config file; using the embedded defaults", "path", g.configPath)
-		return config.Default(), nil
+		c, err = config.Default(), nil
 	}
-	return config.Config{}, err
+	if err != nil {
+		return config.Config{}, err
+	}
+	g.dataDir.Store(&c.Stack.DataDir)
+	return c, nil
 }
 
 func (g *globals) configCmd(args []string) error {
@@ -172,10 +185,15 @@ func (g *globals) configCmd(args []string) error {
 		if len(args) > 1 {
 			path = args[1]
 		}
-		if _, err := config.Load(path); err != nil {
+		c, err := config.Load(path)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s: valid\n", path)
+		src, _ := os.ReadFile(path)
+		for _, w := range c.Warnings(src) {
+			fmt.Fprintf(g.stdout, "warning: %s\n", w.Error())
+		}
 		return nil
 	case "show":
 		c, err := g.loadConfig()

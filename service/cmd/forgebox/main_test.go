@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,10 +139,13 @@ func TestStatusJSONOnRealEngine(t *testing.T) {
 	if len(rows) != 4 || rows[0].Component != "postgres" || rows[0].State != "running" || rows[0].Health != "healthy" {
 		t.Errorf("status rows %+v", rows)
 	}
-	sec, _ := config.OpenSecrets(cfg.Stack.DataDir)
-	for _, v := range sec.Values() {
-		if len(v) >= 8 && strings.Contains(out, v) {
-			t.Errorf("status --json holds a secret value")
+	values := secretLeaves(t, cfg.Stack.DataDir)
+	if !slices.ContainsFunc(values, func(v string) bool { return strings.HasPrefix(v, "glrt-") }) {
+		t.Fatal("after a whole-stack up no runner token is among the values searched for")
+	}
+	for _, v := range values {
+		if strings.Contains(out, v) {
+			t.Errorf("status --json holds a secret value %s…", v[:5])
 		}
 	}
 	if code, out, _ := runCLI(t, "--config", p, "up"); code != 0 || !strings.Contains(out, "nothing to do") {
@@ -149,5 +153,24 @@ func TestStatusJSONOnRealEngine(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "--config", p, "down"); code != 0 {
 		t.Errorf("down: %s", errOut)
+	}
+}
+
+// config validate accepts a privileged profile but prints what it means, with key and line;
+// the defaults print no warning.
+func TestConfigValidateWarnsAboutPrivilegedProfiles(t *testing.T) {
+	def, err := config.Encode(config.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "config", "validate", writeFile(t, string(def)))
+	if code != 0 || strings.Contains(out, "warning") {
+		t.Fatalf("defaults: exit %d\n%s%s", code, out, errOut)
+	}
+	src := strings.Replace(string(def), "privileged = false", "privileged = true", 1)
+	code, out, errOut = runCLI(t, "config", "validate", writeFile(t, src))
+	if code != 0 || !strings.Contains(out, "valid") ||
+		!strings.Contains(out, "warning: runner.profiles[0].privileged (line ") || !strings.Contains(out, "the whole NAS") {
+		t.Errorf("privileged profile: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/doctor"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/redact"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -61,7 +62,7 @@ func (g *globals) withStack(ctx context.Context, name string, args []string, fn 
 // onStack opens the stack with an event printer, runs fn and closes both; the printer is done
 // (a pull's progress display ended) when it returns, so a summary can follow.
 func (g *globals) onStack(ctx context.Context, fn func(*stack.Stack) error) error {
-	printer := newPrinter(g.stdout)
+	printer := newPrinter(g.stdout, g.scrub)
 	defer printer.close()
 	st, eng, err := g.openStack(ctx, printer)
 	if err != nil {
@@ -109,9 +110,12 @@ func (g *globals) statusCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		b, err := json.MarshalIndent(rows, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(g.stdout, g.scrub.Scrub(string(b)))
+		return err
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COMPONENT\tSTATE\tHEALTH\tIMAGE\tUPTIME")
@@ -128,7 +132,7 @@ func (g *globals) statusCmd(ctx context.Context, args []string) error {
 		if r.State != "missing" && !r.UpToDate && r.ID != "" {
 			state += " (config changed: run up)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Component, state, health, r.Image, uptime)
+		fmt.Fprint(tw, g.scrub.Scrub(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\n", r.Component, state, health, r.Image, uptime)))
 	}
 	return tw.Flush()
 }
@@ -177,17 +181,21 @@ func (g *globals) doctorCmd(ctx context.Context, args []string) error {
 // per-layer progress bars (jsonmessage draws them, in place on a terminal, as lines elsewhere).
 type printer struct {
 	out      io.Writer
+	scrub    *redact.Scrubber
 	mu       sync.Mutex
 	pullPipe *io.PipeWriter
 	pullEnc  *json.Encoder
 	pullDone chan struct{}
 }
 
-func newPrinter(out io.Writer) *printer { return &printer{out: out} }
+func newPrinter(out io.Writer, scrub *redact.Scrubber) *printer {
+	return &printer{out: out, scrub: scrub}
+}
 
 func (p *printer) Emit(e events.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	e.Message, e.Image = p.scrub.Scrub(e.Message), p.scrub.Scrub(e.Image)
 	if e.Kind == events.KindPull {
 		if p.pullPipe == nil {
 			p.startPull(e.Image)

@@ -62,7 +62,7 @@ func (g *globals) upgradeCmd(ctx context.Context, args []string) error {
 		return nil
 	}
 
-	printer := newPrinter(g.stdout)
+	printer := newPrinter(g.stdout, g.scrub)
 	defer printer.close()
 	st, eng, err := g.openStack(ctx, printer)
 	if err != nil {

@@ -117,25 +117,31 @@ func equalSecret(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// session cookies are "v1.<issued unix>.<hex HMAC>", keyed by the admin token: nothing to store,
-// valid across restarts, and all revoked at once by replacing admin.token.
+// Session cookies are "v2.<generation>.<issued unix>.<hex HMAC>", keyed by the admin token:
+// valid across restarts, all revoked at once by replacing admin.token, and all revoked by a
+// logout, which bumps the generation kept in the data dir (session.generation). A cookie of an
+// older generation is refused, so a copy taken before a logout is worth nothing after it.
 func (s *Server) newSession(now time.Time) string {
-	issued := strconv.FormatInt(now.Unix(), 10)
-	return "v1." + issued + "." + s.sessionMAC(issued)
+	payload := strconv.FormatUint(s.sessionGen.Load(), 10) + "." + strconv.FormatInt(now.Unix(), 10)
+	return "v2." + payload + "." + s.sessionMAC(payload)
 }
 
-func (s *Server) sessionMAC(issued string) string {
+func (s *Server) sessionMAC(payload string) string {
 	m := hmac.New(sha256.New, []byte(s.creds.AdminToken))
-	m.Write([]byte("forgebox-session-v1|" + issued))
+	m.Write([]byte("forgebox-session-v2|" + payload))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 func (s *Server) validSession(v string, now time.Time) bool {
 	parts := strings.Split(v, ".")
-	if len(parts) != 3 || parts[0] != "v1" {
+	if len(parts) != 4 || parts[0] != "v2" {
 		return false
 	}
-	issued, err := strconv.ParseInt(parts[1], 10, 64)
+	gen, err := strconv.ParseUint(parts[1], 10, 64)
+	if err != nil || gen != s.sessionGen.Load() {
+		return false
+	}
+	issued, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil {
 		return false
 	}
@@ -143,7 +149,39 @@ func (s *Server) validSession(v string, now time.Time) bool {
 	if age < -time.Minute || age > sessionLifetime {
 		return false
 	}
-	return hmac.Equal([]byte(parts[2]), []byte(s.sessionMAC(parts[1])))
+	return hmac.Equal([]byte(parts[3]), []byte(s.sessionMAC(parts[1]+"."+parts[2])))
+}
+
+// readSessionGeneration reads the session generation from dataDir; a missing file is
+// generation 0 (no logout yet).
+func readSessionGeneration(dataDir string) (uint64, error) {
+	path := filepath.Join(dataDir, config.SessionGenerationFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	gen, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s does not hold a number: delete it and restart forgebox serve (every browser then logs in again)", path)
+	}
+	return gen, nil
+}
+
+// endSessions bumps the session generation, on disk first (0600, atomic) so a restart cannot
+// bring the old cookies back, then in memory.
+func (s *Server) endSessions() error {
+	s.sessionMu.Lock()
+	defer s.sessionMu.Unlock()
+	next := s.sessionGen.Load() + 1
+	path := filepath.Join(s.sessionDir, config.SessionGenerationFile)
+	if err := config.WriteFileAtomic(path, []byte(strconv.FormatUint(next, 10)), 0o600); err != nil {
+		return fmt.Errorf("end the sessions: %w", err)
+	}
+	s.sessionGen.Store(next)
+	return nil
 }
 
 // authenticate says how the request proved itself, or "" when it did not.
@@ -287,7 +325,14 @@ func (s *Server) setSessionCookie(c *gin.Context) {
 	})
 }
 
+// postLogout ends every browser session, not only the caller's: sessions are not tracked one
+// by one, and a cookie copied off this browser must stop working too.
 func (s *Server) postLogout(c *gin.Context) {
+	if err := s.endSessions(); err != nil {
+		fail(c, err)
+		return
+	}
+	s.log.Info("logged out: every session cookie issued so far is refused from now on", "user", c.GetString(ctxUser))
 	http.SetCookie(c.Writer, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	c.JSON(http.StatusOK, gin.H{"ok": true})
 }

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -141,6 +142,59 @@ func TestAuthentication(t *testing.T) {
 		expectStatus(t, res, body, http.StatusOK)
 		res, body = doWith(t, c, h.req("GET", status, nil), nil)
 		expectError(t, res, body, http.StatusUnauthorized, api.CodeUnauthorized)
+	})
+
+	// A copy of the cookie taken before the logout (another tab, a stolen cookie) is refused
+	// after it: the cookie jar forgetting it proves nothing.
+	t.Run("a cookie replayed after logout is refused", func(t *testing.T) {
+		r := h.req("POST", "/api/v1/login", map[string]string{"token": h.creds.AdminToken})
+		r.Header.Set(api.HeaderCSRF, "1")
+		res, body := h.do(r, nil)
+		expectStatus(t, res, body, http.StatusOK)
+		copied := sessionCookie(t, res)
+		other := h.req("POST", "/api/v1/login", map[string]string{"token": h.creds.AdminToken})
+		other.Header.Set(api.HeaderCSRF, "1")
+		res, body = h.do(other, nil)
+		expectStatus(t, res, body, http.StatusOK)
+		otherTab := sessionCookie(t, res)
+		withCookie := func(method, path string, ck *http.Cookie) *http.Request {
+			r := h.req(method, path, nil)
+			r.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+			r.Header.Set(api.HeaderCSRF, "1")
+			return r
+		}
+		res, body = h.do(withCookie("GET", status, copied), nil)
+		expectStatus(t, res, body, http.StatusOK)
+
+		res, body = h.do(withCookie("POST", "/api/v1/logout", copied), nil)
+		expectStatus(t, res, body, http.StatusOK)
+		for name, ck := range map[string]*http.Cookie{"the logged-out cookie": copied, "another browser's cookie": otherTab} {
+			res, body = h.do(withCookie("GET", status, ck), nil)
+			if res.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s replayed after logout: status %d, want 401", name, res.StatusCode)
+			}
+		}
+		// The generation is on disk (0600), so a restart does not bring the cookie back.
+		fi, err := os.Stat(filepath.Join(h.cfg.Stack.DataDir, config.SessionGenerationFile))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("session generation file: %v, %v", fi, err)
+		}
+		again, err := api.New(api.Options{Config: h.cfg, ConfigPath: h.cfgPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		again.Handler().ServeHTTP(rec, withCookie("GET", status, copied))
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("after a restart the logged-out cookie gets %d, want 401", rec.Code)
+		}
+		// A new login still works.
+		r = h.req("POST", "/api/v1/login", map[string]string{"token": h.creds.AdminToken})
+		r.Header.Set(api.HeaderCSRF, "1")
+		res, body = h.do(r, nil)
+		expectStatus(t, res, body, http.StatusOK)
+		res, body = h.do(withCookie("GET", status, sessionCookie(t, res)), nil)
+		expectStatus(t, res, body, http.StatusOK)
 	})
 
 	t.Run("login link", func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -339,4 +340,47 @@ func noPageErrors(t *testing.T, ctx context.Context) {
 	for _, e := range errs {
 		t.Errorf("script error in the page: %s", e)
 	}
+}
+
+// TestBrowserPrivilegedProfileWarning: the runners page names each privileged profile with a
+// warning that its jobs get the whole NAS, and the form shows it while the box is ticked, in
+// English and in Chinese. The default profile carries none.
+func TestBrowserPrivilegedProfileWarning(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	res, body := h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}, "privileged": true}), nil)
+	expectStatus(t, res, body, http.StatusCreated)
+	ctx := newBrowser(t)
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#runners"), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="dind"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "warning about dind, none about default", `(() => {
+		const w = document.querySelectorAll('.privileged-warning[data-profile]');
+		if (w.length !== 1 || w[0].dataset.profile !== 'dind') return 'warnings: ' + w.length;
+		const badge = document.querySelector('tr[data-profile="dind"] .badge.warn');
+		return w[0].textContent.includes('the whole NAS') && badge && !document.querySelector('tr[data-profile="default"] .badge.warn')
+			? 'ok' : w[0].textContent })()`, 10*time.Second)
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#profile-add`)), chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "a new profile is not privileged and shows no warning", `(() => {
+		const box = document.querySelector('#profile-form input[name="privileged"]');
+		const w = document.querySelector('#profile-form .privileged-warning');
+		return box && !box.checked && w && w.hidden ? 'ok' : 'checked ' + (box && box.checked) })()`, 10*time.Second)
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#profile-form input[name="privileged"]`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "ticking privileged shows the warning", `(() => {
+		const w = document.querySelector('#profile-form .privileged-warning');
+		return w && !w.hidden && w.textContent.includes('the whole NAS') ? 'ok' : 'hidden' })()`, 10*time.Second)
+	if err := step(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'))`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the warnings in Chinese", `(() => {
+		const all = [...document.querySelectorAll('.privileged-warning')].map((w) => w.textContent);
+		return all.length === 2 && all.every((s) => s.includes('整台 NAS')) ? 'ok' : all.join(' | ') })()`, 10*time.Second)
+	noPageErrors(t, ctx)
 }

@@ -28,6 +28,8 @@ type ConfigPage struct {
 	Path     string        `json:"path"`
 	Exists   bool          `json:"exists"`   // false: running on the embedded defaults
 	Revision string        `json:"revision"` // send back as If-Match to refuse overwriting a newer file
+	// Warnings are valid but dangerous settings (a privileged runner profile), with their keys.
+	Warnings []config.FieldError `json:"warnings"`
 }
 
 func fileRevision(path string) (string, bool) {
@@ -42,7 +44,8 @@ func fileRevision(path string) (string, bool) {
 func (s *Server) configPage() ConfigPage {
 	path := s.configPath()
 	rev, exists := fileRevision(path)
-	return ConfigPage{Config: s.config(), Path: path, Exists: exists, Revision: rev}
+	cfg := s.config()
+	return ConfigPage{Config: cfg, Path: path, Exists: exists, Revision: rev, Warnings: cfg.Warnings(nil)}
 }
 
 func (s *Server) getConfig(c *gin.Context) {
@@ -282,7 +285,20 @@ func typeWord(kind string) string {
 // Profiles.
 
 func (s *Server) listProfiles(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"profiles": s.config().Runner.Profiles})
+	cfg := s.config()
+	c.JSON(http.StatusOK, gin.H{"profiles": cfg.Runner.Profiles, "warnings": cfg.Warnings(nil)})
+}
+
+// profileWarnings are the config's warnings about the profile at index i.
+func profileWarnings(cfg config.Config, i int) []config.FieldError {
+	prefix := fmt.Sprintf("runner.profiles[%d].", i)
+	out := []config.FieldError{}
+	for _, w := range cfg.Warnings(nil) {
+		if strings.HasPrefix(w.Key, prefix) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func profileIndex(cfg config.Config, name string) int {
@@ -296,7 +312,7 @@ func (s *Server) getProfile(c *gin.Context) {
 		abort(c, errNoProfile(c.Param("name")))
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"profile": cfg.Runner.Profiles[i], "index": i})
+	c.JSON(http.StatusOK, gin.H{"profile": cfg.Runner.Profiles[i], "index": i, "warnings": profileWarnings(cfg, i)})
 }
 
 func errNoProfile(name string) *apiError {
@@ -341,8 +357,9 @@ func (s *Server) createProfile(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	cfg := s.config()
 	c.Header("Location", "profiles/"+created.Name)
-	c.JSON(http.StatusCreated, gin.H{"profile": created})
+	c.JSON(http.StatusCreated, gin.H{"profile": created, "warnings": profileWarnings(cfg, profileIndex(cfg, created.Name))})
 }
 
 func (s *Server) updateProfile(c *gin.Context) {
@@ -366,7 +383,8 @@ func (s *Server) updateProfile(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"profile": updated})
+	cfg := s.config()
+	c.JSON(http.StatusOK, gin.H{"profile": updated, "warnings": profileWarnings(cfg, profileIndex(cfg, updated.Name))})
 }
 
 func (s *Server) deleteProfile(c *gin.Context) {

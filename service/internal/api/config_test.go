@@ -194,3 +194,53 @@ func TestRunnerProfiles(t *testing.T) {
 		t.Errorf("profiles on disk %+v", onDisk.Runner.Profiles)
 	}
 }
+
+// A privileged profile is accepted but never silently: the profile's answers, the profiles
+// list and the config page carry a warning that says its jobs get the whole NAS. The defaults
+// carry none, and a profile created without saying otherwise is not privileged.
+func TestPrivilegedProfileWarning(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	type warned struct {
+		Profile  config.Profile      `json:"profile"`
+		Warnings []config.FieldError `json:"warnings"`
+	}
+	var page api.ConfigPage
+	res, body := h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	if page.Warnings == nil || len(page.Warnings) != 0 {
+		t.Fatalf("the default config warns: %s", body)
+	}
+
+	var plain warned
+	res, body = h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "plain", "image": "alpine:3.22", "tags": []string{"plain"}}), &plain)
+	expectStatus(t, res, body, http.StatusCreated)
+	if plain.Profile.Privileged || len(plain.Warnings) != 0 {
+		t.Errorf("a profile created without privileged: %s", body)
+	}
+
+	var dind warned
+	res, body = h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}, "privileged": true}), &dind)
+	expectStatus(t, res, body, http.StatusCreated)
+	if len(dind.Warnings) != 1 || !strings.Contains(dind.Warnings[0].Msg, "the whole NAS") || !strings.HasSuffix(dind.Warnings[0].Key, ".privileged") {
+		t.Errorf("creating a privileged profile: %s", body)
+	}
+	var list struct {
+		Warnings []config.FieldError `json:"warnings"`
+	}
+	res, body = h.do(h.front("GET", "/api/v1/runner/profiles", nil), &list)
+	expectStatus(t, res, body, http.StatusOK)
+	if len(list.Warnings) != 1 || !strings.Contains(list.Warnings[0].Msg, `"dind"`) {
+		t.Errorf("profiles list: %s", body)
+	}
+	res, body = h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	if len(page.Warnings) != 1 || page.Warnings[0].Key != list.Warnings[0].Key {
+		t.Errorf("config page: %s", body)
+	}
+	// Turned off, the warning goes.
+	res, body = h.do(h.front("PUT", "/api/v1/runner/profiles/dind", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}}), &dind)
+	expectStatus(t, res, body, http.StatusOK)
+	if len(dind.Warnings) != 0 {
+		t.Errorf("after turning privileged off: %s", body)
+	}
+}

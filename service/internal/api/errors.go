@@ -8,6 +8,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/redact"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -59,7 +60,7 @@ func abort(c *gin.Context, e *apiError) {
 	}
 	d := e.detail
 	if v, ok := c.Get(ctxScrub); ok {
-		sc := v.(*scrubber)
+		sc := v.(*redact.Scrubber)
 		d.Message = sc.Scrub(d.Message)
 	}
 	c.AbortWithStatusJSON(e.status, ErrorBody{Error: d})

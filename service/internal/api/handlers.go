@@ -233,6 +233,7 @@ func (s *Server) revealRootPassword(c *gin.Context) {
 		return
 	}
 	s.log.Info("revealed GitLab's initial root password", "user", c.GetString(ctxUser), "client", c.ClientIP())
+	c.Set(ctxMayShowSecret, true)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"username": "root", "password": pw})
 }

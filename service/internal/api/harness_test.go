@@ -321,20 +321,38 @@ func (h *harness) component(st api.Status, name string) api.ComponentView {
 	return api.ComponentView{}
 }
 
-// secretValues reads the secret store as it is on disk now.
+// secretValues reads the secret store as it is on disk now and returns each secret leaf value:
+// plain values, and the token inside each runner record (kept as JSON, so the record as a whole
+// never shows up in output and searching for it would find nothing). The admin token's expiry
+// date is kept beside it and is not a secret.
 func (h *harness) secretValues() []string {
 	h.t.Helper()
-	b, err := os.ReadFile(filepath.Join(h.cfg.Stack.DataDir, config.SecretsFile))
+	return secretLeaves(h.t, h.cfg.Stack.DataDir)
+}
+
+func secretLeaves(t testing.TB, dataDir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, config.SecretsFile))
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var out []string
-	for _, v := range m {
-		out = append(out, v)
+	for name, v := range m {
+		switch {
+		case strings.HasSuffix(name, "_expires"):
+		case strings.HasPrefix(name, "runner/"):
+			var rec struct{ Token string }
+			if err := json.Unmarshal([]byte(v), &rec); err != nil || !strings.HasPrefix(rec.Token, "glrt-") {
+				t.Fatalf("runner record %s: token %q, %v", name, rec.Token, err)
+			}
+			out = append(out, rec.Token)
+		default:
+			out = append(out, v)
+		}
 	}
 	return out
 }

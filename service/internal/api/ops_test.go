@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -331,6 +332,9 @@ func TestOperationsOnTheEngine(t *testing.T) {
 		values := h.secretValues()
 		if len(values) < 2 {
 			t.Fatalf("the secret store has %d values after an up", len(values))
+		}
+		if !slices.ContainsFunc(values, func(v string) bool { return strings.HasPrefix(v, "glrt-") }) {
+			t.Fatal("the whole stack came up but no runner token is among the values searched for")
 		}
 		bodies, logs := h.bodies.String(), h.logs.String()
 		if !strings.Contains(logs, "operation finished") || len(bodies) < 1000 {

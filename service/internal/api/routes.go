@@ -34,7 +34,7 @@ func (s *Server) routes() *gin.Engine {
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 	r.SetTrustedProxies(nil) // the client address is the peer's; the front is on loopback
-	r.Use(s.requestLog, s.recover, securityHeaders, limitBody)
+	r.Use(s.requestLog, s.recover, securityHeaders, limitBody, s.scrubAnswers)
 
 	healthz := func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
 	r.GET("/healthz", healthz)

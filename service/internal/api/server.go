@@ -22,6 +22,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/doctor"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/redact"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -60,7 +61,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	creds   Credentials
-	scrub   *scrubber
+	scrub   *redact.Scrubber
 	feed    *feed
 	ops     *operations
 	mon     *monitor
@@ -80,6 +81,10 @@ type Server struct {
 	backups backupState // backup.go: the backup scheduler
 
 	builds buildsState // builds.go: GitLab client, pipeline cache, runners
+
+	sessionMu  sync.Mutex    // one logout at a time
+	sessionGen atomic.Uint64 // auth.go: cookies of another generation are refused
+	sessionDir string        // where session.generation lives: the data dir the server started with
 
 	bg     sync.WaitGroup
 	ctx    context.Context // the server's life; operations run under it
@@ -107,9 +112,17 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, version: o.Version,
 		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine")}
-	s.scrub = newScrubber(func() string { return s.config().Stack.DataDir }, creds.FrontSecret, creds.AdminToken)
-	// One logger, and every line of it passes the scrubber.
-	s.log = slog.New(scrubHandler{inner: o.Logger.Handler(), s: s.scrub}).With("component", "api")
+	gen, err := readSessionGeneration(o.Config.Stack.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.sessionGen.Store(gen)
+	s.sessionDir = o.Config.Stack.DataDir
+	s.scrub = redact.New(func() string { return s.config().Stack.DataDir }, creds.FrontSecret, creds.AdminToken)
+	s.feed.scrub = s.scrub
+	// One logger, and every line of it passes the scrubber (a no-op when the caller's logger
+	// already scrubs: masked text holds no secret).
+	s.log = slog.New(s.scrub.Handler(o.Logger.Handler())).With("component", "api")
 	s.ops = newOperations()
 	s.mon = newMonitor(s)
 	s.router = s.routes()
@@ -178,13 +191,20 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// feed is the activity feed, knowing its head so a status can hand out a cursor cheaply.
+// feed is the activity feed, knowing its head so a status can hand out a cursor cheaply. Every
+// event passes the scrubber on the way in, whoever emits it.
 type feed struct {
 	*events.Feed
-	head atomic.Uint64
+	head  atomic.Uint64
+	scrub *redact.Scrubber
 }
 
 func (f *feed) Emit(e events.Event) {
+	if f.scrub != nil {
+		for _, field := range []*string{&e.Op, &e.Component, &e.Message, &e.Image, &e.Layer} {
+			*field = f.scrub.Scrub(*field)
+		}
+	}
 	f.Feed.Emit(e)
 	f.head.Add(1)
 }

@@ -946,3 +946,31 @@ func TestWriteFileAtomicFailure(t *testing.T) {
 		}
 	})
 }
+
+// The embedded defaults never make a privileged profile, so they carry no warning; a
+// privileged profile in a file gets one, naming its key and line and saying what it means.
+func TestPrivilegedProfileWarns(t *testing.T) {
+	def := Default()
+	for _, p := range def.Runner.Profiles {
+		if p.Privileged {
+			t.Errorf("the default profile %q is privileged", p.Name)
+		}
+	}
+	if w := def.Warnings(defaultTOML); len(w) != 0 {
+		t.Errorf("the defaults warn: %v", w)
+	}
+	src := []byte(strings.Replace(string(defaultTOML), "privileged = false", "privileged = true", 1))
+	c, err := Parse(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c.Warnings(src)
+	if len(w) != 1 {
+		t.Fatalf("warnings %v, want one", w)
+	}
+	wantLine := 1 + strings.Count(string(src[:strings.Index(string(src), "privileged = true")]), "\n")
+	if w[0].Key != "runner.profiles[0].privileged" || w[0].Line != wantLine ||
+		!strings.Contains(w[0].Msg, "the whole NAS") || !strings.Contains(w[0].Msg, `"default"`) {
+		t.Errorf("warning %+v, want key runner.profiles[0].privileged at line %d saying it gives the whole NAS", w[0], wantLine)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -33,6 +34,9 @@ const (
 	FrontSecretFile = "front.secret"
 	// AdminTokenFile holds the controller's local admin token, for the CLI and scripts.
 	AdminTokenFile = "admin.token"
+	// SessionGenerationFile holds the controller's session generation: a logout bumps it, and
+	// session cookies of an older generation are refused.
+	SessionGenerationFile = "session.generation"
 )
 
 // Secrets is the store of generated secrets: one JSON file, mode 0600, replaced atomically on
@@ -170,15 +174,60 @@ func (s *Secrets) Names() []string {
 	return names
 }
 
-// Values returns every stored value, for callers that must scrub them from output.
+// Values returns every secret value in the store, for callers that must mask them in output:
+// each plain value, and each string field of a JSON record that holds a credential (a runner
+// record's "token"). A record as a whole is never a value to look for: a runner token shows up
+// in a log on its own, not inside its record. Metadata kept beside a secret (a name ending in
+// MetadataSuffix, such as a token's expiry date) is not secret and would mask ordinary text.
 func (s *Secrets) Values() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.vals))
-	for _, v := range s.vals {
+	for name, v := range s.vals {
+		if strings.HasSuffix(name, MetadataSuffix) {
+			continue
+		}
+		var record any
+		if strings.HasPrefix(strings.TrimSpace(v), "{") && json.Unmarshal([]byte(v), &record) == nil {
+			out = credentialLeaves(record, false, out)
+			continue
+		}
 		out = append(out, v)
 	}
 	return out
+}
+
+// MetadataSuffix ends the names of stored values that describe a secret rather than being one.
+const MetadataSuffix = "_expires"
+
+// credentialLeaves appends the string leaves of a decoded JSON value that sit under a key
+// naming a credential.
+func credentialLeaves(v any, secret bool, out []string) []string {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, child := range x {
+			out = credentialLeaves(child, secret || credentialKey(k), out)
+		}
+	case []any:
+		for _, child := range x {
+			out = credentialLeaves(child, secret, out)
+		}
+	case string:
+		if secret && x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func credentialKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, word := range []string{"token", "password", "secret", "key"} {
+		if strings.Contains(k, word) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Secrets) saveLocked() error {

@@ -440,3 +440,32 @@ func TestTwoStoresOnOneFileKeepEachOthersSecrets(t *testing.T) {
 		t.Error("b generated its own from_a instead of reading a's")
 	}
 }
+
+// TestValuesUnpackRecords: a runner record is stored as JSON, and its token must come out as a
+// value on its own (a bare glrt- token in a log line is what a scrubber has to find); the
+// record's ordinary fields, and metadata such as a token's expiry date, must not (they would
+// mask the stack's name or a date everywhere).
+func TestValuesUnpackRecords(t *testing.T) {
+	dir := t.TempDir()
+	s := openSecrets(t, dir)
+	token := "glrt-t1_" + strings.Repeat("Ab9", 6)
+	record := `{"id":7,"token":"` + token + `","description":"mystack-default","tags":["docker"],"run_untagged":true,"created_at":"2026-12-03T08:00:00Z"}`
+	nested := `{"ssh":{"private_key":"-----BEGIN KEY-----abcdefgh"},"name":"plain-name"}`
+	for name, v := range map[string]string{
+		"runner/default":                        record,
+		"other/record":                          nested,
+		SecretGitLabAdminToken:                  "glpat-0123456789abcdef",
+		SecretGitLabAdminToken + MetadataSuffix: "2027-09-30",
+	} {
+		if err := s.Set(name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := openSecrets(t, dir).Values()
+	sort.Strings(got)
+	want := []string{"-----BEGIN KEY-----abcdefgh", "glpat-0123456789abcdef", token}
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Values() = %q\nwant %q", got, want)
+	}
+}

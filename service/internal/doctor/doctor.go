@@ -59,6 +59,20 @@ func Run(ctx context.Context, cfg config.Config, eng Engine, connectErr error) [
 	out = append(out, diskCheck(cfg.Stack.DataDir))
 	out = append(out, portChecks(ctx, cfg, eng)...)
 	out = append(out, memoryCheck("/proc/meminfo"))
+	out = append(out, profileChecks(cfg)...)
+	return out
+}
+
+// profileChecks warn about each privileged runner profile: its jobs get the whole NAS.
+func profileChecks(cfg config.Config) []Check {
+	var out []Check
+	for _, w := range cfg.Warnings(nil) {
+		out = append(out, Check{Name: "runner profiles", Status: Warn, Detail: w.Key + ": " + w.Msg, Fix: w.Hint})
+	}
+	if len(out) == 0 {
+		out = append(out, Check{Name: "runner profiles", Status: OK,
+			Detail: fmt.Sprintf("%d profiles, none privileged: jobs reach only their own containers", len(cfg.Runner.Profiles))})
+	}
 	return out
 }
 

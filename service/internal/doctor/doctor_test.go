@@ -63,3 +63,17 @@ func TestRunWithoutEngineFailsTheEngineCheck(t *testing.T) {
 		t.Errorf("%+v", checks)
 	}
 }
+
+// A privileged profile is a warning that says its jobs get the NAS; the defaults have none.
+func TestPrivilegedProfileWarning(t *testing.T) {
+	cfg := config.Default()
+	if got := profileChecks(cfg); len(got) != 1 || got[0].Status != OK {
+		t.Errorf("defaults: %+v, want one passing check", got)
+	}
+	cfg.Runner.Profiles = append(cfg.Runner.Profiles, config.Profile{Name: "dind", Image: "docker:27", Tags: []string{"dind"}, Privileged: true, Concurrency: 1})
+	got := profileChecks(cfg)
+	if len(got) != 1 || got[0].Status != Warn || !strings.Contains(got[0].Detail, `"dind"`) ||
+		!strings.Contains(got[0].Detail, "the whole NAS") || got[0].Fix == "" {
+		t.Errorf("with a privileged profile: %+v, want a warning naming it and saying what it gives", got)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/redact"
 )
 
 // Authenticator answers who sent a request and whether they may use Forgebox.
@@ -157,9 +158,10 @@ type Front struct {
 // NewFront makes the front for this CGI process, with DSM's tools.
 func NewFront(env Env, getenv func(string) string) *Front {
 	return &Front{
-		Env:        env,
-		Auth:       DSMAuth{AuthenticateCGI: env.AuthenticateCGI, LoginCGI: env.LoginCGI, IDTool: env.IDTool},
-		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "index.cgi"),
+		Env:  env,
+		Auth: DSMAuth{AuthenticateCGI: env.AuthenticateCGI, LoginCGI: env.LoginCGI, IDTool: env.IDTool},
+		Log: slog.New(redact.New(func() string { return env.DataDir }).Handler(
+			slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))).With("component", "index.cgi"),
 		PathInfo:   getenv("PATH_INFO"),
 		ScriptName: getenv("SCRIPT_NAME"),
 	}

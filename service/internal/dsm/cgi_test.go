@@ -72,11 +72,10 @@ func newFrontFixture(t *testing.T) *frontFixture {
 	t.Cleanup(srv.Close)
 	f.standin = writeStandins(t, dir)
 	root := filepath.Join(dir, "pkg")
-	vars := map[string]string{
-		EnvPkgRoot: root, EnvControllerURL: srv.URL,
-		EnvAuthenticateCGI: f.standin["authenticate.cgi"], EnvLoginCGI: f.standin["login.cgi"], EnvIDTool: f.standin["id"],
-	}
+	vars := map[string]string{EnvPkgRoot: root, EnvControllerURL: srv.URL}
 	f.env = LoadEnv(func(k string) string { return vars[k] })
+	// Set here rather than through the environment, which only a test build reads for these.
+	f.env.AuthenticateCGI, f.env.LoginCGI, f.env.IDTool = f.standin["authenticate.cgi"], f.standin["login.cgi"], f.standin["id"]
 	os.MkdirAll(f.env.DataDir, 0o700)
 	os.WriteFile(filepath.Join(f.env.DataDir, "front.secret"), []byte(f.secret), 0o640)
 	f.cgiEnv = map[string]string{"STANDIN_LOG": f.log, "GATEWAY_INTERFACE": "CGI/1.1", "REMOTE_ADDR": "192.0.2.7"}

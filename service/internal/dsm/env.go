@@ -46,6 +46,9 @@ const (
 
 // Environment variables that point forgebox at a scratch package root and at stand-ins of
 // DSM's tools. They exist for tests only; on a NAS none is set and the defaults above apply.
+// The three that swap the tools deciding who may use the app window (authenticate.cgi,
+// login.cgi, id) are read only by a binary built with -tags forgebox_testhooks
+// (authtools_testhooks.go); a release binary always uses DSM's own.
 const (
 	EnvPkgRoot         = "FORGEBOX_DSM_PKGROOT"
 	EnvControllerURL   = "FORGEBOX_CONTROLLER_URL"
@@ -98,9 +101,9 @@ func LoadEnv(getenv func(string) string) Env {
 		VarDir:          filepath.Join(root, "var"),
 		ShareDir:        filepath.Join(root, "shares", ShareName),
 		ControllerURL:   strings.TrimRight(get(EnvControllerURL, DefaultControllerURL), "/"),
-		AuthenticateCGI: get(EnvAuthenticateCGI, DefaultAuthenticateCGI),
-		LoginCGI:        get(EnvLoginCGI, DefaultLoginCGI),
-		IDTool:          get(EnvIDTool, DefaultIDTool),
+		AuthenticateCGI: authTool(get, EnvAuthenticateCGI, DefaultAuthenticateCGI),
+		LoginCGI:        authTool(get, EnvLoginCGI, DefaultLoginCGI),
+		IDTool:          authTool(get, EnvIDTool, DefaultIDTool),
 		ServiceTool:     get(EnvServiceTool, DefaultServiceTool),
 		PkgHelper:       get(EnvPkgHelper, DefaultPkgHelper),
 		MemInfo:         get(EnvMemInfo, DefaultMemInfo),

@@ -709,8 +709,10 @@ func TestInstallLikeDSM(t *testing.T) {
 	began := time.Now()
 	work := t.TempDir()
 	bin := filepath.Join(work, "forgebox")
+	// A test build: index.cgi must take the stand-ins of DSM's authentication tools from the
+	// environment, which a release binary ignores.
 	if err := spkbuild.CompileBinary(context.Background(), root, arch, bin,
-		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test"); err != nil {
+		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test", testHooksTag); err != nil {
 		t.Fatal(err)
 	}
 	nb, _ := rand.Int(rand.Reader, big.NewInt(800000))

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/redact"
 )
 
 // Exit codes of start-stop-status status (guide: scripts > start-stop-status).
@@ -48,7 +49,7 @@ type Script struct {
 func Run(ctx context.Context, action string, env Env, stderr io.Writer) int {
 	s := &Script{
 		Env:    env,
-		Log:    slog.New(slog.NewTextHandler(stderr, nil)).With("action", action),
+		Log:    slog.New(redact.New(func() string { return env.DataDir }).Handler(slog.NewTextHandler(stderr, nil))).With("action", action),
 		Status: env.Getenv("SYNOPKG_PKG_STATUS"),
 		Lang:   env.Getenv("SYNOPKG_DSM_LANGUAGE"),
 	}

@@ -302,9 +302,14 @@ func RenderINFO(s Spec, version string, arch Arch, checksum string, extractKB in
 }
 
 // CompileBinary builds the static linux forgebox binary for arch into out, with the flags
-// build.sh uses: CGO off, -trimpath, and ldflags (the version stamp).
-func CompileBinary(ctx context.Context, root string, arch Arch, out, ldflags string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./service/cmd/forgebox")
+// build.sh uses: CGO off, -trimpath, and ldflags (the version stamp). Tests may add build tags
+// (forgebox_testhooks); a release is built with none.
+func CompileBinary(ctx context.Context, root string, arch Arch, out, ldflags string, tags ...string) error {
+	args := []string{"build", "-trimpath", "-ldflags", ldflags}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, "./service/cmd/forgebox")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -25,7 +25,7 @@ const (
 	adminTokenRenewal  = 30 * 24 * time.Hour
 	adminTokenName     = "forgebox"
 	// secretAdminTokenExpires holds the token's expiry date (YYYY-MM-DD) beside the token.
-	secretAdminTokenExpires = config.SecretGitLabAdminToken + "_expires"
+	secretAdminTokenExpires = config.SecretGitLabAdminToken + config.MetadataSuffix
 )
 
 // GitLabObserved is what forgebox sees of a running GitLab: whether it is ready, whether the
