@@ -136,11 +136,6 @@ func runBackupTask(action, name string, vars map[string]string, flavour string) 
 		return execFail("%s: %v", name, err)
 	}
 	delete(vars, "SKIP")
-	if v, ok := os.LookupEnv("GITLAB_ASSUME_YES"); ok {
-		if _, set := vars["GITLAB_ASSUME_YES"]; !set {
-			vars["GITLAB_ASSUME_YES"] = v
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	conn, err := connectWithRetry(ctx, cfg, 0, func(string, ...any) {})
@@ -155,6 +150,11 @@ func runBackupTask(action, name string, vars map[string]string, flavour string) 
 		}
 		return createBackup(ctx, conn, cfg, time.Now(), skip)
 	case "restore":
+		if v, ok := os.LookupEnv("GITLAB_ASSUME_YES"); ok {
+			if _, set := vars["GITLAB_ASSUME_YES"]; !set {
+				vars["GITLAB_ASSUME_YES"] = v
+			}
+		}
 		return restoreBackup(ctx, conn, cfg, vars, skip)
 	}
 	return execFail("%s: the stand-in emulates only create and restore", name)
