@@ -9,8 +9,8 @@ import (
 
 // WriteFormat1ForTest rewrites a forgebox archive the way forgebox wrote it before format 2:
 // GitLab's backup (gitlabTar, which holds the database) in place of the archive's own, no
-// database member, format 1. The result is written next to file as <name>-format1.
-func WriteFormat1ForTest(file, gitlabTar string) (string, error) {
+// database member, format 1. The result is written next to file as <name>-<suffix>.
+func WriteFormat1ForTest(file, gitlabTar, suffix string) (string, error) {
 	m, err := Verify(file)
 	if err != nil {
 		return "", err
@@ -41,7 +41,7 @@ func WriteFormat1ForTest(file, gitlabTar string) (string, error) {
 		return "", err
 	}
 	m.Format = 1
-	m.Name += "-format1"
+	m.Name += "-" + suffix
 	m.Postgres.DumpClient = ""
 	m.GitLab.BackupID = strings.TrimSuffix(filepath.Base(gitlabTar), "_gitlab_backup.tar")
 	path, _, err := writeArchive(filepath.Dir(file), m.Name, m, members)

@@ -107,11 +107,13 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		return out, err
 	}
 	withDB := hasMember(m, MemberDatabase)
+	serverMajor := 0
 	if withDB {
 		pg, err := postgresInfo(ctx, x)
 		if err != nil {
 			return out, err
 		}
+		serverMajor = pg.Major
 		if m.Postgres.Major > pg.Major {
 			return out, &PostgresTooOldError{Backup: m.Postgres.Major, Running: pg.Major}
 		}
@@ -155,7 +157,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	}
 	if withDB {
 		x.Emit(events.Event{Kind: events.KindStep, Component: "postgres", Message: "restore GitLab's database with PostgreSQL's own tools"})
-		if err := restoreDatabase(ctx, x, work, u.dump, m.Postgres.Major); err != nil {
+		if err := restoreDatabase(ctx, x, work, u.dump, serverMajor); err != nil {
 			return out, bringBack(ctx, x, stopped, fmt.Errorf("%w%s", err, undo))
 		}
 	}

@@ -114,7 +114,7 @@ func TestRestoreStopsSidekiqAndAnswersForItself(t *testing.T) {
 		}
 	})
 	// A GitLab backup holding a table this database no longer has: GitLab's restore of it fails.
-	if _, err := f.DB(ctx).Exec(ctx, `CREATE TABLE forgebox_test_gone (id int)`); err != nil {
+	if _, err := f.DB(ctx).Exec(ctx, `CREATE TABLE forgebox_test_gone (id int); ALTER TABLE forgebox_test_gone OWNER TO `+stack.GitLabRole); err != nil {
 		t.Fatal(err)
 	}
 	out = execOK(t, ctx, x, "git", rake("gitlab:backup:create")...)
@@ -127,11 +127,11 @@ func TestRestoreStopsSidekiqAndAnswersForItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	format1, err := backup.WriteFormat1ForTest(res.File, filepath.Join(hostBackups, withDB+"_gitlab_backup.tar"))
+	format1, err := backup.WriteFormat1ForTest(res.File, filepath.Join(hostBackups, withDB+"_gitlab_backup.tar"), "format1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	failing1, err := backup.WriteFormat1ForTest(res.File, filepath.Join(hostBackups, failing+"_gitlab_backup.tar"))
+	failing1, err := backup.WriteFormat1ForTest(res.File, filepath.Join(hostBackups, failing+"_gitlab_backup.tar"), "format1-failing")
 	if err != nil {
 		t.Fatal(err)
 	}
