@@ -188,7 +188,7 @@ type UpgradePage struct {
 }
 
 func (s *Server) getUpgrade(c *gin.Context) {
-	tab := upgradepath.Load()
+	tab := upgradepath.LoadFor(s.config().GitLab.Flavour)
 	page := UpgradePage{Latest: tab.Latest.String()}
 	for _, st := range tab.Stops {
 		page.Stops = append(page.Stops, st.String())

@@ -20,8 +20,12 @@ import (
 	"time"
 )
 
-// FormatVersion is the archive layout this build writes and reads.
-const FormatVersion = 1
+// FormatVersion is the archive layout this build writes; it reads this and every older one.
+// Format 2 holds GitLab's database as its own member (MemberDatabase), dumped by PostgreSQL's
+// own pg_dump, and GitLab's backup without it (SKIP=db); format 1 has the database inside
+// GitLab's backup. A forgebox that reads only format 1 must refuse format 2: it would restore
+// GitLab's backup without the database.
+const FormatVersion = 2
 
 // ManifestName is the archive's first member.
 const ManifestName = "manifest.json"
@@ -69,9 +73,10 @@ type RunnerInfo struct {
 
 // PostgresInfo is the PostgreSQL server at backup time.
 type PostgresInfo struct {
-	Version string `json:"version"`
-	Major   int    `json:"major"`
-	Image   string `json:"image"`
+	Version    string `json:"version"`
+	Major      int    `json:"major"`
+	Image      string `json:"image"`
+	DumpClient string `json:"dump_client,omitempty"` // the pg_dump that dumped the database (format 2)
 }
 
 // Member is one file in the archive.
@@ -232,7 +237,10 @@ func writeArchive(dir, name string, m Manifest, members []source) (path string, 
 	if err != nil {
 		return "", 0, diskError(dir, err)
 	}
-	fi, _ := f.Stat()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", 0, fmt.Errorf("stat the backup file: %w", err)
+	}
 	if err = f.Close(); err != nil {
 		return "", 0, diskError(dir, err)
 	}
@@ -371,8 +379,9 @@ func walkArchive(file string, fn func(m Member, r io.Reader) error) (Manifest, e
 				return m, err
 			}
 		}
-		n, _ := io.Copy(io.Discard, r)
-		_ = n
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return m, &CorruptError{File: file, Reason: fmt.Sprintf("member %s cannot be read: %v", h.Name, err)}
+		}
 		if got := hex.EncodeToString(hasher.Sum(nil)); got != mem.SHA256 || h.Size != mem.Size {
 			return m, &CorruptError{File: file, Reason: fmt.Sprintf("member %s does not match its checksum", h.Name)}
 		}

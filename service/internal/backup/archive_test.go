@@ -288,15 +288,25 @@ func TestResolve(t *testing.T) {
 }
 
 func TestGitLabCommands(t *testing.T) {
-	for _, c := range []struct{ flavour, action, user, cmd string }{
-		{"sameersbn", "create", "git", "bundle exec rake gitlab:backup:create RAILS_ENV=production"},
-		{"sameersbn", "restore", "git", "bundle exec rake gitlab:backup:restore BACKUP=1_2026_08_29_18.5.7 force=yes RAILS_ENV=production"},
-		{"omnibus", "create", "root", "gitlab-backup create"},
-		{"omnibus", "restore", "root", "gitlab-backup restore BACKUP=1_2026_08_29_18.5.7 force=yes"},
+	for _, c := range []struct {
+		flavour, action string
+		withDB          bool
+		user, cmd       string
+	}{
+		{"sameersbn", "create", false, "git", "bundle exec rake gitlab:backup:create SKIP=db RAILS_ENV=production"},
+		{"sameersbn", "restore", false, "git", "bundle exec rake gitlab:backup:restore BACKUP=1_2026_08_29_18.5.7 force=yes GITLAB_ASSUME_YES=1 SKIP=db RAILS_ENV=production"},
+		{"sameersbn", "restore", true, "git", "bundle exec rake gitlab:backup:restore BACKUP=1_2026_08_29_18.5.7 force=yes GITLAB_ASSUME_YES=1 RAILS_ENV=production"},
+		{"omnibus", "create", false, "root", "gitlab-backup create SKIP=db"},
+		{"omnibus", "restore", false, "root", "gitlab-backup restore BACKUP=1_2026_08_29_18.5.7 force=yes GITLAB_ASSUME_YES=1 SKIP=db"},
+		{"omnibus", "restore", true, "root", "gitlab-backup restore BACKUP=1_2026_08_29_18.5.7 force=yes GITLAB_ASSUME_YES=1"},
 	} {
-		user, cmd := gitlabCommand(c.flavour, c.action, "1_2026_08_29_18.5.7")
+		id := ""
+		if c.action == "restore" {
+			id = "1_2026_08_29_18.5.7"
+		}
+		user, cmd := gitlabCommand(c.flavour, c.action, id, c.withDB)
 		if user != c.user || strings.Join(cmd, " ") != c.cmd {
-			t.Errorf("%s %s: %s %v", c.flavour, c.action, user, cmd)
+			t.Errorf("%s %s (database %v): %s %v", c.flavour, c.action, c.withDB, user, cmd)
 		}
 	}
 	if m := backupDoneLine.FindStringSubmatch("2026-08-29 03:30:00 UTC -- Backup 1788000000_2026_08_29_18.5.7 is done.\n"); m == nil || m[1] != "1788000000_2026_08_29_18.5.7" {
@@ -334,5 +344,52 @@ func TestArchiveOwnedLikeItsDirectory(t *testing.T) {
 	}
 	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
 		t.Errorf("archive mode %v", fi.Mode())
+	}
+}
+
+// GitLab's restore prints the psql errors it did not ignore between two marker lines
+// (gitlabhq lib/backup/targets/database.rb); the restore reports them.
+func TestGitLabErrorsBlock(t *testing.T) {
+	out := `2026-12-03 08:00:00 UTC -- Restoring database ...
+psql:/dev/stdin:12: ERROR:  relation "x" already exists
+2026-12-03 08:00:01 UTC -- ------ BEGIN ERRORS -----
+psql:/dev/stdin:12: ERROR:  relation "x" already exists
+
+psql:/dev/stdin:40: ERROR:  new row violates check constraint "c"
+2026-12-03 08:00:01 UTC -- ------ END ERRORS -------
+2026-12-03 08:00:01 UTC -- Restoring database ... done
+`
+	want := `psql:/dev/stdin:12: ERROR:  relation "x" already exists | psql:/dev/stdin:40: ERROR:  new row violates check constraint "c"`
+	if got := gitlabErrors(out); got != want {
+		t.Errorf("errors block:\n got %q\nwant %q", got, want)
+	}
+	if got := gitlabErrors("Restoring database ... done\nRestore task is done.\n"); got != "" {
+		t.Errorf("no block: %q", got)
+	}
+}
+
+// A member whose compressed bytes are damaged is reported as unreadable, not as a checksum
+// mismatch.
+func TestVerifyReportsUnreadableMember(t *testing.T) {
+	dir := t.TempDir()
+	body := make([]byte, 1<<20)
+	for i := range body {
+		body[i] = byte(i * 7 % 251)
+	}
+	file, _, err := writeArchive(dir, "fb-trunc", testManifest("fb-trunc"), []source{memSource(MemberConfig, "c", 0o644, body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b[:len(b)*2/3], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Verify(file)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("truncated archive: %v", err)
 	}
 }

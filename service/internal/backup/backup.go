@@ -1,15 +1,17 @@
 // Package backup takes and restores forgebox backups: one .tar.gz per backup in the backup
-// directory holding GitLab's own backup (taken through Engine exec with the command each image
-// documents), forgebox's config, the whole secret store (GitLab's secrets, the runner records
+// directory holding GitLab's database (dumped by the PostgreSQL container's own pg_dump, so no
+// GitLab image's bundled client matters; database.go), GitLab's own backup of everything else
+// (taken through Engine exec with the command each image documents, SKIP=db), forgebox's config, the whole secret store (GitLab's secrets, the runner records
 // with their tokens, the admin token), the runner's config.toml, GitLab's SSH host keys and, for
 // Omnibus, /etc/gitlab/gitlab-secrets.json and gitlab.rb, with a manifest (versions, sizes,
 // sha256 of every member) first. Archives are written atomically with mode 0600; a backup that
 // fails leaves nothing under a backup's name and says why.
 //
 // A restore needs a stack that runs the GitLab version that made the backup. It checks every
-// checksum before it changes anything, takes a safety backup of the stack as it is, restores
-// GitLab's backup, the secrets, host keys and runner records, and converges, so that runners
-// keep working with their old tokens.
+// checksum before it changes anything, takes a safety backup of the stack as it is, stops
+// GitLab's processes and the runner, restores the database and then GitLab's backup, the
+// secrets, host keys and runner records, and converges, so that runners keep working with their
+// old tokens. Archives of format 1 hold the database inside GitLab's backup; GitLab restores it.
 package backup
 
 import (
@@ -45,12 +47,20 @@ type Result struct {
 var GitLabBackupTimeout = 6 * time.Hour
 
 // gitlabCommand is the command line of GitLab's backup task in each image, and the user it runs
-// as (docs/gitlab-contract.md §1.7 and §2.4).
-func gitlabCommand(flavour, action, id string) (user string, cmd []string) {
+// as (docs/gitlab-contract.md §1.7 and §2.4). Rake takes VAR=value arguments as environment
+// variables: BACKUP, force, SKIP and GITLAB_ASSUME_YES reach GitLab's task as ENV
+// (docs/contract-notes/backup.md). withDB is false for forgebox's own backups, whose database is
+// dumped by PostgreSQL's own tools (SKIP=db), true for restoring a format-1 archive.
+func gitlabCommand(flavour, action, id string, withDB bool) (user string, cmd []string) {
 	var args []string
 	if action == "restore" {
-		// force=yes: GitLab asks twice for confirmation otherwise, and exec has no terminal.
-		args = []string{"BACKUP=" + id, "force=yes"}
+		// force=yes: GitLab asks for confirmation before it drops the tables otherwise.
+		// GITLAB_ASSUME_YES=1: GitLab asks again after a restore that logged errors, and exec
+		// has no standard input to answer from.
+		args = []string{"BACKUP=" + id, "force=yes", "GITLAB_ASSUME_YES=1"}
+	}
+	if !withDB {
+		args = append(args, "SKIP=db")
 	}
 	if flavour == "omnibus" {
 		return "root", append([]string{"gitlab-backup", action}, args...)
@@ -107,13 +117,26 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	}
 	pg.Image = cfg.Postgres.Image
 
-	// GitLab's own backup, inside its container.
+	// The database first, as GitLab's own backup does it, with PostgreSQL's own client.
+	work, err := openDBWork(ctx, x)
+	if err != nil {
+		return Result{}, err
+	}
+	defer work.close()
+	dump, client, err := dumpDatabase(ctx, x, work, pg.Major)
+	if err != nil {
+		return Result{}, err
+	}
+	pg.DumpClient = client
+	x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "GitLab's database is dumped"})
+
+	// GitLab's own backup of everything else, inside its container.
 	hostBackups, err := x.HostPath("gitlab", gitlabBackupDir(cfg.GitLab.Flavour))
 	if err != nil {
 		return Result{}, err
 	}
 	before := gitlabTars(hostBackups)
-	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "create", "")
+	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "create", "", false)
 	x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's backup: " + strings.Join(cmd, " ")})
 	ectx, cancel := context.WithTimeout(ctx, GitLabBackupTimeout)
 	res, err := x.Exec(ectx, "gitlab", user, cmd)
@@ -153,6 +176,11 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
+	db, err := fileSource(MemberDatabase, fmt.Sprintf("GitLab's database %s (pg_dump custom format, %s)", stack.GitLabDatabase, client), dump)
+	if err != nil {
+		return Result{}, fmt.Errorf("read the database dump: %w", err)
+	}
+	members = append(members, db)
 	now := time.Now()
 	name := uniqueName(dir, Name(cfg.Stack.Name, now, version.String(), kind))
 	m := Manifest{

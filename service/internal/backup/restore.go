@@ -59,15 +59,34 @@ type RestoreResult struct {
 	RunnersOK     int           `json:"runners_verified"`
 	Reregistered  []string      `json:"reregistered,omitempty"` // profiles GitLab did not know after the restore
 	RestoredFiles []string      `json:"restored_files"`
+	GitLabErrors  string        `json:"gitlab_errors,omitempty"` // the errors GitLab's restore listed (BEGIN ERRORS)
 	Took          time.Duration `json:"took"`
 }
 
 // ConfigSaver writes a changed config (the restored runner profiles) where the caller keeps it.
 type ConfigSaver func(config.Config) error
 
+// PostgresTooOldError refuses a restore of a database dumped from a newer PostgreSQL major.
+type PostgresTooOldError struct{ Backup, Running int }
+
+func (e *PostgresTooOldError) Error() string {
+	return fmt.Sprintf("this backup's database was dumped from PostgreSQL %d and this stack runs PostgreSQL %d: pg_restore cannot load a dump of a newer major; restore onto a stack whose postgres.image runs PostgreSQL %d or newer; nothing was changed", e.Backup, e.Running, e.Backup)
+}
+
+// unpacked is what a restore takes from the archive before it changes anything.
+type unpacked struct {
+	secrets   map[string]string
+	files     map[string][]byte
+	modes     map[string]os.FileMode
+	backCfg   config.Config
+	gitlabTar string // placed in GitLab's backup directory
+	dump      string // placed in PostgreSQL's work directory (format 2)
+}
+
 // Restore puts a backup back onto the stack: it needs the GitLab version that made the backup
 // (the stack is brought up first if it is not), checks every checksum, takes a safety backup,
-// restores GitLab's backup, the secrets, host keys and runner records, and converges.
+// restores the database and GitLab's backup, the secrets, host keys and runner records, and
+// converges.
 func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save ConfigSaver) (RestoreResult, error) {
 	start := time.Now()
 	cfg := x.Config()
@@ -84,29 +103,22 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		return RestoreResult{}, err
 	}
 	out := RestoreResult{Name: m.Name, Version: m.GitLab.Version}
-	if m.GitLab.Flavour != cfg.GitLab.Flavour {
-		return out, &FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}
+	if err := checkRestorable(ctx, x, m); err != nil {
+		return out, err
 	}
-	wantImage := ""
-	if bv, err := upgradepath.Parse(m.GitLab.Version); err == nil {
-		wantImage, _ = upgradepath.ImageFor(cfg.GitLab.Image, bv)
-	}
-	if v, ok := upgradepath.VersionFromImage(cfg.GitLab.Image); ok && v.String() != m.GitLab.Version {
-		return out, &VersionMismatchError{Backup: m.GitLab.Version, Running: v.String(), Image: wantImage}
-	}
-	// An empty or stopped stack is brought up first: GitLab's restore runs inside GitLab.
-	if _, err := x.Running(ctx, "gitlab"); err != nil {
-		x.Emit(events.Event{Kind: events.KindStep, Message: "bring the stack up: GitLab's restore runs inside GitLab"})
-		if _, err := x.Converge(ctx); err != nil {
-			return out, fmt.Errorf("bring the stack up for the restore: %w", err)
+	withDB := hasMember(m, MemberDatabase)
+	serverMajor := 0
+	if withDB {
+		pg, err := postgresInfo(ctx, x)
+		if err != nil {
+			return out, err
 		}
-	}
-	running, err := x.GitLabVersion(ctx)
-	if err != nil {
-		return out, fmt.Errorf("GitLab must be up and ready for a restore: %w", err)
-	}
-	if running.String() != m.GitLab.Version {
-		return out, &VersionMismatchError{Backup: m.GitLab.Version, Running: running.String(), Image: wantImage}
+		serverMajor = pg.Major
+		if m.Postgres.Major > pg.Major {
+			return out, &PostgresTooOldError{Backup: m.Postgres.Major, Running: pg.Major}
+		}
+	} else {
+		x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("%s is a format-%d backup: its database is inside GitLab's backup, and GitLab's restore loads it with the image's own psql", m.Name, m.Format)})
 	}
 
 	// The stack as it is now, in case this restore is not what the user wanted.
@@ -118,112 +130,63 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	out.SafetyBackup = safety.Name
 	undo := fmt.Sprintf("; the stack as it was before is in backup %s (forgebox backup restore %s)", safety.Name, safety.Name)
 
-	// GitLab's own backup, into GitLab's backup directory, owned as the directory is.
-	hostBackups, err := x.HostPath("gitlab", gitlabBackupDir(cfg.GitLab.Flavour))
+	var work *dbWork
+	if withDB {
+		if work, err = openDBWork(ctx, x); err != nil {
+			return out, err
+		}
+		defer work.close()
+	}
+	x.Emit(events.Event{Kind: events.KindStep, Message: "unpack the backup"})
+	u, err := unpack(x, cfg, file, work)
+	if u.gitlabTar != "" {
+		defer os.Remove(u.gitlabTar)
+	}
 	if err != nil {
 		return out, err
 	}
-	placed := ""
-	defer func() {
-		if placed != "" {
-			os.Remove(placed)
-		}
-	}()
-	var (
-		secrets map[string]string
-		files   = map[string][]byte{}
-		modes   = map[string]os.FileMode{}
-		backCfg config.Config
-	)
-	x.Emit(events.Event{Kind: events.KindStep, Message: "unpack the backup"})
-	_, err = walkArchive(file, func(mem Member, r io.Reader) error {
-		switch {
-		case strings.HasPrefix(mem.Path, gitlabTarPrefix):
-			p, err := placeFile(hostBackups, strings.TrimPrefix(mem.Path, gitlabTarPrefix), r)
-			placed = p
-			return err
-		case mem.Path == MemberSecrets:
-			b, err := io.ReadAll(r)
-			if err != nil {
-				return err
-			}
-			secrets, err = readSecrets(b)
-			return err
-		case mem.Path == MemberConfig:
-			b, err := io.ReadAll(r)
-			if err != nil {
-				return err
-			}
-			backCfg, err = config.Parse(b)
-			if err != nil {
-				return fmt.Errorf("the backup's config: %w", err)
-			}
-			return nil
-		case strings.HasPrefix(mem.Path, sshPrefix), mem.Path == MemberOmnibusJSON, mem.Path == MemberOmnibusRB:
-			b, err := io.ReadAll(r)
-			files[mem.Path], modes[mem.Path] = b, os.FileMode(mem.Mode)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return out, fmt.Errorf("unpack the backup: %w", err)
-	}
-	if secrets == nil {
-		return out, &CorruptError{File: file, Reason: "it holds no secret store"}
-	}
-	if cfg.GitLab.Flavour == "omnibus" && files[MemberOmnibusJSON] == nil {
-		return out, &CorruptError{File: file, Reason: "it holds no gitlab-secrets.json"}
-	}
 
-	// GitLab's restore, with its Rails processes stopped as its restore procedure says.
+	// GitLab's processes that use the database stop, and the runner, as GitLab's restore
+	// procedure says; whatever happens next, they come back (or the error says what did not).
 	if err := x.Stop(ctx, "runner"); err != nil {
 		return out, err
 	}
-	for _, cmd := range stopRailsCommands(cfg.GitLab.Flavour) {
-		res, err := x.Exec(ctx, "gitlab", "root", cmd)
-		if err != nil || res.ExitCode != 0 {
-			return out, fmt.Errorf("stop GitLab's %s before the restore: %v %s", strings.Join(cmd, " "), err, lastLines(res.Stderr, 3))
+	stopped, err := stopGitLab(ctx, x, cfg.GitLab.Flavour)
+	if err != nil {
+		return out, bringBack(ctx, x, stopped, err)
+	}
+	if withDB {
+		x.Emit(events.Event{Kind: events.KindStep, Component: "postgres", Message: "restore GitLab's database with PostgreSQL's own tools"})
+		if err := restoreDatabase(ctx, x, work, u.dump, serverMajor); err != nil {
+			return out, bringBack(ctx, x, stopped, fmt.Errorf("%w%s", err, undo))
 		}
 	}
-	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "restore", m.GitLab.BackupID)
+	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "restore", m.GitLab.BackupID, !withDB)
 	x.Emit(events.Event{Kind: events.KindStep, Component: "gitlab", Message: "GitLab's restore: " + strings.Join(cmd, " ")})
 	ectx, cancel := context.WithTimeout(ctx, GitLabBackupTimeout)
 	res, err := x.Exec(ectx, "gitlab", user, cmd)
 	cancel()
 	if err != nil {
-		return out, fmt.Errorf("run GitLab's restore: %w%s", err, undo)
+		return out, bringBack(ctx, x, stopped, fmt.Errorf("run GitLab's restore: %w%s", err, undo))
+	}
+	out.GitLabErrors = gitlabErrors(res.Stdout + "\n" + res.Stderr)
+	if out.GitLabErrors != "" {
+		x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's restore listed errors (it went on; check them): " + out.GitLabErrors})
 	}
 	if res.ExitCode != 0 {
-		return out, fmt.Errorf("GitLab's restore failed (exit code %d): %s%s", res.ExitCode, lastLines(res.Stdout+"\n"+res.Stderr, 8), undo)
+		detail := lastLines(res.Stdout+"\n"+res.Stderr, 8)
+		if out.GitLabErrors != "" {
+			detail = "its errors: " + out.GitLabErrors + "; last lines: " + detail
+		}
+		return out, bringBack(ctx, x, stopped, fmt.Errorf("GitLab's restore failed (exit code %d): %s%s", res.ExitCode, detail, undo))
 	}
 
-	// The secrets that belong to the restored data.
-	if err := restoreSecrets(x.Secrets(), secrets); err != nil {
-		return out, fmt.Errorf("restore the secrets: %w%s", err, undo)
-	}
-	out.RestoredFiles = append(out.RestoredFiles, x.SecretsPath())
-	restoredFiles, err := restoreFiles(x, cfg, files, modes)
-	out.RestoredFiles = append(out.RestoredFiles, restoredFiles...)
-	if err != nil {
-		return out, fmt.Errorf("restore GitLab's files: %w%s", err, undo)
-	}
-	// The runner profiles: each runner record belongs to one; a profile the config lacks would
-	// have its runner unregistered by the next up.
-	if backCfg.Version != 0 && !slices.EqualFunc(backCfg.Runner.Profiles, cfg.Runner.Profiles, profileEqual) {
-		cfg.Runner.Profiles = backCfg.Runner.Profiles
-		cfg.Runner.Concurrent = backCfg.Runner.Concurrent
-		if save != nil {
-			if err := save(cfg); err != nil {
-				return out, fmt.Errorf("save the restored runner profiles: %w%s", err, undo)
-			}
-		}
-		x.SetConfig(cfg)
-		x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("runner profiles restored from the backup (%d)", len(cfg.Runner.Profiles))})
+	if err := putBack(x, cfg, u, save, &out); err != nil {
+		return out, bringBack(ctx, x, stopped, fmt.Errorf("%w%s", err, undo))
 	}
 	records, err := x.RunnerRecords()
 	if err != nil {
-		return out, err
+		return out, bringBack(ctx, x, stopped, err)
 	}
 	out.Runners = len(records)
 
@@ -235,9 +198,138 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	if _, err := x.Converge(ctx); err != nil {
 		return out, fmt.Errorf("bring the stack up after the restore: %w%s", err, undo)
 	}
+	if err := checkRunners(ctx, x, records, &out); err != nil {
+		return out, err
+	}
+	out.Took = time.Since(start)
+	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("restored %s (GitLab %s): %d of %d runners verified with their restored tokens, in %s; safety backup %s",
+		m.Name, m.GitLab.Version, out.RunnersOK, out.Runners, out.Took.Round(100*time.Millisecond), safety.Name)})
+	return out, nil
+}
+
+func hasMember(m Manifest, p string) bool {
+	return slices.ContainsFunc(m.Members, func(mem Member) bool { return mem.Path == p })
+}
+
+// checkRestorable refuses another flavour or GitLab version, bringing an empty or stopped stack
+// up first (GitLab's restore runs inside GitLab).
+func checkRestorable(ctx context.Context, x *stack.Session, m Manifest) error {
+	cfg := x.Config()
+	if m.GitLab.Flavour != cfg.GitLab.Flavour {
+		return &FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}
+	}
+	wantImage := ""
+	if bv, err := upgradepath.Parse(m.GitLab.Version); err == nil {
+		wantImage, _ = upgradepath.ImageFor(cfg.GitLab.Image, bv)
+	}
+	if v, ok := upgradepath.VersionFromImage(cfg.GitLab.Image); ok && v.String() != m.GitLab.Version {
+		return &VersionMismatchError{Backup: m.GitLab.Version, Running: v.String(), Image: wantImage}
+	}
+	if _, err := x.Running(ctx, "gitlab"); err != nil {
+		x.Emit(events.Event{Kind: events.KindStep, Message: "bring the stack up: GitLab's restore runs inside GitLab"})
+		if _, err := x.Converge(ctx); err != nil {
+			return fmt.Errorf("bring the stack up for the restore: %w", err)
+		}
+	}
+	running, err := x.GitLabVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("GitLab must be up and ready for a restore: %w", err)
+	}
+	if running.String() != m.GitLab.Version {
+		return &VersionMismatchError{Backup: m.GitLab.Version, Running: running.String(), Image: wantImage}
+	}
+	return nil
+}
+
+// unpack places GitLab's backup in GitLab's backup directory (owned as the directory is) and
+// the database dump in PostgreSQL's work directory, and keeps the rest in memory.
+func unpack(x *stack.Session, cfg config.Config, file string, work *dbWork) (unpacked, error) {
+	u := unpacked{files: map[string][]byte{}, modes: map[string]os.FileMode{}}
+	hostBackups, err := x.HostPath("gitlab", gitlabBackupDir(cfg.GitLab.Flavour))
+	if err != nil {
+		return u, err
+	}
+	_, err = walkArchive(file, func(mem Member, r io.Reader) error {
+		switch {
+		case strings.HasPrefix(mem.Path, gitlabTarPrefix):
+			p, err := placeFile(hostBackups, strings.TrimPrefix(mem.Path, gitlabTarPrefix), r)
+			u.gitlabTar = p
+			return err
+		case mem.Path == MemberDatabase && work != nil:
+			p, err := placeFile(work.host, filepath.Base(mem.Path), r)
+			u.dump = p
+			return err
+		case mem.Path == MemberSecrets:
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			u.secrets, err = readSecrets(b)
+			return err
+		case mem.Path == MemberConfig:
+			b, err := io.ReadAll(r)
+			if err != nil {
+				return err
+			}
+			u.backCfg, err = config.Parse(b)
+			if err != nil {
+				return fmt.Errorf("the backup's config: %w", err)
+			}
+			return nil
+		case strings.HasPrefix(mem.Path, sshPrefix), mem.Path == MemberOmnibusJSON, mem.Path == MemberOmnibusRB:
+			b, err := io.ReadAll(r)
+			u.files[mem.Path], u.modes[mem.Path] = b, os.FileMode(mem.Mode)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return u, fmt.Errorf("unpack the backup: %w", err)
+	}
+	if u.secrets == nil {
+		return u, &CorruptError{File: file, Reason: "it holds no secret store"}
+	}
+	if cfg.GitLab.Flavour == "omnibus" && u.files[MemberOmnibusJSON] == nil {
+		return u, &CorruptError{File: file, Reason: "it holds no gitlab-secrets.json"}
+	}
+	if work != nil && u.dump == "" {
+		return u, &CorruptError{File: file, Reason: "it holds no database dump"}
+	}
+	return u, nil
+}
+
+// putBack restores the secrets, GitLab's files and the runner profiles.
+func putBack(x *stack.Session, cfg config.Config, u unpacked, save ConfigSaver, out *RestoreResult) error {
+	if err := restoreSecrets(x.Secrets(), u.secrets); err != nil {
+		return fmt.Errorf("restore the secrets: %w", err)
+	}
+	out.RestoredFiles = append(out.RestoredFiles, x.SecretsPath())
+	restoredFiles, err := restoreFiles(x, cfg, u.files, u.modes)
+	out.RestoredFiles = append(out.RestoredFiles, restoredFiles...)
+	if err != nil {
+		return fmt.Errorf("restore GitLab's files: %w", err)
+	}
+	// The runner profiles: each runner record belongs to one; a profile the config lacks would
+	// have its runner unregistered by the next up.
+	if u.backCfg.Version != 0 && !slices.EqualFunc(u.backCfg.Runner.Profiles, cfg.Runner.Profiles, profileEqual) {
+		cfg.Runner.Profiles = u.backCfg.Runner.Profiles
+		cfg.Runner.Concurrent = u.backCfg.Runner.Concurrent
+		if save != nil {
+			if err := save(cfg); err != nil {
+				return fmt.Errorf("save the restored runner profiles: %w", err)
+			}
+		}
+		x.SetConfig(cfg)
+		x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("runner profiles restored from the backup (%d)", len(cfg.Runner.Profiles))})
+	}
+	return nil
+}
+
+// checkRunners compares the runner records before and after the converge and verifies each.
+func checkRunners(ctx context.Context, x *stack.Session, records map[string]stack.RunnerRecord, out *RestoreResult) error {
 	after, err := x.RunnerRecords()
 	if err != nil {
-		return out, err
+		return err
 	}
 	for profile, r := range records {
 		if a, ok := after[profile]; ok && a.ID != r.ID {
@@ -247,20 +339,37 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	sort.Strings(out.Reregistered)
 	known, err := x.VerifyRunners(ctx)
 	if err != nil {
-		return out, err
+		return err
 	}
 	for _, ok := range known {
 		if ok {
 			out.RunnersOK++
 		}
 	}
-	out.Took = time.Since(start)
 	if len(out.Reregistered) > 0 {
 		x.Emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: "GitLab did not know the restored token of runner profile(s) " + strings.Join(out.Reregistered, ", ") + "; they were registered again"})
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("restored %s (GitLab %s): %d of %d runners verified with their restored tokens, in %s; safety backup %s",
-		m.Name, m.GitLab.Version, out.RunnersOK, out.Runners, out.Took.Round(100*time.Millisecond), safety.Name)})
-	return out, nil
+	return nil
+}
+
+// gitlabErrors is the block GitLab's database restore prints between "------ BEGIN ERRORS -----"
+// and "------ END ERRORS -------" (gitlabhq lib/backup/targets/database.rb): the psql errors it
+// did not ignore. GitLab goes on after them; its post-restore warning asks whether to continue.
+func gitlabErrors(out string) string {
+	const begin, end = "BEGIN ERRORS", "END ERRORS"
+	var lines []string
+	in := false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.Contains(l, begin):
+			in = true
+		case strings.Contains(l, end):
+			in = false
+		case in && strings.TrimSpace(l) != "":
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(lines, " | ")
 }
 
 func profileEqual(a, b config.Profile) bool {
@@ -269,13 +378,73 @@ func profileEqual(a, b config.Profile) bool {
 	return string(ja) == string(jb)
 }
 
-// stopRailsCommands stop GitLab's processes that hold database connections (as root).
-func stopRailsCommands(flavour string) [][]string {
+// serviceCommand is one process manager command in the GitLab container (as root).
+type serviceCommand struct {
+	what  string   // what it stops, in words
+	stop  []string // the command
+	start []string // its inverse
+}
+
+// stopCommands stop GitLab's processes that use the database, as GitLab's restore procedure
+// says ("Be sure to stop Puma, Sidekiq, and any other process that connects to the database").
+// Omnibus: gitlab-ctl stop puma, sidekiq (GitLab's restore docs). sameersbn: its own
+// execute_raketask stops gitlab_extensions:* and gitlab:* before a restore, but its [group:gitlab]
+// is puma and gitlab-workhorse only; [program:sidekiq] is in no group and must be stopped by
+// name (sameersbn/docker-gitlab assets/build/install.sh, assets/runtime/functions).
+func stopCommands(flavour string) []serviceCommand {
 	if flavour == "omnibus" {
-		return [][]string{{"gitlab-ctl", "stop", "puma"}, {"gitlab-ctl", "stop", "sidekiq"}}
+		return []serviceCommand{
+			{"puma", []string{"gitlab-ctl", "stop", "puma"}, []string{"gitlab-ctl", "start", "puma"}},
+			{"sidekiq", []string{"gitlab-ctl", "stop", "sidekiq"}, []string{"gitlab-ctl", "start", "sidekiq"}},
+		}
 	}
-	// sameersbn's execute_raketask does this before its rake tasks.
-	return [][]string{{"supervisorctl", "stop", "gitlab:*"}}
+	return []serviceCommand{
+		{"sshd, nginx, mail_room and cron (gitlab_extensions)", []string{"supervisorctl", "stop", "gitlab_extensions:*"}, []string{"supervisorctl", "start", "gitlab_extensions:*"}},
+		{"puma and gitlab-workhorse (gitlab)", []string{"supervisorctl", "stop", "gitlab:*"}, []string{"supervisorctl", "start", "gitlab:*"}},
+		{"sidekiq", []string{"supervisorctl", "stop", "sidekiq"}, []string{"supervisorctl", "start", "sidekiq"}},
+	}
+}
+
+// stopGitLab runs the stop commands; it returns the ones that ran (a failed one too: it may
+// have stopped part of what it names).
+func stopGitLab(ctx context.Context, x *stack.Session, flavour string) ([]serviceCommand, error) {
+	var done []serviceCommand
+	for _, c := range stopCommands(flavour) {
+		done = append(done, c)
+		res, err := x.Exec(ctx, "gitlab", "root", c.stop)
+		if err == nil && res.ExitCode != 0 {
+			err = fmt.Errorf("exit code %d: %s", res.ExitCode, lastLines(res.Stdout+"\n"+res.Stderr, 3))
+		}
+		if err != nil {
+			return done, fmt.Errorf("stop GitLab's %s before the restore (%s): %w", c.what, strings.Join(c.stop, " "), err)
+		}
+	}
+	return done, nil
+}
+
+// bringBack is a failed restore's way out: GitLab's stopped processes start again (in reverse
+// order) and the stack converges, which starts the runner. It returns cause, with what could not
+// be brought back named.
+func bringBack(ctx context.Context, x *stack.Session, stopped []serviceCommand, cause error) error {
+	// The restore's own context may be what ended it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
+	defer cancel()
+	x.Emit(events.Event{Kind: events.KindStep, Message: "the restore failed: start GitLab's stopped processes and the runner again"})
+	var left []string
+	for i := len(stopped) - 1; i >= 0; i-- {
+		c := stopped[i]
+		res, err := x.Exec(ctx, "gitlab", "root", c.start)
+		if err != nil || res.ExitCode != 0 {
+			left = append(left, fmt.Sprintf("GitLab's %s (start it with: docker exec %s %s)", c.what, x.Config().Stack.Name+"-gitlab", strings.Join(c.start, " ")))
+		}
+	}
+	if _, err := x.Converge(ctx); err != nil {
+		left = append(left, fmt.Sprintf("the stack did not converge (%v): run forgebox up", err))
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%w; left stopped: %s", cause, strings.Join(left, "; "))
+	}
+	return fmt.Errorf("%w; GitLab's processes and the runner run again", cause)
 }
 
 // placeFile writes r into dir/name (temp file, then rename), mode 0600 and owned like dir, so

@@ -81,8 +81,10 @@ func hostKeyFile(cfg config.Config) string {
 }
 
 func roundTrip(t *testing.T, flavour string) {
-	ctx := standintest.Ctx(t, 10*time.Minute)
-	a := standintest.New(t, "18.5.7", flavour, func(c *config.Config) {
+	ctx := standintest.Ctx(t, 20*time.Minute)
+	version := standintest.DefaultVersion(t)
+	other := standintest.OtherStop(t, version)
+	a := standintest.New(t, version, flavour, func(c *config.Config) {
 		c.Runner.Profiles = append(c.Runner.Profiles, config.Profile{Name: "gpu", Image: c.Runner.Profiles[0].Image, Tags: []string{"gpu", "cuda"}, Concurrency: 1})
 	})
 	a.Up(ctx)
@@ -123,8 +125,14 @@ func roundTrip(t *testing.T, flavour string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.GitLab.Version != "18.5.7" || m.GitLab.Flavour != flavour || m.Postgres.Major != 17 || m.Kind != backup.KindManual || m.Runner.Runners != 2 || m.Forgebox != "test" {
-			t.Errorf("manifest %+v", m)
+		// The default config's PostgreSQL major: GitLab's own pg_dump would be refused there
+		// by Omnibus images before 18.11 (the stand-in's client rule); PostgreSQL's own is not.
+		pg := standintest.DefaultPostgresMajor(t)
+		if m.Format != backup.FormatVersion || m.GitLab.Version != version || m.GitLab.Flavour != flavour || m.Postgres.Major != pg || m.Kind != backup.KindManual || m.Runner.Runners != 2 || m.Forgebox != "test" {
+			t.Errorf("manifest %+v (want PostgreSQL %d)", m, pg)
+		}
+		if !strings.Contains(m.Postgres.DumpClient, fmt.Sprintf("(PostgreSQL) %d", pg)) {
+			t.Errorf("the database was dumped by %q, not PostgreSQL %d's own pg_dump", m.Postgres.DumpClient, pg)
 		}
 		have := map[string]bool{}
 		for _, mem := range m.Members {
@@ -133,7 +141,7 @@ func roundTrip(t *testing.T, flavour string) {
 				t.Errorf("%s has no sha256", mem.Path)
 			}
 		}
-		wants := []string{backup.MemberConfig, backup.MemberSecrets, backup.MemberRunnerConfig,
+		wants := []string{backup.MemberConfig, backup.MemberSecrets, backup.MemberRunnerConfig, backup.MemberDatabase,
 			"gitlab/backup/" + m.GitLab.BackupID + "_gitlab_backup.tar", "gitlab/ssh/ssh_host_ed25519_key", "gitlab/ssh/ssh_host_rsa_key.pub"}
 		if flavour == "omnibus" {
 			wants = append(wants, backup.MemberOmnibusJSON)
@@ -156,12 +164,12 @@ func roundTrip(t *testing.T, flavour string) {
 	// (Removed the way a dead box loses them: the runner's own job containers may be going away
 	// at the same moment, which stack.Down does not tolerate.)
 	testenv.RemoveStack(t, a.Eng, a.Cfg.Stack.Name, a.Cfg.NetworkName())
-	b := standintest.New(t, "18.5.7", flavour, func(c *config.Config) { c.Stack.Name = a.Cfg.Stack.Name })
+	b := standintest.New(t, version, flavour, func(c *config.Config) { c.Stack.Name = a.Cfg.Stack.Name })
 	superA, _ := secretsA.Get(config.SecretPostgresSuperuser)
 
 	t.Run("another version is refused with the version to install", func(t *testing.T) {
 		cfg := b.Cfg
-		cfg.GitLab.Image = standintest.GitLabImage(t, b.Images, "18.8.11")
+		cfg.GitLab.Image = standintest.GitLabImage(t, b.Images, other)
 		if err := b.SaveConfig(cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -169,13 +177,13 @@ func roundTrip(t *testing.T, flavour string) {
 		_, err := backup.Restore(ctx, x, res.File, b.SaveConfig)
 		x.End()
 		var mm *backup.VersionMismatchError
-		if !errors.As(err, &mm) || !strings.Contains(err.Error(), "GitLab 18.5.7") || !strings.Contains(err.Error(), ":18.5.7") {
-			t.Fatalf("restore of an 18.5.7 backup onto 18.8.11: %v", err)
+		if !errors.As(err, &mm) || !strings.Contains(err.Error(), "GitLab "+version) || !strings.Contains(err.Error(), ":"+version) {
+			t.Fatalf("restore of a %s backup onto %s: %v", version, other, err)
 		}
 		if list, _ := backup.List(b.Cfg.BackupDir()); len(list) != 0 {
 			t.Errorf("a refused restore wrote backups: %v", list)
 		}
-		cfg.GitLab.Image = standintest.GitLabImage(t, b.Images, "18.5.7")
+		cfg.GitLab.Image = standintest.GitLabImage(t, b.Images, version)
 		b.SaveConfig(cfg)
 	})
 

@@ -247,3 +247,42 @@ func waitPoll(ctx context.Context, watch *pgx.Conn, waited <-chan error) error {
 		}
 	}
 }
+
+// TestLastHopOnEachFlavour upgrades each flavour over its last hop (the second-last stop to the
+// newest release, both from the stops table, so each flavour's own patch releases) on the
+// default config's PostgreSQL major: the pre-upgrade backup dumps the database with
+// PostgreSQL's own pg_dump and the hop lands.
+func TestLastHopOnEachFlavour(t *testing.T) {
+	for _, flavour := range upgradepath.Flavours {
+		t.Run(flavour, func(t *testing.T) {
+			tab := upgradepath.LoadFor(flavour)
+			from, to := tab.Stops[len(tab.Stops)-2].String(), tab.Latest.String()
+			pg := standintest.DefaultPostgresMajor(t)
+			ctx := standintest.Ctx(t, 15*time.Minute)
+			f := standintest.New(t, from, flavour)
+			standintest.GitLabImage(t, f.Images, to)
+			standintest.RunnerImage(t, f.Images, to)
+			f.Up(ctx)
+			x := f.Session("upgrade")
+			res, err := upgrade.Apply(ctx, x, upgrade.Options{To: to, SaveConfig: f.SaveConfig, Poll: 500 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			x.End()
+			if len(res.Backups) != 1 {
+				t.Fatalf("backups %v", res.Backups)
+			}
+			list, err := backup.List(f.Cfg.BackupDir())
+			if err != nil || len(list) != 1 || list[0].Manifest == nil {
+				t.Fatalf("backups %+v %v", list, err)
+			}
+			m := list[0].Manifest
+			if m.GitLab.Version != from || m.Postgres.Major != pg || !strings.Contains(m.Postgres.DumpClient, fmt.Sprintf("(PostgreSQL) %d", pg)) {
+				t.Errorf("the pre-upgrade backup: GitLab %s, PostgreSQL %d dumped by %q", m.GitLab.Version, m.Postgres.Major, m.Postgres.DumpClient)
+			}
+			if st := f.StandinState(ctx); st.Version != to || st.DataVersion != to {
+				t.Errorf("GitLab %s, data %s after the hop to %s", st.Version, st.DataVersion, to)
+			}
+		})
+	}
+}

@@ -24,7 +24,20 @@ type Hop struct {
 	Stop        bool          `json:"stop"` // a required upgrade stop (else the target alone)
 	GitLabImage string        `json:"gitlab_image"`
 	RunnerImage string        `json:"runner_image"`
+	Backup      BackupStep    `json:"backup"`             // the backup that comes first
 	Postgres    *PostgresStep `json:"postgres,omitempty"` // a PostgreSQL major upgrade before this hop
+}
+
+// BackupStep is the backup a hop takes before it changes anything: GitLab as it runs then, on
+// the PostgreSQL it runs on then. The database is dumped by the PostgreSQL container's own
+// pg_dump (the backup package), so the dump's client is that image's major, never a GitLab
+// image's bundled one.
+type BackupStep struct {
+	GitLab        string `json:"gitlab"`         // the GitLab version running
+	Postgres      int    `json:"postgres_major"` // the server's major
+	DumpImage     string `json:"dump_image"`     // the image whose pg_dump dumps the database
+	DumpMajor     int    `json:"dump_major"`     // its major (0: the tag does not say)
+	GitLabSkipsDB bool   `json:"gitlab_skips_db"`
 }
 
 // PostgresStep is a PostgreSQL major upgrade by dump and restore.
@@ -50,7 +63,7 @@ type Plan struct {
 // hop derived from the configured ones. pgImage names the PostgreSQL image to move to when the
 // walk needs one ("" derives it). It is pure.
 func MakePlan(cfg config.Config, from upgradepath.Version, pgMajor int, to upgradepath.Version, pgImage string) (Plan, error) {
-	tab := upgradepath.Load()
+	tab := upgradepath.LoadFor(cfg.GitLab.Flavour)
 	p := Plan{From: from.String(), To: to.String(), Flavour: cfg.GitLab.Flavour, Postgres: pgMajor}
 	walk, err := tab.Walk(from, to)
 	if err != nil {
@@ -73,8 +86,11 @@ func MakePlan(cfg config.Config, from upgradepath.Version, pgMajor int, to upgra
 	for _, s := range tab.Stops {
 		stops[s] = true
 	}
+	running, pgNow, pgNowImage := from, pgMajor, cfg.Postgres.Image
 	for i, v := range walk {
 		h := Hop{Version: v.String(), Stop: stops[v]}
+		h.Backup = BackupStep{GitLab: running.String(), Postgres: pgNow, DumpImage: pgNowImage, GitLabSkipsDB: true}
+		h.Backup.DumpMajor, _ = upgradepath.PostgresMajorFromImage(pgNowImage)
 		if h.GitLabImage, err = upgradepath.ImageFor(cfg.GitLab.Image, v); err != nil {
 			return p, fmt.Errorf("gitlab.image: %w", err)
 		}
@@ -92,8 +108,10 @@ func MakePlan(cfg config.Config, from upgradepath.Version, pgMajor int, to upgra
 				}
 			}
 			h.Postgres = &PostgresStep{From: m.From, To: m.To, Image: img}
+			pgNow, pgNowImage = m.To, img
 		}
 		p.Hops = append(p.Hops, h)
+		running = v
 	}
 	for _, c := range tab.ConditionalOn(from, to) {
 		p.Notes = append(p.Notes, fmt.Sprintf("GitLab also lists %s as a stop for %s; forgebox does not stop there: if that is your instance, run `forgebox upgrade apply --to %s` first", c.Version, c.When, c.Version))
@@ -130,6 +148,7 @@ func (p Plan) String() string {
 		fmt.Fprintf(&b, "   gitlab %s, runner %s\n", h.GitLabImage, h.RunnerImage)
 	}
 	fmt.Fprintf(&b, "\nEach hop: wait until batched background migrations are finished, pull the images, back up,\nswitch GitLab and the runner together, wait until GitLab is ready and its migrations are done.\n")
+	fmt.Fprintf(&b, "Each backup dumps GitLab's database with the PostgreSQL container's own pg_dump (always the\nserver's major) and the rest with GitLab's backup (SKIP=db): no GitLab image's bundled\nPostgreSQL client limits when PostgreSQL moves.\n")
 	if len(p.Notes) > 0 {
 		fmt.Fprintf(&b, "\nNotes:\n")
 		for _, n := range p.Notes {
@@ -170,10 +189,10 @@ func RunningVersion(ctx context.Context, x *stack.Session) (upgradepath.Version,
 	return v, "", fmt.Errorf("no GitLab has run on this stack's data yet, so there is nothing to upgrade: set gitlab.image to the version you want and run forgebox up")
 }
 
-// Target is --to, or the newest version the stops table knows.
-func Target(to string) (upgradepath.Version, error) {
+// Target is --to, or the newest version the stops table knows for flavour's images.
+func Target(to, flavour string) (upgradepath.Version, error) {
 	if to == "" {
-		return upgradepath.Load().Latest, nil
+		return upgradepath.LoadFor(flavour).Latest, nil
 	}
 	return upgradepath.Parse(to)
 }
@@ -193,7 +212,7 @@ func PlanFor(ctx context.Context, x *stack.Session, to, pgImage string) (Plan, e
 	if err != nil {
 		return Plan{}, err
 	}
-	target, err := Target(to)
+	target, err := Target(to, cfg.GitLab.Flavour)
 	if err != nil {
 		return Plan{}, err
 	}

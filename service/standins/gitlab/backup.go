@@ -2,21 +2,43 @@ package main
 
 // GitLab's own backup and restore, as the images run them:
 //
-//	sameersbn: docker exec --user git <c> bundle exec rake gitlab:backup:create RAILS_ENV=production
-//	           docker exec --user git <c> bundle exec rake gitlab:backup:restore BACKUP=<id> force=yes RAILS_ENV=production
+//	sameersbn: docker exec --user git <c> bundle exec rake gitlab:backup:create [SKIP=db] RAILS_ENV=production
+//	           docker exec --user git <c> bundle exec rake gitlab:backup:restore BACKUP=<id> force=yes [SKIP=db] [GITLAB_ASSUME_YES=1] RAILS_ENV=production
 //	           (docs/gitlab-contract.md §1.7), into /home/git/data/backups
-//	Omnibus:   docker exec <c> gitlab-backup create
-//	           docker exec <c> gitlab-backup restore BACKUP=<id> force=yes   (§2.4), /var/opt/gitlab/backups
+//	Omnibus:   docker exec <c> gitlab-backup create [SKIP=db]
+//	           docker exec <c> gitlab-backup restore BACKUP=<id> force=yes [SKIP=db] [GITLAB_ASSUME_YES=1]   (§2.4), /var/opt/gitlab/backups
+//
+// Rake takes VAR=value arguments as environment variables, which is how GitLab's backup tasks
+// read BACKUP, force, SKIP and GITLAB_ASSUME_YES (gitlabhq lib/backup/options.rb
+// extract_from_env!; lib/gitlab/task_helpers.rb); the stand-in also reads GITLAB_ASSUME_YES from
+// its environment.
 //
 // The archive is a real tar named <epoch>_<YYYY_MM_DD>_<version>_gitlab_backup.tar, mode 0600,
-// holding backup_information.yml (the GitLab version that made it) and db/database.json.gz: every
-// table of the database as JSON rows. A restore refuses a backup of another GitLab version with
-// GitLab's own words, refuses while puma or sidekiq still run (GitLab's restore procedure stops
-// them first), asks for confirmation unless force=yes, and replaces every table in one
-// transaction.
+// holding backup_information.yml (the GitLab version that made it, and `:skipped:` the tasks
+// SKIP left out, as lib/backup/manager.rb build_backup_information writes) and, unless SKIP
+// names db, db/database.json.gz: every table of the database as JSON rows.
+//
+// Rules (each from upstream, see docs/contract-notes/backup.md):
+//   - The database dump runs the image's bundled pg_dump, which refuses a newer server
+//     (pgclient.go).
+//   - A restore refuses a backup of another GitLab version with GitLab's own words.
+//   - A restore refuses while puma or sidekiq still run: GitLab's restore procedure stops both
+//     first (doc/administration/backup_restore/restore_gitlab.md; the database task's
+//     pre_restore_warning says "Be sure to stop Puma, Sidekiq, and any other process").
+//   - A restore asks for confirmation unless force=yes (lib/backup/targets/database.rb).
+//   - A restore skips the tasks the backup's `:skipped:` or SKIP names
+//     (lib/backup/options.rb update_from_backup_information!).
+//   - The database is loaded table by table and, as psql does without ON_ERROR_STOP, a table
+//     that fails is an error line and the load goes on; the errors are printed between
+//     "------ BEGIN ERRORS -----" and "------ END ERRORS -------", and then GitLab asks
+//     "Do you want to continue (yes/no)?" unless GITLAB_ASSUME_YES is set; a closed standard
+//     input ends the task with exit code 1 (lib/backup/targets/database.rb restore;
+//     lib/backup/tasks/database.rb post_restore_warning; lib/backup/restore/process.rb;
+//     lib/gitlab/task_helpers.rb ask_to_continue and prompt).
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -34,6 +56,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func backupDir(flavour string) string {
@@ -104,10 +127,15 @@ func runBackupTask(action, name string, vars map[string]string, flavour string) 
 		return execFail("flavour mismatch")
 	}
 	for k := range vars {
-		if k != "BACKUP" && k != "force" {
+		if k != "BACKUP" && k != "force" && k != "SKIP" && k != "GITLAB_ASSUME_YES" {
 			return execFail("%s: the stand-in does not emulate %s=", name, k)
 		}
 	}
+	skip, err := parseSkip(vars["SKIP"])
+	if err != nil {
+		return execFail("%s: %v", name, err)
+	}
+	delete(vars, "SKIP")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	conn, err := connectWithRetry(ctx, cfg, 0, func(string, ...any) {})
@@ -118,13 +146,48 @@ func runBackupTask(action, name string, vars map[string]string, flavour string) 
 	switch action {
 	case "create":
 		if len(vars) > 0 {
-			return execFail("%s takes no BACKUP or force", name)
+			return execFail("%s takes no BACKUP, force or GITLAB_ASSUME_YES", name)
 		}
-		return createBackup(ctx, conn, cfg, time.Now())
+		return createBackup(ctx, conn, cfg, time.Now(), skip)
 	case "restore":
-		return restoreBackup(ctx, conn, cfg, vars)
+		if v, ok := os.LookupEnv("GITLAB_ASSUME_YES"); ok {
+			if _, set := vars["GITLAB_ASSUME_YES"]; !set {
+				vars["GITLAB_ASSUME_YES"] = v
+			}
+		}
+		return restoreBackup(ctx, conn, cfg, vars, skip)
 	}
 	return execFail("%s: the stand-in emulates only create and restore", name)
+}
+
+// skippable are the SKIP= values GitLab knows (lib/backup/manager.rb backup_tasks, plus tar and
+// the remote upload of Backup::Options); the stand-in has data for db only.
+var skippable = []string{"db", "repositories", "uploads", "builds", "artifacts", "pages", "lfs",
+	"terraform_state", "registry", "packages", "ci_secure_files", "external_diffs", "tar", "remote"}
+
+// parseSkip reads SKIP=a,b (as Backup::Options#extract_skippables! does).
+func parseSkip(v string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(skippable, s) {
+			return nil, fmt.Errorf("SKIP=%s: %q is not a backup task GitLab knows (%s)", v, s, strings.Join(skippable, ", "))
+		}
+		out[s] = true
+	}
+	return out, nil
+}
+
+func skipList(skip map[string]bool) string {
+	var names []string
+	for n := range skip {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ",")
 }
 
 // backupInformation is backup_information.yml, the keys GitLab writes that matter here.
@@ -132,11 +195,12 @@ type backupInformation struct {
 	GitLabVersion    string
 	BackupCreatedAt  time.Time
 	InstallationType string
+	Skipped          map[string]bool
 }
 
 func (b backupInformation) yaml() []byte {
-	return []byte(fmt.Sprintf("---\n:db_version: 0\n:backup_created_at: %s\n:gitlab_version: %s\n:tar_version: stand-in\n:installation_type: %s\n:skipped: ''\n:repositories_storages: ''\n:repositories_paths: ''\n:forgebox_standin: true\n",
-		b.BackupCreatedAt.UTC().Format("2006-01-02 15:04:05 -0700"), b.GitLabVersion, b.InstallationType))
+	return []byte(fmt.Sprintf("---\n:db_version: 0\n:backup_created_at: %s\n:gitlab_version: %s\n:tar_version: stand-in\n:installation_type: %s\n:skipped: '%s'\n:repositories_storages: ''\n:repositories_paths: ''\n:forgebox_standin: true\n",
+		b.BackupCreatedAt.UTC().Format("2006-01-02 15:04:05 -0700"), b.GitLabVersion, b.InstallationType, skipList(b.Skipped)))
 }
 
 var yamlLine = regexp.MustCompile(`(?m)^:([a-z_]+): ?(.*)$`)
@@ -151,6 +215,12 @@ func parseBackupInformation(b []byte) (backupInformation, error) {
 			info.InstallationType = m[2]
 		case "backup_created_at":
 			info.BackupCreatedAt, _ = time.Parse("2006-01-02 15:04:05 -0700", m[2])
+		case "skipped":
+			skip, err := parseSkip(strings.Trim(m[2], `'"`))
+			if err != nil {
+				return info, fmt.Errorf("backup_information.yml: %w", err)
+			}
+			info.Skipped = skip
 		}
 	}
 	if info.GitLabVersion == "" {
@@ -233,27 +303,35 @@ func dumpDatabase(ctx context.Context, conn *pgx.Conn) (map[string]json.RawMessa
 	return out, nil
 }
 
-// writeBackupArchive writes the tar GitLab would: backup_information.yml, db/, repositories/.
+// writeBackupArchive writes the tar GitLab would: backup_information.yml, db/ (unless SKIP
+// left the database out), repositories/.
 func writeBackupArchive(w io.Writer, info backupInformation, tables map[string]json.RawMessage) error {
-	var db bytes.Buffer
-	gz := gzip.NewWriter(&db)
-	if err := json.NewEncoder(gz).Encode(map[string]any{"tables": tables}); err != nil {
-		return err
+	type file struct {
+		name string
+		body []byte
 	}
-	if err := gz.Close(); err != nil {
-		return err
+	files := []file{{"backup_information.yml", info.yaml()}}
+	dirs := []string{"repositories/"}
+	if !info.Skipped["db"] {
+		var db bytes.Buffer
+		gz := gzip.NewWriter(&db)
+		if err := json.NewEncoder(gz).Encode(map[string]any{"tables": tables}); err != nil {
+			return err
+		}
+		if err := gz.Close(); err != nil {
+			return err
+		}
+		files = append(files, file{"db/database.json.gz", db.Bytes()})
+		dirs = append([]string{"db/"}, dirs...)
 	}
 	tw := tar.NewWriter(w)
 	mod := info.BackupCreatedAt
-	for _, d := range []string{"db/", "repositories/"} {
+	for _, d := range dirs {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o700, ModTime: mod}); err != nil {
 			return err
 		}
 	}
-	for _, f := range []struct {
-		name string
-		body []byte
-	}{{"backup_information.yml", info.yaml()}, {"db/database.json.gz", db.Bytes()}} {
+	for _, f := range files {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o600, Size: int64(len(f.body)), ModTime: mod}); err != nil {
 			return err
 		}
@@ -308,22 +386,31 @@ func readBackupArchive(r io.Reader) (backupInformation, map[string]json.RawMessa
 	if !infoOK {
 		return info, nil, errors.New("the archive has no backup_information.yml: it is not a GitLab backup")
 	}
-	if !sawDump {
+	if !sawDump && !info.Skipped["db"] {
 		return info, nil, errors.New("the archive has no database dump")
 	}
 	return info, tables, nil
 }
 
-func createBackup(ctx context.Context, conn *pgx.Conn, cfg Config, now time.Time) int {
+func createBackup(ctx context.Context, conn *pgx.Conn, cfg Config, now time.Time, skip map[string]bool) int {
 	id := fmt.Sprintf("%d_%s_%s", now.Unix(), now.UTC().Format("2006_01_02"), cfg.Version)
 	dir := backupDir(cfg.Flavour)
 	stamp := func(msg string) { fmt.Printf("%s -- %s\n", time.Now().UTC().Format("2006-01-02 15:04:05 UTC"), msg) }
-	stamp("Dumping database ... ")
-	tables, err := dumpDatabase(ctx, conn)
-	if err != nil {
-		return execFail("Dumping database failed: %v", err)
+	var tables map[string]json.RawMessage
+	if skip["db"] {
+		stamp("Dumping database ... [SKIPPED]")
+	} else {
+		stamp("Dumping database ... ")
+		if err := checkDumpClient(ctx, conn, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return execFail("Dumping database failed: Backup::DatabaseBackupError (the image's pg_dump could not dump the database)")
+		}
+		var err error
+		if tables, err = dumpDatabase(ctx, conn); err != nil {
+			return execFail("Dumping database failed: %v", err)
+		}
+		stamp(fmt.Sprintf("Dumping database ... done (%d tables)", len(tables)))
 	}
-	stamp(fmt.Sprintf("Dumping database ... done (%d tables)", len(tables)))
 	stamp("Dumping repositories ... [SKIPPED: the stand-in has no repositories]")
 	final := filepath.Join(dir, id+"_gitlab_backup.tar")
 	stamp("Creating backup archive: " + filepath.Base(final) + " ... ")
@@ -334,7 +421,7 @@ func createBackup(ctx context.Context, conn *pgx.Conn, cfg Config, now time.Time
 	tmp := f.Name()
 	err = f.Chmod(0o600) // GITLAB_BACKUP_ARCHIVE_PERMISSIONS' default
 	if err == nil {
-		err = writeBackupArchive(f, backupInformation{GitLabVersion: cfg.Version, BackupCreatedAt: now, InstallationType: cfg.Flavour}, tables)
+		err = writeBackupArchive(f, backupInformation{GitLabVersion: cfg.Version, BackupCreatedAt: now, InstallationType: cfg.Flavour, Skipped: skip}, tables)
 	}
 	if err == nil {
 		err = f.Sync()
@@ -354,7 +441,7 @@ func createBackup(ctx context.Context, conn *pgx.Conn, cfg Config, now time.Time
 	return 0
 }
 
-func restoreBackup(ctx context.Context, conn *pgx.Conn, cfg Config, vars map[string]string) int {
+func restoreBackup(ctx context.Context, conn *pgx.Conn, cfg Config, vars map[string]string, skip map[string]bool) int {
 	id := vars["BACKUP"]
 	if id == "" {
 		return execFail("BACKUP=<id> is missing: say which backup in %s to restore (the stand-in does not offer the interactive choice)", backupDir(cfg.Flavour))
@@ -384,36 +471,83 @@ func restoreBackup(ctx context.Context, conn *pgx.Conn, cfg Config, vars map[str
 	if len(running) > 0 {
 		how := "gitlab-ctl stop puma; gitlab-ctl stop sidekiq"
 		if cfg.Flavour == flavourSameersbn {
-			how = "supervisorctl stop gitlab:*"
+			// [group:gitlab] is puma and gitlab-workhorse; [program:sidekiq] is in no group
+			// (sameersbn/docker-gitlab assets/build/install.sh).
+			how = "supervisorctl stop gitlab:*; supervisorctl stop sidekiq"
 		}
 		return execFail("%s still running: GitLab's restore procedure stops the processes connected to the database first (%s) (stand-in check)", strings.Join(running, " and "), how)
 	}
-	if vars["force"] != "yes" {
-		fmt.Println("Be sure to stop Puma, Sidekiq, and any other process that connects to the database before proceeding.")
-		fmt.Println("This task will now rebuild the database. All existing data will be lost.")
-		fmt.Print("Do you want to continue (yes/no)? ")
-		return execFail("Quitting... (no answer on standard input; pass force=yes to restore without asking)")
+	for k := range info.Skipped {
+		skip[k] = true
 	}
 	fmt.Println("Unpacking backup ... done")
-	fmt.Println("Restoring database ... ")
-	if err := loadDatabase(ctx, conn, tables); err != nil {
-		return execFail("Restoring database failed: %v", err)
+	if skip["db"] {
+		fmt.Println("Restoring database ... [SKIPPED]")
+	} else {
+		if vars["force"] != "yes" {
+			fmt.Println("Be sure to stop Puma, Sidekiq, and any other process that connects to the database before proceeding.")
+			fmt.Println("Before restoring the database, we will remove all existing tables to avoid future upgrade problems.")
+			if code, ok := askToContinue(vars); !ok {
+				return code
+			}
+		}
+		fmt.Println("Restoring database ... ")
+		errs, err := loadDatabase(ctx, conn, tables)
+		if err != nil {
+			return execFail("Restoring database failed: %v", err)
+		}
+		if len(errs) > 0 {
+			fmt.Fprintln(os.Stderr, strings.Join(errs, "\n"))
+			fmt.Println("------ BEGIN ERRORS -----")
+			fmt.Println(strings.Join(errs, "\n"))
+			fmt.Println("------ END ERRORS -------")
+		}
+		fmt.Printf("Restoring database ... done (%d tables)\n", len(tables))
+		if len(errs) > 0 {
+			fmt.Println("There were errors in restoring the schema. This may cause issues if this results in missing indexes, constraints, or columns. Please record the errors above and contact GitLab Support if you have questions.")
+			if code, ok := askToContinue(vars); !ok {
+				return code
+			}
+		}
 	}
-	fmt.Printf("Restoring database ... done (%d tables)\n", len(tables))
+	fmt.Println("Restoring repositories ... done (the stand-in has none)")
 	fmt.Println("Restore task is done.")
 	return 0
 }
 
-// loadDatabase replaces every public table's rows with the dump's, in one transaction.
-func loadDatabase(ctx context.Context, conn *pgx.Conn, tables map[string]json.RawMessage) error {
+// askToContinue is Gitlab::TaskHelpers.ask_to_continue: nothing to ask when GITLAB_ASSUME_YES
+// is true; else the question, read from standard input, where the end of input (docker exec
+// without -i) makes `$stdin.gets.chomp` raise.
+func askToContinue(vars map[string]string) (code int, ok bool) {
+	switch strings.ToLower(vars["GITLAB_ASSUME_YES"]) {
+	case "1", "true", "yes", "t", "y":
+		return 0, true
+	}
+	fmt.Print("Do you want to continue (yes/no)? ")
+	answer, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && answer == "" {
+		fmt.Fprintln(os.Stderr, "rake aborted!\nNoMethodError: undefined method `chomp' for nil (standard input is closed; set GITLAB_ASSUME_YES=1 to restore without questions)")
+		return 1, false
+	}
+	if strings.TrimSpace(answer) != "yes" {
+		fmt.Println("Quitting...")
+		return 1, false
+	}
+	return 0, true
+}
+
+// loadDatabase replaces every public table's rows with the dump's, in one transaction. A table
+// whose rows do not load is an error line, and the load goes on, as psql goes on after an error
+// (GitLab's restore feeds the dump to psql without ON_ERROR_STOP).
+func loadDatabase(ctx context.Context, conn *pgx.Conn, tables map[string]json.RawMessage) ([]string, error) {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback(ctx)
 	order, err := publicTables(ctx, conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var missing []string
 	for t := range tables {
@@ -423,7 +557,7 @@ func loadDatabase(ctx context.Context, conn *pgx.Conn, tables map[string]json.Ra
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		return fmt.Errorf("the backup has tables this version does not: %s", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("the backup has tables this version does not: %s", strings.Join(missing, ", "))
 	}
 	if len(order) > 0 {
 		quoted := make([]string, len(order))
@@ -431,17 +565,29 @@ func loadDatabase(ctx context.Context, conn *pgx.Conn, tables map[string]json.Ra
 			quoted[i] = pgx.Identifier{t}.Sanitize()
 		}
 		if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(quoted, ", ")+" RESTART IDENTITY CASCADE"); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	var errs []string
 	for _, t := range order {
 		rows, ok := tables[t]
 		if !ok {
 			continue
 		}
 		id := pgx.Identifier{t}.Sanitize()
+		if _, err := tx.Exec(ctx, "SAVEPOINT load_table"); err != nil {
+			return nil, err
+		}
 		if _, err := tx.Exec(ctx, "INSERT INTO "+id+" SELECT * FROM json_populate_recordset(NULL::"+id+", $1::json)", string(rows)); err != nil {
-			return fmt.Errorf("load %s: %w", t, err)
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				return nil, fmt.Errorf("load %s: %w", t, err)
+			}
+			errs = append(errs, "psql:/dev/stdin: ERROR:  "+pe.Message)
+			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT load_table"); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		// Sequences continue after the restored ids.
 		var serial *string
@@ -451,11 +597,11 @@ func loadDatabase(ctx context.Context, conn *pgx.Conn, tables map[string]json.Ra
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("find the sequence of %s: %w", t, err)
+			return nil, fmt.Errorf("find the sequence of %s: %w", t, err)
 		}
 		if _, err := tx.Exec(ctx, `SELECT setval($1::regclass, coalesce((SELECT max(id) FROM `+id+`), 1), (SELECT max(id) FROM `+id+`) IS NOT NULL)`, *serial); err != nil {
-			return fmt.Errorf("reset the sequence of %s: %w", t, err)
+			return nil, fmt.Errorf("reset the sequence of %s: %w", t, err)
 		}
 	}
-	return tx.Commit(ctx)
+	return errs, tx.Commit(ctx)
 }

@@ -1,18 +1,17 @@
 package main
 
-// Stopping GitLab's Rails processes inside the container, as a restore needs: Omnibus
+// Stopping GitLab's processes inside the container, as a restore needs: Omnibus
 // `gitlab-ctl stop puma` and `gitlab-ctl stop sidekiq` (GitLab's restore docs), sameersbn
-// `supervisorctl stop gitlab:*` (its execute_raketask does this before a rake task). The
-// stand-in keeps one flag file per stopped service; while puma is stopped every API call answers
-// 502 as Workhorse would. A container start clears them, as the real process managers start
-// everything again.
+// supervisorctl with the image's own programs and groups (below): `stop gitlab:*` stops puma and
+// gitlab-workhorse only, so Sidekiq needs `stop sidekiq`. The stand-in keeps one flag file per
+// stopped service; while puma (or, on sameersbn, nginx) is stopped every API call answers 502. A
+// container start clears them, as the real process managers start everything again.
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 )
 
 const serviceFlagDir = "/run/forgebox-standin/stopped"
@@ -65,8 +64,47 @@ func runGitlabCtl(args []string) int {
 	})
 }
 
-// runSupervisorctl is sameersbn's `supervisorctl stop|start|status gitlab:*` (or gitlab:puma,
-// gitlab:sidekiq), as root.
+// sameersbnPrograms are the supervisord programs of the sameersbn image and the group each is
+// in (sameersbn/docker-gitlab assets/build/install.sh at 18.5.7: [group:core] gitaly,
+// [group:gitlab] puma,gitlab-workhorse, [group:gitlab_extensions] sshd,nginx,mail_room,cron;
+// [program:sidekiq] is in no group, so supervisord makes it a group of its own name).
+var sameersbnPrograms = map[string]string{
+	"gitaly": "core", "puma": "gitlab", "gitlab-workhorse": "gitlab", "sidekiq": "sidekiq",
+	"sshd": "gitlab_extensions", "nginx": "gitlab_extensions", "mail_room": "gitlab_extensions", "cron": "gitlab_extensions",
+}
+
+// supervisorTargets resolves supervisorctl's names: all, <group>:*, <group>:<program>, or the
+// bare name of a program in no group.
+func supervisorTargets(names []string) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		var found []string
+		for prog, group := range sameersbnPrograms {
+			switch {
+			case n == "all",
+				n == group+":*",
+				n == group+":"+prog,
+				n == prog && group == prog:
+				found = append(found, prog)
+			}
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("%s: ERROR (no such process)", n)
+		}
+		slices.Sort(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func supervisorName(prog string) string {
+	if g := sameersbnPrograms[prog]; g != prog {
+		return g + ":" + prog
+	}
+	return prog
+}
+
+// runSupervisorctl is sameersbn's `supervisorctl stop|start|status <name>...`, as root.
 func runSupervisorctl(args []string) int {
 	if _, ok := os.LookupEnv("GITLAB_OMNIBUS_CONFIG"); ok {
 		fmt.Fprintln(os.Stderr, `forgebox GitLab stand-in (omnibus flavour): exec: "supervisorctl": executable file not found in $PATH (Omnibus uses gitlab-ctl)`)
@@ -75,20 +113,16 @@ func runSupervisorctl(args []string) int {
 	if os.Getuid() != 0 {
 		return execFail("supervisorctl must run as root")
 	}
-	if len(args) != 2 {
-		return execFail("the stand-in's supervisorctl accepts: stop|start|status gitlab:*|gitlab:puma|gitlab:sidekiq (got %s)", clipArgs(args))
+	if len(args) < 2 {
+		return execFail("the stand-in's supervisorctl accepts: stop|start|status <name>... (got %s)", clipArgs(args))
 	}
-	var services []string
-	switch args[1] {
-	case "gitlab:*":
-		services = railsServices
-	case "gitlab:puma", "gitlab:sidekiq":
-		services = []string{strings.TrimPrefix(args[1], "gitlab:")}
-	default:
-		return execFail("supervisorctl %s %s: the stand-in emulates only the gitlab group (puma, sidekiq)", args[0], args[1])
+	services, err := supervisorTargets(args[1:])
+	if err != nil {
+		fmt.Println(err)
+		return 1
 	}
 	return controlServices(args[0], services, func(svc, state string) string {
-		return fmt.Sprintf("gitlab:%s: %s", svc, state)
+		return fmt.Sprintf("%s: %s", supervisorName(svc), state)
 	})
 }
 

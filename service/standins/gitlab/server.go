@@ -291,10 +291,11 @@ func (s *server) monitor(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// booted answers 502 like GitLab Workhorse while Puma is still booting.
+// booted answers 502 like GitLab Workhorse while Puma is still booting or stopped (and while
+// sameersbn's nginx is stopped, where the real image would refuse the connection).
 func (s *server) booted(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.ready.Load() || serviceStopped("puma") {
+		if !s.ready.Load() || serviceStopped("puma") || serviceStopped("nginx") {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusBadGateway)
 			w.Write([]byte("GitLab is not responding"))

@@ -77,6 +77,37 @@ func GitLabImage(t testing.TB, im testenv.Images, v string) string {
 		"FORGEBOX_STANDIN_VERSION="+v, "FORGEBOX_STANDIN_MIGRATION_TIME="+MigrationTime)
 }
 
+// DefaultVersion is the GitLab version of the default config's gitlab.image, so tests follow the
+// default when it moves.
+func DefaultVersion(t testing.TB) string {
+	v, ok := upgradepath.VersionFromImage(config.Default().GitLab.Image)
+	if !ok {
+		t.Fatalf("the default gitlab.image %s has no version in its tag", config.Default().GitLab.Image)
+	}
+	return v.String()
+}
+
+// DefaultPostgresMajor is the PostgreSQL major of the default config's postgres.image.
+func DefaultPostgresMajor(t testing.TB) int {
+	m, ok := upgradepath.PostgresMajorFromImage(config.Default().Postgres.Image)
+	if !ok {
+		t.Fatalf("the default postgres.image %s has no major in its tag", config.Default().Postgres.Image)
+	}
+	return m
+}
+
+// OtherStop is a required stop of another minor than v, from the stops table.
+func OtherStop(t testing.TB, v string) string {
+	pv := upgradepath.MustParse(v)
+	for _, s := range upgradepath.Load().Stops {
+		if s.MinorString() != pv.MinorString() && !s.Less(upgradepath.MustParse("17.8.0")) {
+			return s.String()
+		}
+	}
+	t.Fatalf("no stop besides %s", v)
+	return ""
+}
+
 // RunnerImage is the runner stand-in tagged like gitlab/gitlab-runner for GitLab v, claiming
 // that runner version (which decides, for one, its job log format).
 func RunnerImage(t testing.TB, im testenv.Images, v string) string {
@@ -238,6 +269,8 @@ type State struct {
 	MigrationsByStatus map[string]int `json:"migrations_by_status"`
 	SecretsMatchData   bool           `json:"secrets_match_data"`
 	SSHHostKey         string         `json:"ssh_host_key"`
+	PumaStopped        bool           `json:"puma_stopped"`
+	SidekiqStopped     bool           `json:"sidekiq_stopped"`
 }
 
 // StandinState asks the GitLab stand-in about itself.

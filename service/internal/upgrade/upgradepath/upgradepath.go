@@ -88,12 +88,40 @@ type PostgresRange struct {
 	Min, Max int
 }
 
-// Table is the stops table.
+// The image flavours, whose repositories publish their own patch releases of each stop.
+const (
+	Sameersbn = "sameersbn"
+	Omnibus   = "omnibus"
+)
+
+// Flavours lists them.
+var Flavours = []string{Sameersbn, Omnibus}
+
+// Table is the stops table as one flavour's images publish it.
 type Table struct {
+	Flavour     string
 	Latest      Version
-	Stops       []Version // required stops, oldest first, each at its latest patch
+	Stops       []Version // required stops, oldest first, each at the flavour's latest patch
 	Conditional []Conditional
 	Postgres    map[int]PostgresRange // by GitLab major
+
+	flavours map[string]flavourStops
+}
+
+type flavourStops struct {
+	latest Version
+	stops  []Version
+}
+
+// For is the table with the stops and latest version of flavour's images (sameersbn for an
+// unknown flavour, which config validation does not let through).
+func (t Table) For(flavour string) Table {
+	f, ok := t.flavours[flavour]
+	if !ok {
+		flavour, f = Sameersbn, t.flavours[Sameersbn]
+	}
+	t.Flavour, t.Latest, t.Stops = flavour, f.latest, f.stops
+	return t
 }
 
 //go:embed stops.toml
@@ -108,24 +136,27 @@ var (
 	loadErr  error
 )
 
-// Load returns the embedded table. It panics if the embedded file is broken: the tests read it
-// first, so a release never ships one.
-func Load() Table {
+// Load returns the embedded table, with the sameersbn image's patch releases (LoadFor names the
+// flavour). It panics if the embedded file is broken: the tests read it first, so a release
+// never ships one.
+func Load() Table { return LoadFor(Sameersbn) }
+
+// LoadFor returns the embedded table with flavour's patch releases.
+func LoadFor(flavour string) Table {
 	loadOnce.Do(func() { loaded, loadErr = ParseTable(stopsTOML) })
 	if loadErr != nil {
 		panic("upgradepath: embedded stops.toml: " + loadErr.Error())
 	}
-	return loaded
+	return loaded.For(flavour)
 }
 
-// ParseTable reads a stops table and checks it: versions parse, stops ascend, every stop's
-// GitLab major has a PostgreSQL range, latest is not older than the last stop.
+// ParseTable reads a stops table and checks it: versions parse, every stop names each flavour's
+// patch release of the same minor, stops ascend, every stop's GitLab major has a PostgreSQL
+// range, latest is not older than the last stop. The result is the sameersbn view (For).
 func ParseTable(src string) (Table, error) {
 	var raw struct {
-		Latest string `toml:"latest"`
-		Stop   []struct {
-			Version string `toml:"version"`
-		} `toml:"stop"`
+		Latest      map[string]string   `toml:"latest"`
+		Stop        []map[string]string `toml:"stop"`
 		Conditional []struct {
 			Version string `toml:"version"`
 			When    string `toml:"when"`
@@ -143,22 +174,48 @@ func ParseTable(src string) (Table, error) {
 	if u := md.Undecoded(); len(u) > 0 {
 		return Table{}, fmt.Errorf("unknown keys %v", u)
 	}
-	t := Table{Postgres: map[int]PostgresRange{}}
-	if t.Latest, err = Parse(raw.Latest); err != nil {
-		return Table{}, fmt.Errorf("latest: %w", err)
+	t := Table{Postgres: map[int]PostgresRange{}, flavours: map[string]flavourStops{}}
+	for k := range raw.Latest {
+		if !slices.Contains(Flavours, k) {
+			return Table{}, fmt.Errorf("latest: unknown flavour %q (%s)", k, strings.Join(Flavours, ", "))
+		}
 	}
 	for i, s := range raw.Stop {
-		v, err := Parse(s.Version)
-		if err != nil {
-			return Table{}, fmt.Errorf("stop %d: %w", i+1, err)
+		for k := range s {
+			if !slices.Contains(Flavours, k) {
+				return Table{}, fmt.Errorf("stop %d: unknown flavour %q (%s)", i+1, k, strings.Join(Flavours, ", "))
+			}
 		}
-		if i > 0 && !t.Stops[i-1].minorLess(v) {
-			return Table{}, fmt.Errorf("stop %s does not come after %s", v, t.Stops[i-1])
-		}
-		t.Stops = append(t.Stops, v)
 	}
-	if len(t.Stops) == 0 {
-		return Table{}, errors.New("no stops")
+	for _, fl := range Flavours {
+		var f flavourStops
+		if f.latest, err = Parse(raw.Latest[fl]); err != nil {
+			return Table{}, fmt.Errorf("latest.%s: %w", fl, err)
+		}
+		for i, s := range raw.Stop {
+			v, err := Parse(s[fl])
+			if err != nil {
+				return Table{}, fmt.Errorf("stop %d, %s: %w", i+1, fl, err)
+			}
+			if i > 0 && !f.stops[i-1].minorLess(v) {
+				return Table{}, fmt.Errorf("stop %s does not come after %s", v, f.stops[i-1])
+			}
+			f.stops = append(f.stops, v)
+		}
+		if len(f.stops) == 0 {
+			return Table{}, errors.New("no stops")
+		}
+		if f.latest.Less(f.stops[len(f.stops)-1]) {
+			return Table{}, fmt.Errorf("latest %s of %s is older than its last stop %s", f.latest, fl, f.stops[len(f.stops)-1])
+		}
+		t.flavours[fl] = f
+	}
+	// The flavours stop at the same minors; only the patch differs.
+	for i := range raw.Stop {
+		a, b := t.flavours[Sameersbn].stops[i], t.flavours[Omnibus].stops[i]
+		if a.MinorString() != b.MinorString() {
+			return Table{}, fmt.Errorf("stop %d is %s for sameersbn and %s for omnibus: a stop is one minor", i+1, a, b)
+		}
 	}
 	for _, c := range raw.Conditional {
 		v, err := Parse(c.Version)
@@ -173,15 +230,14 @@ func ParseTable(src string) (Table, error) {
 		}
 		t.Postgres[p.GitLabMajor] = PostgresRange{Min: p.Min, Max: p.Max}
 	}
-	for _, s := range append(slices.Clone(t.Stops), t.Latest) {
-		if _, ok := t.Postgres[s.Major]; !ok {
-			return Table{}, fmt.Errorf("no postgres range for GitLab %d", s.Major)
+	for _, f := range t.flavours {
+		for _, s := range append(slices.Clone(f.stops), f.latest) {
+			if _, ok := t.Postgres[s.Major]; !ok {
+				return Table{}, fmt.Errorf("no postgres range for GitLab %d", s.Major)
+			}
 		}
 	}
-	if t.Latest.Less(t.Stops[len(t.Stops)-1]) {
-		return Table{}, fmt.Errorf("latest %s is older than the last stop %s", t.Latest, t.Stops[len(t.Stops)-1])
-	}
-	return t, nil
+	return t.For(Sameersbn), nil
 }
 
 // Oldest is the oldest GitLab forgebox walks from: the first stop's minor.

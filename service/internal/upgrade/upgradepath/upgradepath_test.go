@@ -17,8 +17,18 @@ func vs(list []Version) string {
 
 func TestEmbeddedTableIsValid(t *testing.T) {
 	tab := Load()
-	if got := vs(tab.Stops); got != "15.11.13 -> 16.3.6 -> 16.7.7 -> 16.11.10 -> 17.3.7 -> 17.5.5 -> 17.8.7 -> 17.11.7 -> 18.2.8 -> 18.5.7 -> 18.8.11 -> 18.11.7 -> 19.2.0" {
-		t.Errorf("stops: %s", got)
+	if got := vs(tab.Stops); tab.Flavour != Sameersbn || got != "15.11.13 -> 16.3.6 -> 16.7.7 -> 16.11.10 -> 17.3.7 -> 17.5.5 -> 17.8.7 -> 17.11.7 -> 18.2.8 -> 18.5.7 -> 18.8.11 -> 18.11.7 -> 19.2.0" || tab.Latest.String() != "19.2.0" {
+		t.Errorf("sameersbn stops: %s, latest %s", got, tab.Latest)
+	}
+	// Omnibus publishes later patches of four stops (omnibus-gitlab tags).
+	omni := LoadFor(Omnibus)
+	if got := vs(omni.Stops); omni.Flavour != Omnibus || got != "15.11.13 -> 16.3.9 -> 16.7.10 -> 16.11.10 -> 17.3.7 -> 17.5.5 -> 17.8.7 -> 17.11.7 -> 18.2.8 -> 18.5.7 -> 18.8.11 -> 18.11.11 -> 19.2.4" || omni.Latest.String() != "19.2.4" {
+		t.Errorf("omnibus stops: %s, latest %s", got, omni.Latest)
+	}
+	for i := range tab.Stops {
+		if tab.Stops[i].MinorString() != omni.Stops[i].MinorString() {
+			t.Errorf("stop %d: %s and %s", i, tab.Stops[i], omni.Stops[i])
+		}
 	}
 	// From 17.5 on, stops fall at x.2, x.5, x.8 and x.11 (docs.gitlab.com/update/upgrade_paths).
 	for _, s := range tab.Stops {
@@ -37,13 +47,24 @@ func TestEmbeddedTableIsValid(t *testing.T) {
 }
 
 func TestParseTableRefusesBrokenTables(t *testing.T) {
+	const pg = "[[postgres]]\ngitlab_major = 18\nmin = 16\n"
+	const latest = "[latest]\nsameersbn = \"18.5.7\"\nomnibus = \"18.5.7\"\n"
+	stop := func(sam, omni string) string {
+		return "[[stop]]\nsameersbn = \"" + sam + "\"\nomnibus = \"" + omni + "\"\n"
+	}
+	if _, err := ParseTable(latest + stop("18.2.8", "18.2.8") + stop("18.5.7", "18.5.7") + pg); err != nil {
+		t.Fatalf("a good table: %v", err)
+	}
 	for name, src := range map[string]string{
-		"descending":  "latest = \"18.5.0\"\n[[stop]]\nversion = \"18.5.7\"\n[[stop]]\nversion = \"18.2.8\"\n[[postgres]]\ngitlab_major = 18\nmin = 16\n",
-		"same minor":  "latest = \"18.5.9\"\n[[stop]]\nversion = \"18.5.1\"\n[[stop]]\nversion = \"18.5.7\"\n[[postgres]]\ngitlab_major = 18\nmin = 16\n",
-		"no postgres": "latest = \"18.5.7\"\n[[stop]]\nversion = \"18.5.7\"\n",
-		"unknown key": "latest = \"18.5.7\"\nlatests = 1\n[[stop]]\nversion = \"18.5.7\"\n[[postgres]]\ngitlab_major = 18\nmin = 16\n",
-		"bad version": "latest = \"18.5\"\n[[stop]]\nversion = \"18.5.7\"\n[[postgres]]\ngitlab_major = 18\nmin = 16\n",
-		"old latest":  "latest = \"18.2.0\"\n[[stop]]\nversion = \"18.5.7\"\n[[postgres]]\ngitlab_major = 18\nmin = 16\n",
+		"descending":      latest + stop("18.5.7", "18.5.7") + stop("18.2.8", "18.2.8") + pg,
+		"same minor":      latest + stop("18.5.1", "18.5.1") + stop("18.5.7", "18.5.7") + pg,
+		"no postgres":     latest + stop("18.5.7", "18.5.7"),
+		"unknown key":     latest + "latests = 1\n" + stop("18.5.7", "18.5.7") + pg,
+		"bad version":     "[latest]\nsameersbn = \"18.5\"\nomnibus = \"18.5.7\"\n" + stop("18.5.7", "18.5.7") + pg,
+		"old latest":      "[latest]\nsameersbn = \"18.5.7\"\nomnibus = \"18.2.0\"\n" + stop("18.5.7", "18.5.7") + pg,
+		"missing patch":   latest + "[[stop]]\nsameersbn = \"18.5.7\"\n" + pg,
+		"other minor":     latest + stop("18.5.7", "18.8.11") + pg,
+		"unknown flavour": latest + "[[stop]]\nsameersbn = \"18.5.7\"\nomnibus = \"18.5.7\"\ncng = \"18.5.7\"\n" + pg,
 	} {
 		if _, err := ParseTable(src); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -80,6 +101,16 @@ func TestWalk(t *testing.T) {
 		got, err := tab.Walk(MustParse(c.from), MustParse(c.to))
 		if err != nil || vs(got) != c.want {
 			t.Errorf("Walk(%s, %s) = %s, %v; want %s", c.from, c.to, vs(got), err, c.want)
+		}
+	}
+	omni := LoadFor(Omnibus)
+	for _, c := range []struct{ from, to, want string }{
+		{"16.3.6", "16.11.10", "16.3.9 -> 16.7.10 -> 16.11.10"},
+		{"18.8.11", "19.2.4", "18.11.11 -> 19.2.4"},
+	} {
+		got, err := omni.Walk(MustParse(c.from), MustParse(c.to))
+		if err != nil || vs(got) != c.want {
+			t.Errorf("omnibus Walk(%s, %s) = %s, %v; want %s", c.from, c.to, vs(got), err, c.want)
 		}
 	}
 	var down *DowngradeError
