@@ -95,6 +95,13 @@ func (c Config) validate(src []byte) []FieldError {
 	if c.Runner.Concurrent < 1 || c.Runner.Concurrent > 64 {
 		v.add("runner.concurrent", fmt.Sprintf("%d is out of range", c.Runner.Concurrent), "allowed: 1 to 64")
 	}
+	if n := len(c.Runner.Profiles); c.Runner.Concurrent >= 1 && c.Runner.Concurrent < n {
+		// GitLab Runner warns "Worker starvation bottleneck" when concurrent is below the number
+		// of [[runners]] (commands/multi.go checkConfigConcurrency at v19.2.2): one runner would
+		// wait for a worker while another holds it.
+		v.add("runner.concurrent", fmt.Sprintf("%d is below the number of runner profiles (%d)", c.Runner.Concurrent, n),
+			fmt.Sprintf("set runner.concurrent to at least %d, or remove a profile", n))
+	}
 	if len(c.Runner.Profiles) == 0 {
 		v.add("runner.profiles", "no runner profile", "add at least one [[runner.profiles]] with a name and an image")
 	}
