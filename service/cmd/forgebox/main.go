@@ -61,9 +61,12 @@ func main() {
 type globals struct {
 	configPath     string
 	configExplicit bool
-	logLevel       string
-	stdout, stderr io.Writer
-	log            *slog.Logger
+	// embeddedDefaults: no config file was found, so openStack picks the defaults for the
+	// engine's architecture.
+	embeddedDefaults bool
+	logLevel         string
+	stdout, stderr   io.Writer
+	log              *slog.Logger
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -157,6 +160,7 @@ func (g *globals) loadConfig() (config.Config, error) {
 	}
 	if !g.configExplicit && errors.Is(err, fs.ErrNotExist) {
 		g.log.Info("no config file; using the embedded defaults", "path", g.configPath)
+		g.embeddedDefaults = true
 		return config.Default(), nil
 	}
 	return config.Config{}, err

@@ -34,6 +34,11 @@ type Desired struct {
 	Network    string
 	Config     config.Config // runner profiles and GitLab settings, for the steps after containers
 	Components []Component
+	// HelperImage is the image the runner starts beside every job: runner.helper_image, else the
+	// default helper of the runner's version for the engine's arch ("" when neither is known,
+	// HelperWhy says why). Config.Runner.HelperImage holds it too, so config.toml names it.
+	HelperImage string
+	HelperWhy   string
 }
 
 // Component returns the named component, if desired.
@@ -58,6 +63,7 @@ type SecretSource interface {
 type Env struct {
 	Subnet string // the stack network's subnet, GitLab's monitoring allowlist
 	Host   string // GitLab's host name as users reach it
+	Arch   string // the engine's architecture (Go names), for the runner's helper image
 }
 
 // ResolveHost is gitlab.host, or this machine's host name when the config leaves it empty.
@@ -78,6 +84,8 @@ type builder func(config.Config, SecretSource, Env) (Component, error)
 // under the stack lock (or with a read-only SecretSource).
 func Build(cfg config.Config, secrets SecretSource, version string, env Env) (Desired, error) {
 	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName(), Config: cfg}
+	d.HelperImage, d.HelperWhy = resolveHelperImage(cfg, env.Arch)
+	d.Config.Runner.HelperImage = d.HelperImage
 	builders := []builder{
 		postgresComponent,
 		redisComponent,

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
@@ -27,6 +28,9 @@ type Stack struct {
 	sink        events.Sink
 	version     string
 	pullRetry   engine.PullRetry
+
+	archMu sync.Mutex
+	arch   string // the engine's, once asked (helper.go)
 
 	lastObserved Observed
 }
@@ -90,6 +94,9 @@ func (s *Stack) Up(ctx context.Context) (Plan, error) {
 
 // Plan observes and plans without changing anything (a dry run).
 func (s *Stack) Plan(ctx context.Context) (Plan, error) {
+	if err := s.checkFlavourArch(ctx); err != nil {
+		return Plan{}, err
+	}
 	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
 	if err != nil {
 		return Plan{}, err
@@ -109,17 +116,21 @@ func (s *Stack) desiredNow(ctx context.Context, secrets SecretSource) (Desired, 
 		return Desired{}, err
 	}
 	if !ok {
-		return s.desiredFor(secrets, nil)
+		return s.desiredFor(ctx, secrets, nil)
 	}
-	return s.desiredFor(secrets, &nw)
+	return s.desiredFor(ctx, secrets, &nw)
 }
 
-func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, error) {
+func (s *Stack) desiredFor(ctx context.Context, secrets SecretSource, nw *engine.Network) (Desired, error) {
 	host, err := ResolveHost(s.cfg)
 	if err != nil {
 		return Desired{}, err
 	}
-	env := Env{Host: host}
+	arch, err := s.engineArch(ctx)
+	if err != nil {
+		return Desired{}, err
+	}
+	env := Env{Host: host, Arch: arch}
 	if nw != nil && len(nw.Subnets) > 0 {
 		env.Subnet = nw.Subnets[0]
 	}
@@ -131,6 +142,9 @@ func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network) (Desired, e
 func (s *Stack) converge(ctx context.Context) (Plan, error) {
 	var done Plan
 	if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
+		return done, err
+	}
+	if err := s.checkFlavourArch(ctx); err != nil { // helper.go
 		return done, err
 	}
 	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
@@ -152,7 +166,7 @@ func (s *Stack) converge(ctx context.Context) (Plan, error) {
 	if err := s.attachController(ctx, nw); err != nil {
 		return done, err
 	}
-	d, err := s.desiredFor(s.secrets, &nw)
+	d, err := s.desiredFor(ctx, s.secrets, &nw)
 	if err != nil {
 		return done, err
 	}
@@ -161,6 +175,9 @@ func (s *Stack) converge(ctx context.Context) (Plan, error) {
 		return done, err
 	}
 	s.lastObserved = o
+	if err := helperAvailable(d, o, s.cfg.Stack.PullPolicy); err != nil {
+		return done, err
+	}
 	plan := MakePlan(d, o, s.cfg.Stack.PullPolicy)
 	if plan.Empty() && done.Empty() {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: "nothing to do: the stack is as configured"})
@@ -264,6 +281,9 @@ type ComponentStatus struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Uptime    string    `json:"uptime,omitempty"`
 	UpToDate  bool      `json:"up_to_date"` // its spec matches the config
+	// The runner's job helper image (helper.go) and whether the engine has it: present, missing.
+	HelperImage string `json:"helper_image,omitempty"`
+	HelperState string `json:"helper_state,omitempty"`
 }
 
 // Status reports each configured component, and any leftover container of the stack.
@@ -296,6 +316,16 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 			det.Health = s.probedHealth(ctx, comp, det)
 			row.fill(det)
 			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
+		}
+		if comp.Name == "runner" && d.HelperImage != "" {
+			id, err := s.eng.ImageID(ctx, d.HelperImage)
+			if err != nil {
+				return nil, err
+			}
+			row.HelperImage, row.HelperState = d.HelperImage, "present"
+			if id == "" {
+				row.HelperState = "missing (run up)"
+			}
 		}
 		out = append(out, row)
 	}
