@@ -515,6 +515,8 @@ func TestInvalidValues(t *testing.T) {
 		{"host ::1", lines("[gitlab]", `host = "::1"`), "gitlab.host", 2, "clone URLs", ""},
 		{"host with scheme", lines("[gitlab]", `host = "http://nas.local"`), "gitlab.host", 2, "not a host name", "without scheme"},
 		{"host with port", lines("[gitlab]", `host = "nas.local:8080"`), "gitlab.host", 2, "not a host name", ""},
+		{"time zone quote", lines("[gitlab]", `time_zone = "Europe/Berlin'"`), "gitlab.time_zone", 2, "not a time zone name", "Europe/Berlin"},
+		{"time zone offset", lines("[gitlab]", `time_zone = "+02:00"`), "gitlab.time_zone", 2, "not a time zone name", ""},
 		{"email no at", lines("[gitlab]", `admin_email = "admin"`), "gitlab.admin_email", 2, "not an e-mail address", "admin@example.com"},
 		{"email no domain", lines("[gitlab]", `admin_email = "admin@"`), "gitlab.admin_email", 2, "not an e-mail address", ""},
 		{"email empty", lines("[gitlab]", `admin_email = ""`), "gitlab.admin_email", 2, "not an e-mail address", ""},

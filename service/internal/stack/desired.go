@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
@@ -64,6 +65,32 @@ type Env struct {
 	Subnet string // the stack network's subnet, GitLab's monitoring allowlist
 	Host   string // GitLab's host name as users reach it
 	Arch   string // the engine's architecture (Go names), for the runner's helper image
+	// TimeZone is GitLab's: gitlab.time_zone, else the host's; "" leaves the images' UTC.
+	TimeZone string
+}
+
+// ResolveTimeZone is gitlab.time_zone, else the host's: TZ, else /etc/timezone, else the zone
+// /etc/localtime links to. A value that is no tz database name is skipped, and with none the
+// images keep their default (UTC).
+func ResolveTimeZone(cfg config.Config) string {
+	if cfg.GitLab.TimeZone != "" {
+		return cfg.GitLab.TimeZone
+	}
+	cands := []string{os.Getenv("TZ")}
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		cands = append(cands, strings.TrimSpace(string(b)))
+	}
+	if l, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, zone, ok := strings.Cut(l, "zoneinfo/"); ok {
+			cands = append(cands, zone)
+		}
+	}
+	for _, c := range cands {
+		if c != "" && config.TimeZonePattern.MatchString(c) {
+			return c
+		}
+	}
+	return ""
 }
 
 // ResolveHost is gitlab.host, or this machine's host name when the config leaves it empty.

@@ -24,7 +24,7 @@ type fixedSecrets struct{}
 func (fixedSecrets) Ensure(name string) (string, error) { return "secret-" + name, nil }
 func (fixedSecrets) Get(name string) (string, bool)     { return "secret-" + name, true }
 
-var testEnv = Env{Subnet: "172.30.0.0/16", Host: "nas.example.lan", Arch: "amd64"}
+var testEnv = Env{Subnet: "172.30.0.0/16", Host: "nas.example.lan", Arch: "amd64", TimeZone: "Europe/Berlin"}
 
 func testConfig() config.Config {
 	cfg := config.Default()

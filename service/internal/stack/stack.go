@@ -130,7 +130,7 @@ func (s *Stack) desiredFor(ctx context.Context, secrets SecretSource, nw *engine
 	if err != nil {
 		return Desired{}, err
 	}
-	env := Env{Host: host, Arch: arch}
+	env := Env{Host: host, Arch: arch, TimeZone: ResolveTimeZone(s.cfg)}
 	if nw != nil && len(nw.Subnets) > 0 {
 		env.Subnet = nw.Subnets[0]
 	}
