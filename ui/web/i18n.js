@@ -88,6 +88,8 @@ const en = {
   'confirm.deleteProfile': 'Delete the runner profile "{name}"? Its runner is unregistered at the next start.',
 
   'comp.image': 'Image',
+  'comp.helper': 'Job helper',
+  'comp.helper_missing': 'not on this engine: run up',
   'comp.uptime': 'Up for',
   'comp.memory': 'Memory',
   'comp.cpu': 'CPU',
@@ -294,6 +296,8 @@ const zh = {
   'confirm.deleteProfile': '要删除 Runner 配置“{name}”吗？下次启动时会注销它的 Runner。',
 
   'comp.image': '镜像',
+  'comp.helper': '作业辅助镜像',
+  'comp.helper_missing': '本机没有：请运行 up',
   'comp.uptime': '已运行',
   'comp.memory': '内存',
   'comp.cpu': 'CPU',

@@ -79,10 +79,9 @@ func resolveHelperImage(cfg config.Config, arch string) (string, string) {
 	if err != nil {
 		return "", err.Error()
 	}
-	return ref, fmt.Sprintf("the helper of GitLab Runner %s on %s", must(RunnerVersion(cfg.Runner.Image)), arch)
+	v, _ := RunnerVersion(cfg.Runner.Image)
+	return ref, fmt.Sprintf("the helper of GitLab Runner %s on %s", v, arch)
 }
-
-func must(s string, _ bool) string { return s }
 
 // engineArch asks the engine for its architecture once per Stack: the runner's helper image and
 // the GitLab flavour depend on what the engine runs, not on what forgebox was built for.

@@ -31,9 +31,8 @@ func docker(t *testing.T, args ...string) string {
 }
 
 type ciJob struct {
-	ID      int64  `json:"id"`
-	Status  string `json:"status"`
-	Project int64
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
 }
 
 // runCIJob starts a one-job pipeline on the GitLab stand-in and waits until the job ends; it
