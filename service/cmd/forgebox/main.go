@@ -63,9 +63,12 @@ func main() {
 type globals struct {
 	configPath     string
 	configExplicit bool
-	logLevel       string
-	stdout, stderr io.Writer
-	log            *slog.Logger
+	// embeddedDefaults: no config file was found, so openStack picks the defaults for the
+	// engine's architecture.
+	embeddedDefaults bool
+	logLevel         string
+	stdout, stderr   io.Writer
+	log              *slog.Logger
 	// scrub masks the secrets of the loaded config's data dir in the log, in events printed and
 	// in status --json; dataDir is empty until a config is loaded.
 	scrub   *redact.Scrubber
@@ -166,6 +169,7 @@ func (g *globals) loadConfig() (config.Config, error) {
 	c, err := config.Load(g.configPath)
 	if err != nil && !g.configExplicit && errors.Is(err, fs.ErrNotExist) {
 		g.log.Info("no config file; using the embedded defaults", "path", g.configPath)
+		g.embeddedDefaults = true
 		c, err = config.Default(), nil
 	}
 	if err != nil {

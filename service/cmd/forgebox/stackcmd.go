@@ -37,6 +37,15 @@ func (g *globals) openStack(ctx context.Context, sink events.Sink) (*stack.Stack
 	if err != nil {
 		return nil, nil, err
 	}
+	if g.embeddedDefaults {
+		// No config file: the defaults for the engine's architecture (omnibus on arm64).
+		info, err := eng.Info(ctx)
+		if err != nil {
+			eng.Close()
+			return nil, nil, err
+		}
+		cfg = config.DefaultFor(info.Arch)
+	}
 	g.log.Debug("engine connected", "api_version", eng.APIVersion())
 	st := stack.New(cfg, eng, secrets, stack.Options{
 		Logger: g.log, Events: sink, Version: buildinfo.Version, SecretsPath: secrets.Path(),
@@ -133,6 +142,9 @@ func (g *globals) statusCmd(ctx context.Context, args []string) error {
 			state += " (config changed: run up)"
 		}
 		fmt.Fprint(tw, g.scrub.Scrub(fmt.Sprintf("%s\t%s\t%s\t%s\t%s\n", r.Component, state, health, r.Image, uptime)))
+		if r.HelperImage != "" {
+			fmt.Fprintf(tw, "  job helper\t%s\t-\t%s\t-\n", r.HelperState, r.HelperImage)
+		}
 	}
 	return tw.Flush()
 }

@@ -61,7 +61,7 @@ func TestBackupEndpointsWithoutEngine(t *testing.T) {
 	if page.Next.Hour() != 3 || page.Next.Minute() != 30 || !page.Next.After(time.Now()) {
 		t.Errorf("next scheduled backup %v", page.Next)
 	}
-	img := h.cfg.GitLab.Image // sameersbn/gitlab:18.5.1 by default
+	img := h.cfg.GitLab.Image // sameersbn/gitlab:19.2.0 by default
 	fakeBackup(t, h.cfg.BackupDir(), "fb-old", "18.2.8", "sameersbn")
 	fakeBackup(t, h.cfg.BackupDir(), "fb-omni", "18.5.1", "omnibus")
 	h.do(h.bearer("GET", "/api/v1/backups", nil), &page)
@@ -75,7 +75,7 @@ func TestBackupEndpointsWithoutEngine(t *testing.T) {
 	expectError(t, res, body, http.StatusNotFound, api.CodeNotFound)
 	res, body = h.do(h.bearer("POST", "/api/v1/backups/fb-old/restore", map[string]string{"confirm": "fb-old"}), nil)
 	e := expectError(t, res, body, http.StatusConflict, api.CodeConflict)
-	if !strings.Contains(e.Error.Message, "GitLab 18.2.8") || !strings.Contains(e.Error.Message, "sameersbn/gitlab:18.2.8") || !strings.Contains(img, "18.5.1") {
+	if !strings.Contains(e.Error.Message, "GitLab 18.2.8") || !strings.Contains(e.Error.Message, "sameersbn/gitlab:18.2.8") || !strings.Contains(img, "19.2.0") {
 		t.Errorf("version refusal does not say what to install: %s", e.Error.Message)
 	}
 	res, body = h.do(h.bearer("POST", "/api/v1/backups/fb-omni/restore", map[string]string{"confirm": "fb-omni"}), nil)

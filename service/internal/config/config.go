@@ -62,6 +62,7 @@ type GitLab struct {
 	SSHPort    int    `toml:"ssh_port" json:"ssh_port"`
 	Memory     string `toml:"memory" json:"memory"`
 	AdminEmail string `toml:"admin_email" json:"admin_email"`
+	TimeZone   string `toml:"time_zone" json:"time_zone"` // "" = the host's
 }
 
 type Runner struct {

@@ -214,6 +214,7 @@ func TestProfileConcurrencyDefaultsToOne(t *testing.T) {
 		"[[runner.profiles]]", `name = "a"`, `image = "alpine"`, `tags = ["a"]`,
 		"[[runner.profiles]]", `name = "b"`, `image = "alpine"`, `tags = ["b"]`, "concurrency = 0",
 		"[[runner.profiles]]", `name = "c"`, `image = "alpine"`, `tags = ["c"]`, "concurrency = 5",
+		"[runner]", "concurrent = 3",
 	))
 	got := []int{}
 	for _, p := range c.Runner.Profiles {
@@ -514,6 +515,8 @@ func TestInvalidValues(t *testing.T) {
 		{"host ::1", lines("[gitlab]", `host = "::1"`), "gitlab.host", 2, "clone URLs", ""},
 		{"host with scheme", lines("[gitlab]", `host = "http://nas.local"`), "gitlab.host", 2, "not a host name", "without scheme"},
 		{"host with port", lines("[gitlab]", `host = "nas.local:8080"`), "gitlab.host", 2, "not a host name", ""},
+		{"time zone quote", lines("[gitlab]", `time_zone = "Europe/Berlin'"`), "gitlab.time_zone", 2, "not a time zone name", "Europe/Berlin"},
+		{"time zone offset", lines("[gitlab]", `time_zone = "+02:00"`), "gitlab.time_zone", 2, "not a time zone name", ""},
 		{"email no at", lines("[gitlab]", `admin_email = "admin"`), "gitlab.admin_email", 2, "not an e-mail address", "admin@example.com"},
 		{"email no domain", lines("[gitlab]", `admin_email = "admin@"`), "gitlab.admin_email", 2, "not an e-mail address", ""},
 		{"email empty", lines("[gitlab]", `admin_email = ""`), "gitlab.admin_email", 2, "not an e-mail address", ""},
@@ -522,6 +525,10 @@ func TestInvalidValues(t *testing.T) {
 
 		{"runner concurrent 0", lines("[runner]", "concurrent = 0"), "runner.concurrent", 2, "out of range", "1 to 64"},
 		{"runner concurrent 65", lines("[runner]", "concurrent = 65"), "runner.concurrent", 2, "out of range", "1 to 64"},
+		{"runner concurrent below profiles", lines("[runner]", "concurrent = 1",
+			"[[runner.profiles]]", `name = "a"`, `image = "alpine"`, "run_untagged = true",
+			"[[runner.profiles]]", `name = "b"`, `image = "alpine"`, "run_untagged = true"),
+			"runner.concurrent", 2, "below the number of runner profiles (2)", "at least 2"},
 
 		{"profile name missing", lines("[[runner.profiles]]", `image = "alpine"`, `tags = ["t"]`), "runner.profiles[0].name", 1, "missing", ""},
 		{"profile name invalid", lines("[[runner.profiles]]", `name = "My Profile"`, `image = "alpine"`, `tags = ["t"]`), "runner.profiles[0].name", 2, "not a valid profile name", ""},
@@ -602,6 +609,7 @@ func TestDuplicateProfileNames(t *testing.T) {
 		`image = "alpine"`,
 		`name = "build"`, // 11
 		`tags = ["c"]`,
+		"[runner]", "concurrent = 3",
 	)
 	list := parseErrs(t, src)
 	if len(list) != 1 {

@@ -31,6 +31,9 @@ var (
 	roleNamePattern    = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 	tagPattern         = regexp.MustCompile(`^[^,\s][^,]*$`)
 	timeOfDayPattern   = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
+	// TimeZonePattern is a tz database name: "UTC", "Europe/Berlin", "America/Argentina/Salta",
+	// "Etc/GMT+5". It also keeps quotes out of GITLAB_OMNIBUS_CONFIG.
+	TimeZonePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*){0,2}$`)
 )
 
 // validator collects problems; key positions are looked up in the source once per problem.
@@ -84,6 +87,10 @@ func (c Config) validate(src []byte) []FieldError {
 			"give HTTP and SSH different ports, e.g. 30080 and 30022")
 	}
 	v.oneOf("gitlab.memory", c.GitLab.Memory, "small", "standard")
+	if c.GitLab.TimeZone != "" && !TimeZonePattern.MatchString(c.GitLab.TimeZone) {
+		v.add("gitlab.time_zone", fmt.Sprintf("%q is not a time zone name", c.GitLab.TimeZone),
+			`a tz database name such as "Europe/Berlin" or "UTC", or "" for the host's`)
+	}
 	if a, err := mail.ParseAddress(c.GitLab.AdminEmail); err != nil || a.Address != c.GitLab.AdminEmail {
 		v.add("gitlab.admin_email", fmt.Sprintf("%q is not an e-mail address", c.GitLab.AdminEmail), "e.g. admin@example.com")
 	}
@@ -94,6 +101,13 @@ func (c Config) validate(src []byte) []FieldError {
 	}
 	if c.Runner.Concurrent < 1 || c.Runner.Concurrent > 64 {
 		v.add("runner.concurrent", fmt.Sprintf("%d is out of range", c.Runner.Concurrent), "allowed: 1 to 64")
+	}
+	if n := len(c.Runner.Profiles); c.Runner.Concurrent >= 1 && c.Runner.Concurrent < n {
+		// GitLab Runner warns "Worker starvation bottleneck" when concurrent is below the number
+		// of [[runners]] (commands/multi.go checkConfigConcurrency at v19.2.2): one runner would
+		// wait for a worker while another holds it.
+		v.add("runner.concurrent", fmt.Sprintf("%d is below the number of runner profiles (%d)", c.Runner.Concurrent, n),
+			fmt.Sprintf("set runner.concurrent to at least %d, or remove a profile", n))
 	}
 	if len(c.Runner.Profiles) == 0 {
 		v.add("runner.profiles", "no runner profile", "add at least one [[runner.profiles]] with a name and an image")

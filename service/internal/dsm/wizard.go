@@ -147,19 +147,9 @@ func BuildConfig(env Env, a Answers, host string) (config.Config, bool, error) {
 	return c, existed, nil
 }
 
-// FlavourImage is the GitLab image for a flavour: the config's default for sameersbn, and the
-// same GitLab version of GitLab's own image for omnibus (gitlab/gitlab-ce:<version>-ce.0).
-func FlavourImage(flavour string) string {
-	def := config.Default().GitLab.Image
-	if flavour != "omnibus" {
-		return def
-	}
-	version := "latest"
-	if i := strings.LastIndex(def, ":"); i >= 0 {
-		version = def[i+1:] + "-ce.0"
-	}
-	return "gitlab/gitlab-ce:" + version
-}
+// FlavourImage is the GitLab image a flavour starts on: the config package's table of default
+// images.
+func FlavourImage(flavour string) string { return config.FlavourImage(flavour) }
 
 // LoadOrDefault reads the config file of the var dir, or makes the defaults with DSM's paths
 // when there is none. A file that exists but does not load is an error: starting over would

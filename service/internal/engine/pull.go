@@ -40,6 +40,22 @@ func (c *Client) ImageID(ctx context.Context, ref string) (string, error) {
 	return r.ID, nil
 }
 
+// ImageArch returns the architecture of the local image ref (amd64, arm64, ...), or "" when the
+// engine does not have it.
+func (c *Client) ImageArch(ctx context.Context, ref string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	r, err := c.api.ImageInspect(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return r.Architecture, nil
+}
+
 // Pull fetches ref, reporting each layer's progress, and retries transient failures.
 func (c *Client) Pull(ctx context.Context, ref string, retry PullRetry, progress func(PullProgress)) error {
 	if retry.Attempts < 1 {

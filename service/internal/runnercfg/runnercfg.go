@@ -32,8 +32,10 @@ type Runner struct {
 	Executor        string    `toml:"executor"`
 	CloneURL        string    `toml:"clone_url,omitempty"`
 	Limit           int       `toml:"limit,omitzero"`
-	Environment     []string  `toml:"environment,omitempty"`
-	Docker          Docker    `toml:"docker"`
+	// RequestConcurrency is how many job requests the runner keeps open to GitLab at once.
+	RequestConcurrency int      `toml:"request_concurrency,omitzero"`
+	Environment        []string `toml:"environment,omitempty"`
+	Docker             Docker   `toml:"docker"`
 }
 
 // Docker is [runners.docker].

@@ -39,6 +39,10 @@ type Values struct {
 	VarDir              string // its var: config, secrets, PostgreSQL and Redis data
 	ShareDir            string // the data share, through the symlink DSM makes since 7.0-41201
 	HTTPPort, SSHPort   int
+	// The install wizard's flavour choice, from the config package's table of default images for
+	// the package's arch: armv8 starts on omnibus and offers no sameersbn (built for amd64 only).
+	DefaultFlavour string
+	SameersbnRuns  bool
 }
 
 // NewValues derives the template values for one package version and arch.
@@ -58,6 +62,8 @@ func NewValues(s Spec, version string, arch Arch) Values {
 		ShareDir:            root + "/shares/" + s.Share,
 		HTTPPort:            s.GitLab.HTTPPort,
 		SSHPort:             s.GitLab.SSHPort,
+		DefaultFlavour:      config.DefaultFlavour(arch.OCI),
+		SameersbnRuns:       config.FlavourRunsOn("sameersbn", arch.OCI),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -115,6 +116,60 @@ func TestGoldenFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, wiz+"_"+lang, b)
+		}
+	}
+	// The armv8 install wizard offers omnibus only, chosen: sameersbn/gitlab has no arm64 image.
+	arm, err := ArchByDSM("armv8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := RenderWizard(root, "install_uifile", "enu", NewValues(spec, goldenVersion, arm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "install_uifile_enu-armv8", b)
+}
+
+// TestWizardFlavourDefaults reads the rendered install wizards as DSM would: x86_64 preselects
+// sameersbn and offers omnibus; armv8 preselects omnibus and offers nothing else.
+func TestWizardFlavourDefaults(t *testing.T) {
+	root := repoRoot(t)
+	spec, err := LoadSpec(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]bool{
+		"x86_64": {"wizard_flavour_sameersbn": true, "wizard_flavour_omnibus": false},
+		"armv8":  {"wizard_flavour_omnibus": true},
+	}
+	for _, arch := range Arches {
+		b, err := RenderWizard(root, "install_uifile", "enu", NewValues(spec, goldenVersion, arch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var steps []struct {
+			Items []struct {
+				Subitems []struct {
+					Key          string `json:"key"`
+					DefaultValue any    `json:"defaultValue"`
+				} `json:"subitems"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(b, &steps); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, st := range steps {
+			for _, it := range st.Items {
+				for _, si := range it.Subitems {
+					if strings.HasPrefix(si.Key, "wizard_flavour_") {
+						got[si.Key] = si.DefaultValue == true
+					}
+				}
+			}
+		}
+		if !reflect.DeepEqual(got, want[arch.DSM]) {
+			t.Errorf("%s wizard flavours = %v, want %v", arch.DSM, got, want[arch.DSM])
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
@@ -51,6 +52,11 @@ type Desired struct {
 	Networks    []NetworkSpec
 	Config      config.Config // runner profiles and GitLab settings, for the steps after containers
 	Components  []Component
+	// HelperImage is the image the runner starts beside every job: runner.helper_image, else the
+	// default helper of the runner's version for the engine's arch ("" when neither is known,
+	// HelperWhy says why). Config.Runner.HelperImage holds it too, so config.toml names it.
+	HelperImage string
+	HelperWhy   string
 }
 
 // NetworkSpec returns the wanted network of that name, if it is one.
@@ -88,6 +94,33 @@ type Env struct {
 	// EngineVersion is Docker's own version ("" when unknown): a few engines cut the host off
 	// internal networks, where forgebox must reach PostgreSQL.
 	EngineVersion string
+	Arch          string // the engine's architecture (Go names), for the runner's helper image
+	// TimeZone is GitLab's: gitlab.time_zone, else the host's; "" leaves the images' UTC.
+	TimeZone string
+}
+
+// ResolveTimeZone is gitlab.time_zone, else the host's: TZ, else /etc/timezone, else the zone
+// /etc/localtime links to. A value that is no tz database name is skipped, and with none the
+// images keep their default (UTC).
+func ResolveTimeZone(cfg config.Config) string {
+	if cfg.GitLab.TimeZone != "" {
+		return cfg.GitLab.TimeZone
+	}
+	cands := []string{os.Getenv("TZ")}
+	if b, err := os.ReadFile("/etc/timezone"); err == nil {
+		cands = append(cands, strings.TrimSpace(string(b)))
+	}
+	if l, err := os.Readlink("/etc/localtime"); err == nil {
+		if _, zone, ok := strings.Cut(l, "zoneinfo/"); ok {
+			cands = append(cands, zone)
+		}
+	}
+	for _, c := range cands {
+		if c != "" && config.TimeZonePattern.MatchString(c) {
+			return c
+		}
+	}
+	return ""
 }
 
 // ResolveHost is gitlab.host, or this machine's host name when the config leaves it empty.
@@ -109,6 +142,8 @@ type builder func(config.Config, SecretSource, Env) (Component, error)
 func Build(cfg config.Config, secrets SecretSource, version string, env Env) (Desired, error) {
 	d := Desired{Stack: cfg.Stack.Name, Network: cfg.NetworkName(), JobsNetwork: cfg.JobsNetworkName(), Config: cfg}
 	d.Networks = stackNetworks(cfg, env.EngineVersion)
+	d.HelperImage, d.HelperWhy = resolveHelperImage(cfg, env.Arch)
+	d.Config.Runner.HelperImage = d.HelperImage
 	builders := []builder{
 		postgresComponent,
 		redisComponent,

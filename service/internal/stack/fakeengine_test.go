@@ -222,6 +222,16 @@ func (f *fakeEngine) ImageID(ctx context.Context, ref string) (string, error) {
 	return f.images[ref], nil
 }
 
+// ImageArch: the fake's images are built for the fake engine's own architecture.
+func (f *fakeEngine) ImageArch(ctx context.Context, ref string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.images[ref] == "" {
+		return "", nil
+	}
+	return "amd64", nil
+}
+
 func (f *fakeEngine) Pull(ctx context.Context, ref string, retry engine.PullRetry, progress func(engine.PullProgress)) error {
 	if err := f.call("pull " + ref); err != nil {
 		return err

@@ -102,7 +102,6 @@ func gitlabComponent(cfg config.Config, secrets SecretSource, env Env) (Componen
 
 func sameersbnEnv(cfg config.Config, env Env, secrets SecretSource, dbPassword, rootPassword string) ([]string, error) {
 	e := []string{
-		"DB_ADAPTER=postgresql",
 		"DB_HOST=postgres",
 		"DB_PORT=5432",
 		"DB_NAME=" + GitLabDatabase,
@@ -121,6 +120,11 @@ func sameersbnEnv(cfg config.Config, env Env, secrets SecretSource, dbPassword, 
 		// One CIDR only: the image writes it as a single allowlist entry. The internal
 		// network's: CI jobs reach GitLab from the jobs network and must not read its metrics.
 		"GITLAB_MONITORING_IP_WHITELIST=" + env.Subnet,
+	}
+	if env.TimeZone != "" {
+		// TZ is the container's (cron, logs), GITLAB_TIMEZONE Rails' (sameersbn
+		// assets/runtime/env-defaults and functions at 19.2.0; both default to UTC).
+		e = append(e, "TZ="+env.TimeZone, "GITLAB_TIMEZONE="+env.TimeZone)
 	}
 	for _, s := range sameersbnSecrets {
 		v, err := secrets.Ensure(s.secret)
@@ -167,6 +171,10 @@ func omnibusConfig(cfg config.Config, env Env, dbPassword, rootPassword, redisPa
 		// The internal network only: CI jobs reach GitLab from the jobs network, and must not
 		// read its metrics or readiness.
 		fmt.Sprintf("gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128', '%s']", env.Subnet),
+	}
+	if env.TimeZone != "" {
+		// gitlab.rb.template at 19.2.4+ce.0; validated as a tz name, so no quote can reach here.
+		lines = append(lines, fmt.Sprintf("gitlab_rails['time_zone'] = '%s'", env.TimeZone))
 	}
 	if cfg.GitLab.Memory == "small" {
 		// "Running GitLab in a memory-constrained environment" (docs/gitlab-contract.md §2.3).

@@ -88,6 +88,7 @@ func TestRunnerConfigGolden(t *testing.T) {
 	cfg.Runner.Profiles = append(cfg.Runner.Profiles, config.Profile{
 		Name: "dind", Image: "docker:27", Tags: []string{"docker", "dind"}, Privileged: true, CPUs: "2", Memory: "2g", Concurrency: 2,
 	}, config.Profile{Name: "unregistered", Image: "alpine:3.22", Tags: []string{"x"}, Concurrency: 1})
+	cfg.Runner.Concurrent = 3 // validation asks for one per profile
 	records := map[string]RunnerRecord{
 		"default": {ID: 1, Token: "glrt-default-token", CreatedAt: recordCreated},
 		"dind":    {ID: 2, Token: "glrt-dind-token", CreatedAt: recordCreated},
@@ -104,6 +105,18 @@ func TestRunnerConfigGolden(t *testing.T) {
 	}
 	if len(parsed.Runners) != 2 || parsed.Runners[1].Docker.NetworkMode != cfg.JobsNetworkName() || parsed.Runners[1].CloneURL != "http://gitlab" {
 		t.Errorf("parsed back: %+v", parsed.Runners)
+	}
+	// Nothing for GitLab Runner to warn about (commands/multi.go checkConfigConcurrency at
+	// v19.2.2): concurrent is not below the number of runners, and no runner has
+	// request_concurrency 1 (with a limit of 2 or less, or at all). The runner stand-in's test
+	// TestForgeboxGoldenConfigHasNoWarnings reads this golden file with the stand-in's rules.
+	if parsed.Concurrent < len(parsed.Runners) {
+		t.Errorf("concurrent %d < %d runners: Worker starvation bottleneck", parsed.Concurrent, len(parsed.Runners))
+	}
+	for _, r := range parsed.Runners {
+		if max(1, r.RequestConcurrency) == 1 {
+			t.Errorf("runner %s: request_concurrency 1 (limit %d): Long polling issues detected", r.Name, r.Limit)
+		}
 	}
 	again, _ := renderRunnerConfig(cfg, records)
 	if string(again) != string(got) {

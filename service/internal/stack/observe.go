@@ -23,6 +23,7 @@ type Engine interface {
 	ConnectNetwork(ctx context.Context, networkID, container string) error
 	DisconnectNetwork(ctx context.Context, networkID, container string) error
 	ImageID(ctx context.Context, ref string) (string, error)
+	ImageArch(ctx context.Context, ref string) (string, error)
 	Pull(ctx context.Context, ref string, retry engine.PullRetry, progress func(engine.PullProgress)) error
 	Create(ctx context.Context, spec engine.ContainerSpec) (string, error)
 	Start(ctx context.Context, id string) error
@@ -80,15 +81,22 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 		det.Health = s.probedHealth(ctx, comp, det)
 		o.Containers[c.Component] = det
 	}
+	refs := []string{}
 	for _, c := range d.Components {
-		if _, seen := o.Images[c.Spec.Image]; seen {
+		refs = append(refs, c.Spec.Image)
+	}
+	if d.HelperImage != "" {
+		refs = append(refs, d.HelperImage)
+	}
+	for _, ref := range refs {
+		if _, seen := o.Images[ref]; seen {
 			continue
 		}
-		id, err := s.eng.ImageID(ctx, c.Spec.Image)
+		id, err := s.eng.ImageID(ctx, ref)
 		if err != nil {
 			return o, err
 		}
-		o.Images[c.Spec.Image] = id
+		o.Images[ref] = id
 	}
 	if pg, ok := o.Containers["postgres"]; ok && pg.Running() && pg.Health == "healthy" {
 		target, err := s.postgresTarget(pg, d)

@@ -112,6 +112,9 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 		var waits []Action
 		for _, c := range stage {
 			var w []Action
+			if c.Name == "runner" {
+				p.Actions = planHelper(p.Actions, d, o, pullPolicy, pulled) // helper.go
+			}
 			p.Actions, w = planStart(p.Actions, c, o, pullPolicy, pulled)
 			waits = append(waits, w...)
 		}

@@ -24,7 +24,7 @@ type fixedSecrets struct{}
 func (fixedSecrets) Ensure(name string) (string, error) { return "secret-" + name, nil }
 func (fixedSecrets) Get(name string) (string, bool)     { return "secret-" + name, true }
 
-var testEnv = Env{Subnet: "172.30.0.0/16", Host: "nas.example.lan"}
+var testEnv = Env{Subnet: "172.30.0.0/16", Host: "nas.example.lan", Arch: "amd64", TimeZone: "Europe/Berlin"}
 
 func testConfig() config.Config {
 	cfg := config.Default()
@@ -71,6 +71,9 @@ func converged(d Desired) Observed {
 	}
 	g.ConfigTOML = toml
 	o.GitLab = g
+	if d.HelperImage != "" {
+		o.Images[d.HelperImage] = "sha256:helperimage"
+	}
 	for _, c := range d.Components {
 		o.Images[c.Spec.Image] = "sha256:" + c.Name + "image"
 		o.Containers[c.Name] = engine.Detail{Container: engine.Container{
@@ -198,8 +201,85 @@ func TestPlanPullPolicy(t *testing.T) {
 	if n := count(MakePlan(d, o, "missing")); n != 1 {
 		t.Errorf("pull_policy missing: %d pulls, want 1 (redis)", n)
 	}
-	if n := count(MakePlan(d, o, "always")); n != len(d.Components) {
-		t.Errorf("pull_policy always: %d pulls, want one per component (%d)", n, len(d.Components))
+	if n := count(MakePlan(d, o, "always")); n != len(d.Components)+1 {
+		t.Errorf("pull_policy always: %d pulls, want one per component (%d) and the runner's helper", n, len(d.Components))
+	}
+}
+
+// TestHelperImage: with runner.helper_image empty, the desired state names the helper GitLab
+// Runner of the runner image's version picks on the engine's arch; config.toml names it; up pulls
+// it (in the runner's stage, before the runner) when missing, and refuses under "never".
+func TestHelperImage(t *testing.T) {
+	for arch, want := range map[string]string{
+		"amd64": HelperRegistryName + ":x86_64-v19.2.2",
+		"arm64": HelperRegistryName + ":arm64-v19.2.2",
+	} {
+		env := testEnv
+		env.Arch = arch
+		d, err := Build(testConfig(), fixedSecrets{}, "test", env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.HelperImage != want || d.Config.Runner.HelperImage != want {
+			t.Errorf("%s: helper %q (config %q), want %q", arch, d.HelperImage, d.Config.Runner.HelperImage, want)
+		}
+		toml, _ := renderRunnerConfig(d.Config, map[string]RunnerRecord{"default": {ID: 1, Token: "t"}})
+		if !strings.Contains(string(toml), `helper_image = "`+want+`"`) {
+			t.Errorf("%s: config.toml does not name the helper:\n%s", arch, toml)
+		}
+	}
+	d := desiredForTest(t)
+	o := converged(d)
+	o.Images[d.HelperImage] = ""
+	p := MakePlan(d, o, "missing")
+	var pulls []Action
+	runnerAt := -1
+	for i, a := range p.Actions {
+		if a.Kind == ActPull {
+			pulls = append(pulls, a)
+		}
+		if a.Component == "runner" && a.Kind != ActPull && runnerAt < 0 {
+			runnerAt = i
+		}
+	}
+	if len(pulls) != 1 || pulls[0].Target != d.HelperImage || pulls[0].Component != "runner" || !strings.Contains(pulls[0].Reason, "every job") {
+		t.Errorf("plan with the helper missing: %v", p)
+	}
+	if err := helperAvailable(d, o, "missing"); err != nil {
+		t.Errorf("missing + pullable: %v", err)
+	}
+	err := helperAvailable(d, o, "never")
+	if err == nil || !strings.Contains(err.Error(), d.HelperImage) || !strings.Contains(err.Error(), "runner.helper_image") {
+		t.Errorf("never + missing helper: %v", err)
+	}
+	// A runner image whose tag names no version: config.toml leaves the helper to the runner.
+	cfg := testConfig()
+	cfg.Runner.Image = "gitlab/gitlab-runner:latest"
+	d = desiredFrom(t, cfg)
+	if d.HelperImage != "" || !strings.Contains(d.HelperWhy, "runner.helper_image") {
+		t.Errorf("latest: helper %q (%s)", d.HelperImage, d.HelperWhy)
+	}
+	cfg.Runner.HelperImage = "nas.lan/helper:x86_64-v19.2.2"
+	if d = desiredFrom(t, cfg); d.HelperImage != cfg.Runner.HelperImage {
+		t.Errorf("configured helper: %q", d.HelperImage)
+	}
+}
+
+func TestRunnerVersion(t *testing.T) {
+	for ref, want := range map[string]string{
+		"gitlab/gitlab-runner:alpine-v19.2.2":                    "19.2.2",
+		"gitlab/gitlab-runner:v18.5.0":                           "18.5.0",
+		"gitlab/gitlab-runner:ubuntu-v18.11.4":                   "18.11.4",
+		"gitlab/gitlab-runner:alpine3.21-v19.2.2":                "19.2.2",
+		"registry.nas.lan:5000/runner:alpine-v19.2.2":            "19.2.2",
+		"gitlab/gitlab-runner:latest":                            "",
+		"gitlab/gitlab-runner:alpine-bleeding":                   "",
+		"forgebox-test/runner-standin:0123456789ab":              "",
+		"gitlab/gitlab-runner@sha256:" + strings.Repeat("a", 64): "",
+	} {
+		if got, _ := RunnerVersion(ref); got != want {
+			t.Errorf("RunnerVersion(%q) = %q, want %q", ref, got, want)
+		}
 	}
 }
 

@@ -124,6 +124,14 @@ func runnerDrift(cfg config.Config, p config.Profile, r RunnerRecord) string {
 	return strings.Join(d, ", ")
 }
 
+// requestConcurrency keeps GitLab Runner from warning "Long polling issues detected": it warns
+// for every runner whose request_concurrency is 1 (the default), and again when such a runner's
+// limit is 2 or less (commands/multi.go checkConfigConcurrency, v18.5.0 to v19.2.2). Two to
+// four open requests is its own advice; a request is made only after a build slot (limit) is
+// taken (commands/builds_helper.go acquireBuild before acquireRequest), so this never runs more
+// jobs than limit allows.
+func requestConcurrency(limit int) int { return min(max(limit, 2), 4) }
+
 // renderRunnerConfig is config.toml for the profiles that have a registered runner.
 func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]byte, error) {
 	url := GitLabInternalURL(cfg)
@@ -142,8 +150,9 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 			Executor:        "docker",
 			// Jobs fetch from GitLab by its alias on the jobs network, never from the
 			// external name, which a job container may not resolve.
-			CloneURL: url,
-			Limit:    p.Concurrency,
+			CloneURL:           url,
+			Limit:              p.Concurrency,
+			RequestConcurrency: requestConcurrency(p.Concurrency),
 			Docker: runnercfg.Docker{
 				Image:      p.Image,
 				Privileged: p.Privileged,

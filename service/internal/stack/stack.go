@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
@@ -27,6 +28,9 @@ type Stack struct {
 	sink        events.Sink
 	version     string
 	pullRetry   engine.PullRetry
+
+	archMu sync.Mutex
+	arch   string // the engine's, once asked (helper.go)
 
 	lastObserved Observed
 }
@@ -90,6 +94,9 @@ func (s *Stack) Up(ctx context.Context) (Plan, error) {
 
 // Plan observes and plans without changing anything (a dry run).
 func (s *Stack) Plan(ctx context.Context) (Plan, error) {
+	if err := s.checkFlavourArch(ctx); err != nil { // helper.go
+		return Plan{}, err
+	}
 	info, err := s.eng.Info(ctx)
 	if err != nil {
 		return Plan{}, err
@@ -119,17 +126,21 @@ func (s *Stack) desiredOn(ctx context.Context, secrets SecretSource, engineVersi
 		return Desired{}, err
 	}
 	if !ok {
-		return s.desiredFor(secrets, nil, engineVersion)
+		return s.desiredFor(ctx, secrets, nil, engineVersion)
 	}
-	return s.desiredFor(secrets, &nw, engineVersion)
+	return s.desiredFor(ctx, secrets, &nw, engineVersion)
 }
 
-func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network, engineVersion string) (Desired, error) {
+func (s *Stack) desiredFor(ctx context.Context, secrets SecretSource, nw *engine.Network, engineVersion string) (Desired, error) {
 	host, err := ResolveHost(s.cfg)
 	if err != nil {
 		return Desired{}, err
 	}
-	env := Env{Host: host, EngineVersion: engineVersion}
+	arch, err := s.engineArch(ctx)
+	if err != nil {
+		return Desired{}, err
+	}
+	env := Env{Host: host, EngineVersion: engineVersion, Arch: arch, TimeZone: ResolveTimeZone(s.cfg)}
 	if nw != nil && len(nw.Subnets) > 0 {
 		env.Subnet = nw.Subnets[0]
 	}
@@ -142,6 +153,9 @@ func (s *Stack) desiredFor(secrets SecretSource, nw *engine.Network, engineVersi
 func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	var done Plan
 	if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
+		return done, err
+	}
+	if err := s.checkFlavourArch(ctx); err != nil { // helper.go
 		return done, err
 	}
 	info, err := s.eng.Info(ctx)
@@ -171,7 +185,7 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	if err := s.attachController(ctx, nw); err != nil {
 		return done, err
 	}
-	d, err := s.desiredFor(s.secrets, &nw, info.ServerVersion)
+	d, err := s.desiredFor(ctx, s.secrets, &nw, info.ServerVersion)
 	if err != nil {
 		return done, err
 	}
@@ -180,6 +194,9 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 		return done, err
 	}
 	s.lastObserved = o
+	if err := helperAvailable(d, o, s.cfg.Stack.PullPolicy); err != nil {
+		return done, err
+	}
 	plan := MakePlan(d, o, s.cfg.Stack.PullPolicy)
 	if plan.Empty() && done.Empty() {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: "nothing to do: the stack is as configured"})
@@ -285,6 +302,9 @@ type ComponentStatus struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Uptime    string    `json:"uptime,omitempty"`
 	UpToDate  bool      `json:"up_to_date"` // its spec matches the config
+	// The runner's job helper image (helper.go) and whether the engine has it: present, missing.
+	HelperImage string `json:"helper_image,omitempty"`
+	HelperState string `json:"helper_state,omitempty"`
 }
 
 // Status reports each configured component, and any leftover container of the stack.
@@ -317,6 +337,16 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 			det.Health = s.probedHealth(ctx, comp, det)
 			row.fill(det)
 			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
+		}
+		if comp.Name == "runner" && d.HelperImage != "" {
+			id, err := s.eng.ImageID(ctx, d.HelperImage)
+			if err != nil {
+				return nil, err
+			}
+			row.HelperImage, row.HelperState = d.HelperImage, "present"
+			if id == "" {
+				row.HelperState = "missing (run up)"
+			}
 		}
 		out = append(out, row)
 	}

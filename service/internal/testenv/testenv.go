@@ -84,6 +84,11 @@ func Config(t testing.TB, eng *engine.Client, im Images) config.Config {
 	cfg.GitLab.Host = "forgebox-test.example"
 	cfg.GitLab.HTTPPort, cfg.GitLab.SSHPort = FreePort(t), FreePort(t)
 	cfg.Runner.Image = im.Runner
+	// The runner needs its job helper image on the engine (the stand-in refuses jobs without it,
+	// as the real runner would try to pull it from registry.gitlab.com); no registry is reachable
+	// here, so a local image stands in for it: the stand-in checks that it is there, not what
+	// it is.
+	cfg.Runner.HelperImage = im.Runner
 	// Any local image does as a job image: the runner stand-in brings its own fetch program.
 	cfg.Runner.Profiles[0].Image = im.Redis
 	t.Cleanup(func() { RemoveStack(t, eng, cfg.Stack.Name, cfg.NetworkName()) })

@@ -350,12 +350,13 @@ const runnerEntry = `
   [runners.cache]
     MaxUploadedArchiveSize = 0
   [runners.docker]
-    image = "%s"
+    image = "%[3]s"
+    helper_image = "%[3]s"
     privileged = false
     tls_verify = false
     disable_cache = false
     volumes = ["/cache"]
-    network_mode = "%s"
+    network_mode = "%[4]s"
     pull_policy = ["if-not-present"]
     shm_size = 0
     memory = "256m"

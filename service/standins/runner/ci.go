@@ -640,6 +640,11 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 		d.stack = stack
 		d.mu.Unlock()
 	}
+	helper, err := checkHelperImage(ctx, c, *p.cfg.Docker) // helper.go
+	if err != nil {
+		return ciResult{err: err}
+	}
+	t.line("Using helper image:  %s", helper)
 	if err := ensureImage(ctx, c, image, p.cfg.Docker.PullPolicy); err != nil {
 		return ciResult{err: err}
 	}

@@ -205,7 +205,7 @@ func TestCIJobsOnEngine(t *testing.T) {
 	d := newDaemon(filepath.Join(t.TempDir(), "config.toml"))
 	d.stack = &stack
 	cfg := &Config{Concurrent: 1, CheckInterval: 1, Runners: []Runner{{Name: "ci-test", URL: srv.URL, ID: 9, Token: "glrt-citest",
-		Executor: "docker", Limit: 1, Docker: &Docker{Image: image, PullPolicy: PullPolicy{"if-not-present"}}}}}
+		Executor: "docker", Limit: 1, Docker: &Docker{Image: image, HelperImage: image /* any local image stands in for the helper */, PullPolicy: PullPolicy{"if-not-present"}}}}}
 	d.cfg = cfg
 	d.entries["glrt-citest"] = &entry{cfg: cfg.Runners[0], state: "verified", verifiedID: 9}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -158,6 +158,9 @@ func (d *daemon) reload(ctx context.Context, force bool) {
 		return
 	}
 	logf("loaded %s: concurrent=%d, %d runner(s)", d.configPath, cfg.Concurrent, len(cfg.Runners))
+	if issues := configWarnings(cfg); len(issues) > 0 { // warnings.go
+		logf("WARNING: CONFIGURATION: Long polling issues detected. Issues found: %s", strings.Join(issues, "; "))
+	}
 	d.apply(ctx, cfg)
 }
 

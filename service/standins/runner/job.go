@@ -71,7 +71,8 @@ func (j jobSpec) key() string {
 		ID                                      int64
 		Token, URL, Image, Net, Mem, CPUs, Host string
 		Privileged                              bool
-	}{j.RunnerID, j.Token, j.probeURL(), j.Docker.Image, j.Docker.NetworkMode, j.Docker.Memory, j.Docker.CPUs, j.DockerHost, j.Docker.Privileged})
+		Helper                                  string `json:",omitempty"`
+	}{j.RunnerID, j.Token, j.probeURL(), j.Docker.Image, j.Docker.NetworkMode, j.Docker.Memory, j.Docker.CPUs, j.DockerHost, j.Docker.Privileged, j.Docker.HelperImage})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
@@ -277,6 +278,9 @@ func lastLine(s string) string {
 func runJob(ctx context.Context, c *client.Client, j jobSpec, stack string, logf func(string, ...any)) jobResult {
 	ctx, cancel := context.WithTimeout(ctx, jobTimeout+30*time.Second)
 	defer cancel()
+	if _, err := checkHelperImage(ctx, c, j.Docker); err != nil { // helper.go
+		return jobResult{Err: err}
+	}
 	if err := ensureImage(ctx, c, j.Docker.Image, j.Docker.PullPolicy); err != nil {
 		return jobResult{Err: err}
 	}

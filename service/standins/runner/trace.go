@@ -29,9 +29,6 @@ import (
 
 const (
 	ffTimestamps = "FF_TIMESTAMPS"
-	// defaultVersion is the runner version the stand-in claims without FORGEBOX_STANDIN_VERSION:
-	// that of forgebox's default runner image.
-	defaultVersion = "18.5.0"
 	stampLayout    = "2006-01-02T15:04:05.000000Z"
 	// stampBuf is how much of a line without a line feed the runner holds before it cuts it.
 	stampBuf = 8 * 1024
@@ -47,6 +44,9 @@ const (
 // GitLab stand-in (tests derive one image per version from the stand-in image).
 func claimedVersion() string {
 	if v := strings.TrimPrefix(strings.TrimSpace(os.Getenv("FORGEBOX_STANDIN_VERSION")), "v"); v != "" {
+		return v
+	}
+	if v := os.Getenv("FORGEBOX_STANDIN_RUNNER_VERSION"); versionPattern.MatchString(v) {
 		return v
 	}
 	return defaultVersion
