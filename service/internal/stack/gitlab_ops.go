@@ -16,6 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/runnercfg"
 )
 
 // Admin token lifetime: GitLab caps personal access tokens at 365 days; forgebox asks for less
@@ -37,6 +38,7 @@ type GitLabObserved struct {
 	TokenWhy   string                  // why a new token is needed, when !TokenOK
 	Runners    map[string]RunnerRecord // stored records, by profile
 	Known      map[string]bool         // whether GitLab still knows each record's token
+	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
 	Leftovers  []gitlab.RunnerInfo     // runners with a profile's name but no record: an interrupted registration
 	ConfigTOML []byte                  // the runner's config.toml as it is on disk
 }
@@ -96,8 +98,23 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	if err != nil {
 		return nil, err
 	}
-	g.Known = map[string]bool{}
+	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read runner config: %w", err)
+	}
+	g.Known, g.Rotated = map[string]bool{}, map[string]bool{}
+	rotated := rotatedTokens(g.ConfigTOML, g.Runners)
 	for profile, r := range g.Runners {
+		if c, ok := rotated[profile]; ok {
+			known, err := api.VerifyRunner(ctx, c.Token)
+			if err != nil {
+				return nil, err
+			}
+			if known {
+				g.Runners[profile], g.Known[profile], g.Rotated[profile] = adoptRotated(r, c), true, true
+				continue
+			}
+		}
 		known, err := api.VerifyRunner(ctx, r.Token)
 		if err != nil {
 			return nil, err
@@ -109,10 +126,6 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 		return nil, err
 	}
 	g.Leftovers = leftoverRunners(d.Config, listed, g.Runners)
-	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read runner config: %w", err)
-	}
 	return g, nil
 }
 
@@ -164,6 +177,8 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 			why = append(why, fmt.Sprintf("register a runner for profile %s", p.Name))
 		case !g.Known[p.Name]:
 			why = append(why, fmt.Sprintf("register profile %s again: GitLab no longer knows runner %d", p.Name, r.ID))
+		case g.Rotated[p.Name]:
+			why = append(why, fmt.Sprintf("keep the token runner %d (%s) rotated itself in config.toml", r.ID, p.Name))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
 				why = append(why, fmt.Sprintf("update runner %d (%s): %s", r.ID, p.Name, drift))
@@ -366,9 +381,28 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 		s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: msg})
 		s.log.Info("runners", "change", msg)
 	}
+	onDisk, err := os.ReadFile(RunnerConfigPath(cfg))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read runner config: %w", err)
+	}
+	rotated := rotatedTokens(onDisk, records)
 	for _, p := range cfg.Runner.Profiles {
 		spec := gitlab.RunnerSpec{Description: runnerDescription(cfg, p), Tags: wantedTags(p), RunUntagged: p.RunUntagged}
 		r, have := records[p.Name]
+		if c, ok := rotated[p.Name]; have && ok {
+			known, err := api.VerifyRunner(ctx, c.Token)
+			if err != nil {
+				return err
+			}
+			if known {
+				r = adoptRotated(r, c)
+				if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
+					return err
+				}
+				records[p.Name] = r
+				note("runner %d (%s) rotated its token; forgebox keeps the new one", r.ID, p.Name)
+			}
+		}
 		if have {
 			known, err := api.VerifyRunner(ctx, r.Token)
 			if err != nil {
@@ -575,4 +609,33 @@ func envValue(env []string, name string) string {
 		}
 	}
 	return ""
+}
+
+// rotatedTokens finds, by profile, the runners whose entry in config.toml carries another token
+// than forgebox's record: gitlab-runner resets a token that has an expiry and saves the new one
+// there (gitlab-runner v18.5.0 commands/multi.go resetOneRunnerToken). An unreadable file
+// rotated nothing.
+func rotatedTokens(configTOML []byte, records map[string]RunnerRecord) map[string]runnercfg.Credentials {
+	creds, err := runnercfg.ReadCredentials(configTOML)
+	if err != nil {
+		return nil
+	}
+	out := map[string]runnercfg.Credentials{}
+	for profile, r := range records {
+		for _, c := range creds {
+			if c.ID == r.ID && c.Token != "" && c.Token != r.Token {
+				out[profile] = c
+			}
+		}
+	}
+	return out
+}
+
+// adoptRotated is r with the runner's rotated token, so forgebox writes back what the runner saved.
+func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
+	r.Token, r.TokenExpiresAt = c.Token, c.TokenExpiresAt.UTC()
+	if !c.TokenObtainedAt.IsZero() {
+		r.CreatedAt = c.TokenObtainedAt.UTC()
+	}
+	return r
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/runnercfg"
@@ -90,7 +91,8 @@ func TestRunnerConfigGolden(t *testing.T) {
 	}, config.Profile{Name: "unregistered", Image: "alpine:3.22", Tags: []string{"x"}, Concurrency: 1})
 	records := map[string]RunnerRecord{
 		"default": {ID: 1, Token: "glrt-default-token", CreatedAt: recordCreated},
-		"dind":    {ID: 2, Token: "glrt-dind-token", CreatedAt: recordCreated},
+		// GitLab gave this token an expiry (runner token expiration is on): config.toml carries it.
+		"dind": {ID: 2, Token: "glrt-dind-token", CreatedAt: recordCreated, TokenExpiresAt: recordCreated.Add(30 * 24 * time.Hour)},
 	}
 	got, err := renderRunnerConfig(cfg, records)
 	if err != nil {
@@ -104,6 +106,9 @@ func TestRunnerConfigGolden(t *testing.T) {
 	}
 	if len(parsed.Runners) != 2 || parsed.Runners[1].Docker.NetworkMode != cfg.NetworkName() || parsed.Runners[1].CloneURL != "http://gitlab" {
 		t.Errorf("parsed back: %+v", parsed.Runners)
+	}
+	if !parsed.Runners[0].TokenExpiresAt.IsZero() || !parsed.Runners[1].TokenExpiresAt.Equal(records["dind"].TokenExpiresAt) {
+		t.Errorf("token_expires_at parsed back: %v, %v", parsed.Runners[0].TokenExpiresAt, parsed.Runners[1].TokenExpiresAt)
 	}
 	again, _ := renderRunnerConfig(cfg, records)
 	if string(again) != string(got) {
