@@ -585,7 +585,12 @@ func (s *Stack) gitlabReady(ctx context.Context, cfg config.Config, det engine.D
 	if len(lines) > 1 {
 		data = strings.TrimSpace(lines[1])
 	}
-	return sameersbnBooted(pid1, data, envValue(det.Env, "GITLAB_VERSION"))
+	if err := sameersbnBooted(pid1, data, envValue(det.Env, "GITLAB_VERSION")); err != nil {
+		return err
+	}
+	// The readiness above may have come from the first supervisord, just before the exec: ask
+	// again, now that only the final one can answer.
+	return gitlab.Readiness(ctx, base)
 }
 
 // sameersbnBooted says why a sameersbn GitLab that passes readiness is not done booting, or nil.

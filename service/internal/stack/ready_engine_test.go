@@ -111,7 +111,16 @@ func TestFirstBootRestartTokenOnceRunnersOnce(t *testing.T) {
 	f.cfg.GitLab.Image = deriveStandin(t, f.cfg.GitLab.Image, "ready-adminmode-expiry",
 		"FORGEBOX_STANDIN_ADMIN_MODE=true", "FORGEBOX_STANDIN_RUNNER_TOKEN_EXPIRES_IN=720h")
 	ctx := context.Background()
-	f.up(ctx)
+	if _, err := f.stack().Up(ctx); err != nil {
+		var evs []string
+		for _, e := range f.rec.evs {
+			if e.Component == "gitlab" {
+				evs = append(evs, e.Message)
+			}
+		}
+		logs, _ := f.eng.Logs(ctx, f.status(ctx)["gitlab"].ID, 100)
+		t.Fatalf("up: %v\nGitLab events:\n%s\nGitLab log:\n%s", err, strings.Join(evs, "\n"), strings.Join(logs, "\n"))
+	}
 
 	// The stand-in went through sameersbn's first boot: readiness answered during gitlab:setup,
 	// then it restarted as supervisord.

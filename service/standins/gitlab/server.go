@@ -134,7 +134,9 @@ func startServices(ctx context.Context, cfg Config, phase string, puma bool) (*r
 	r := &running{s: s, sshLn: sshLn, failed: make(chan struct{}), cancel: cancel,
 		hs: &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}}
 	go serveSSHBanner(sshLn)
-	go s.drainMigrations(rctx)
+	if phase != "entrypoint" { // queued by the migration; the restarted Sidekiq runs them
+		go s.drainMigrations(rctx)
+	}
 	go func() {
 		if err := r.hs.Serve(httpLn); err != nil && err != http.ErrServerClosed {
 			logf("http: %v", err)
