@@ -83,7 +83,11 @@ PASSWD
     "$root/etc/gitlab" "$root/var/opt/gitlab" "$root/var/log/gitlab"
   ln -s forgebox-gitlab-standin "$root/usr/local/bin/bundle"
   # sameersbn runs its services under supervisord; Omnibus has gitlab-ctl and gitlab-backup.
+  # The entrypoint execs supervisord after the migrations (restart.go); forgebox reads
+  # /proc/1/comm and the data's VERSION with cat.
   ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/supervisorctl"
+  ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/supervisord"
+  ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/cat"
   local cmd
   for cmd in gitlab-rails gitlab-ctl gitlab-backup; do
     ln -s ../local/bin/forgebox-gitlab-standin "$root/usr/bin/$cmd"
@@ -93,6 +97,7 @@ PASSWD
   log "importing $GITLAB_STANDIN_IMAGE"
   docker import \
     --change 'ENV PATH=/opt/gitlab/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV GITLAB_VERSION=18.5.1' \
     --change "LABEL org.forgebox.testimage=gitlab-standin org.forgebox.testimage.hash=${STANDIN_HASH} org.forgebox.standin=gitlab" \
     --change 'WORKDIR /home/git/gitlab' \
     --change 'ENTRYPOINT ["/usr/local/bin/forgebox-gitlab-standin"]' \

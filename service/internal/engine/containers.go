@@ -74,6 +74,7 @@ func (c *Client) Inspect(ctx context.Context, id string) (Detail, error) {
 		d.Labels = r.Config.Labels
 		d.Component = r.Config.Labels[LabelComponent]
 		d.SpecHash = r.Config.Labels[LabelSpecHash]
+		d.Env = r.Config.Env
 	}
 	if s := r.State; s != nil {
 		d.State = string(s.Status)

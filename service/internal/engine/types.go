@@ -88,6 +88,9 @@ type Detail struct {
 	OOMKilled    bool      `json:"oom_killed"`
 	Error        string    `json:"error,omitempty"`
 	IPs          map[string]string
+	// Env is the container's environment, the image's ENV included. It holds secrets: never
+	// log, show or serialize it.
+	Env []string `json:"-"`
 }
 
 // Network is one of forgebox's networks.

@@ -78,6 +78,19 @@ func (c *Client) CheckToken(ctx context.Context) error {
 	return nil
 }
 
+// RevokeSelf revokes the client's own token (DELETE /personal_access_tokens/self, allowed for a
+// token of any scope). ErrUnauthorized: GitLab no longer accepts the token anyway.
+func (c *Client) RevokeSelf(ctx context.Context) error {
+	resp, err := c.api.PersonalAccessTokens.RevokePersonalAccessTokenSelf(gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+		return ErrUnauthorized
+	}
+	if err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
 // RunnerSpec is what forgebox sets on a runner in GitLab.
 type RunnerSpec struct {
 	Description string
@@ -85,10 +98,12 @@ type RunnerSpec struct {
 	RunUntagged bool
 }
 
-// Runner is a runner GitLab created.
+// Runner is a runner GitLab created. TokenExpiresAt is zero when its token does not expire
+// (GitLab answers null unless an administrator set a runner token expiry).
 type Runner struct {
-	ID    int64
-	Token string
+	ID             int64
+	Token          string
+	TokenExpiresAt time.Time
 }
 
 // CreateRunner makes an instance runner with POST /user/runners and returns its glrt- token.
@@ -106,7 +121,11 @@ func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error)
 	if err != nil {
 		return Runner{}, fmt.Errorf("create runner %q: %w", s.Description, err)
 	}
-	return Runner{ID: r.ID, Token: r.Token}, nil
+	out := Runner{ID: r.ID, Token: r.Token}
+	if r.TokenExpiresAt != nil {
+		out.TokenExpiresAt = r.TokenExpiresAt.UTC()
+	}
+	return out, nil
 }
 
 // VerifyRunner asks whether GitLab still knows a runner token (POST /runners/verify).

@@ -78,3 +78,25 @@ func Parse(src []byte) (Config, error) {
 	}
 	return c, nil
 }
+
+// Credentials are one [[runners]] entry's identity and token, as the runner itself may have
+// rewritten them: gitlab-runner resets a token that has an expiry before it expires and saves
+// the new one into config.toml (gitlab-runner v18.5.0 commands/multi.go resetOneRunnerToken).
+type Credentials struct {
+	ID              int64     `toml:"id"`
+	Token           string    `toml:"token"`
+	TokenObtainedAt time.Time `toml:"token_obtained_at"`
+	TokenExpiresAt  time.Time `toml:"token_expires_at"`
+}
+
+// ReadCredentials reads every runner's credentials from a config.toml, leniently: a file the
+// runner saved carries many more keys than forgebox writes.
+func ReadCredentials(src []byte) ([]Credentials, error) {
+	var c struct {
+		Runners []Credentials `toml:"runners"`
+	}
+	if _, err := toml.Decode(string(src), &c); err != nil {
+		return nil, fmt.Errorf("read runner credentials from config.toml: %w", err)
+	}
+	return c.Runners, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/runnercfg"
 )
 
 // Admin token lifetime: GitLab caps personal access tokens at 365 days; forgebox asks for less
@@ -37,6 +38,7 @@ type GitLabObserved struct {
 	TokenWhy   string                  // why a new token is needed, when !TokenOK
 	Runners    map[string]RunnerRecord // stored records, by profile
 	Known      map[string]bool         // whether GitLab still knows each record's token
+	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
 	Leftovers  []gitlab.RunnerInfo     // runners with a profile's name but no record: an interrupted registration
 	ConfigTOML []byte                  // the runner's config.toml as it is on disk
 }
@@ -78,7 +80,7 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	if err != nil {
 		return nil, err
 	}
-	if err := gitlab.Readiness(ctx, base); err != nil {
+	if err := s.gitlabReady(ctx, d.Config, det, base); err != nil {
 		g.ReadyErr = err
 		return g, nil
 	}
@@ -96,8 +98,23 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	if err != nil {
 		return nil, err
 	}
-	g.Known = map[string]bool{}
+	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read runner config: %w", err)
+	}
+	g.Known, g.Rotated = map[string]bool{}, map[string]bool{}
+	rotated := rotatedTokens(g.ConfigTOML, g.Runners)
 	for profile, r := range g.Runners {
+		if c, ok := rotated[profile]; ok {
+			known, err := api.VerifyRunner(ctx, c.Token)
+			if err != nil {
+				return nil, err
+			}
+			if known {
+				g.Runners[profile], g.Known[profile], g.Rotated[profile] = adoptRotated(r, c), true, true
+				continue
+			}
+		}
 		known, err := api.VerifyRunner(ctx, r.Token)
 		if err != nil {
 			return nil, err
@@ -109,10 +126,6 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 		return nil, err
 	}
 	g.Leftovers = leftoverRunners(d.Config, listed, g.Runners)
-	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read runner config: %w", err)
-	}
 	return g, nil
 }
 
@@ -164,6 +177,8 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 			why = append(why, fmt.Sprintf("register a runner for profile %s", p.Name))
 		case !g.Known[p.Name]:
 			why = append(why, fmt.Sprintf("register profile %s again: GitLab no longer knows runner %d", p.Name, r.ID))
+		case g.Rotated[p.Name]:
+			why = append(why, fmt.Sprintf("keep the token runner %d (%s) rotated itself in config.toml", r.ID, p.Name))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
 				why = append(why, fmt.Sprintf("update runner %d (%s): %s", r.ID, p.Name, drift))
@@ -191,20 +206,43 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 // tokenLine is what the Rails snippet prints; nothing else of its output is used or logged.
 var tokenLine = regexp.MustCompile(`(?m)^FORGEBOX_TOKEN=(\S+)$`)
 
+// noRootMarker is what the snippet aborts with (stderr, exit 1) while GitLab has no root user:
+// sameersbn seeds root at the end of gitlab:setup, and its Puma may answer before that.
+const noRootMarker = "FORGEBOX_NO_ROOT"
+
+// adminTokenScopes: api for the admin API, create_runner for POST /user/runners, admin_mode so
+// the token keeps its admin rights when an administrator turns on Admin Mode (GitLab then
+// treats an admin's token without it as a regular user's; Gitlab::Auth::ADMIN_SCOPES).
+var adminTokenScopes = []string{"api", "create_runner", "admin_mode"}
+
 // adminTokenCommand is the command line that runs a Rails snippet in the GitLab container, as
 // each flavour documents it (docs/gitlab-contract.md §4.4), and the user it runs as.
 func adminTokenCommand(cfg config.Config, expires time.Time) (user string, cmd []string) {
-	script := fmt.Sprintf("u = User.find_by_username('root'); t = u.personal_access_tokens.create!(name: '%s', scopes: [:api, :create_runner], expires_at: Date.parse('%s')); puts \"FORGEBOX_TOKEN=#{t.token}\"",
-		adminTokenName, expires.Format(time.DateOnly))
+	scopes := make([]string, len(adminTokenScopes))
+	for i, sc := range adminTokenScopes {
+		scopes[i] = ":" + sc
+	}
+	script := fmt.Sprintf("u = User.find_by_username('root'); abort '%s' if u.nil?; t = u.personal_access_tokens.create!(name: '%s', scopes: [%s], expires_at: Date.parse('%s')); puts \"FORGEBOX_TOKEN=#{t.token}\"",
+		noRootMarker, adminTokenName, strings.Join(scopes, ", "), expires.Format(time.DateOnly))
 	if cfg.GitLab.Flavour == "omnibus" {
 		return "root", []string{"gitlab-rails", "runner", script}
 	}
 	return "git", []string{"bundle", "exec", "rails", "runner", "-e", "production", script}
 }
 
+// How long the mint waits for GitLab to seed root: a first boot that answers readiness before
+// gitlab:setup is done gets there within minutes.
+var (
+	mintNoRootEvery = 5 * time.Second
+	mintNoRootFor   = 10 * time.Minute
+)
+
+// secretAdminTokenPrevious holds a replaced admin token until GitLab has revoked it.
+const secretAdminTokenPrevious = config.SecretGitLabAdminToken + "_previous"
+
 // ensureAdminToken keeps a working personal access token for root in the secret store, minting
 // one through Rails inside the GitLab container when there is none, it expires soon, or GitLab
-// stopped accepting it.
+// stopped accepting it. A replaced token is revoked once the new one works.
 func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) error {
 	det, err := s.eng.Inspect(ctx, id)
 	if err != nil {
@@ -217,30 +255,92 @@ func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) erro
 	why := s.adminTokenProblem(ctx, base)
 	if why == "" {
 		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "the admin token works"})
-		return nil
+		return s.revokePreviousToken(ctx, base)
 	}
 	expires := time.Now().Add(adminTokenLifetime).UTC()
-	user, cmd := adminTokenCommand(d.Config, expires)
-	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "creating an admin token through Rails (" + why + "); this takes a minute"})
-	ectx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	res, err := s.eng.Exec(ectx, id, user, cmd)
+	token, err := s.mintAdminToken(ctx, d.Config, id, expires, why)
 	if err != nil {
 		return err
 	}
-	m := tokenLine.FindStringSubmatch(res.Stdout)
-	if res.ExitCode != 0 || m == nil {
-		// The output is not shown: on success it would hold the token. stderr carries the cause.
-		return fmt.Errorf("creating the admin token in GitLab failed (exit code %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
+	// The old token is kept aside until GitLab has revoked it, so an interrupted renewal
+	// still revokes it on the next run.
+	if old, ok := s.secrets.Get(config.SecretGitLabAdminToken); ok && old != "" && old != token {
+		if err := s.secrets.Set(secretAdminTokenPrevious, old); err != nil {
+			return err
+		}
 	}
-	if err := s.secrets.Set(config.SecretGitLabAdminToken, m[1]); err != nil {
+	if err := s.secrets.Set(config.SecretGitLabAdminToken, token); err != nil {
 		return err
 	}
 	if err := s.secrets.Set(secretAdminTokenExpires, expires.Format(time.DateOnly)); err != nil {
 		return err
 	}
+	api, err := gitlab.New(base, token)
+	if err != nil {
+		return err
+	}
+	if err := api.CheckToken(ctx); err != nil {
+		return fmt.Errorf("GitLab does not accept the admin token it just created: %w", err)
+	}
 	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "admin token created; it is renewed before " + expires.Format(time.DateOnly)})
-	return nil
+	return s.revokePreviousToken(ctx, base)
+}
+
+// mintAdminToken runs the Rails snippet, waiting (bounded, with progress) while GitLab has no
+// root user yet.
+func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string, expires time.Time, why string) (string, error) {
+	user, cmd := adminTokenCommand(cfg, expires)
+	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "creating an admin token through Rails (" + why + "); this takes a minute"})
+	start := time.Now()
+	for {
+		ectx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		res, err := s.eng.Exec(ectx, id, user, cmd)
+		cancel()
+		if err != nil {
+			return "", err
+		}
+		if m := tokenLine.FindStringSubmatch(res.Stdout); res.ExitCode == 0 && m != nil {
+			return m[1], nil
+		}
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, noRootMarker) {
+			// The output is not shown: on success it would hold the token. stderr carries the cause.
+			return "", fmt.Errorf("creating the admin token in GitLab failed (exit code %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
+		}
+		waited := time.Since(start)
+		if waited >= mintNoRootFor {
+			return "", fmt.Errorf("GitLab still has no root user after %s: its first-boot setup did not finish; see the GitLab container's log", waited.Round(time.Second))
+		}
+		s.emit(events.Event{Kind: events.KindWait, Component: "gitlab",
+			Message: fmt.Sprintf("GitLab has no root user yet (its first-boot setup is still seeding the database); trying again (%s of up to %s)", waited.Round(time.Second), mintNoRootFor)})
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("create the admin token: %w", ctx.Err())
+		case <-time.After(mintNoRootEvery):
+		}
+	}
+}
+
+// revokePreviousToken revokes a replaced admin token with its own DELETE
+// /personal_access_tokens/self and forgets it. A token GitLab no longer accepts (expired, or
+// revoked already) needs nothing more.
+func (s *Stack) revokePreviousToken(ctx context.Context, base string) error {
+	old, ok := s.secrets.Get(secretAdminTokenPrevious)
+	if !ok || old == "" {
+		return nil
+	}
+	api, err := gitlab.New(base, old)
+	if err != nil {
+		return err
+	}
+	switch err := api.RevokeSelf(ctx); {
+	case err == nil:
+		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "revoked the previous admin token"})
+	case errors.Is(err, gitlab.ErrUnauthorized):
+		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "the previous admin token no longer works; nothing to revoke"})
+	default:
+		return fmt.Errorf("revoke the previous admin token: %w", err)
+	}
+	return s.secrets.Delete(secretAdminTokenPrevious)
 }
 
 func lastLines(s string, n int) string {
@@ -281,9 +381,28 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 		s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: msg})
 		s.log.Info("runners", "change", msg)
 	}
+	onDisk, err := os.ReadFile(RunnerConfigPath(cfg))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read runner config: %w", err)
+	}
+	rotated := rotatedTokens(onDisk, records)
 	for _, p := range cfg.Runner.Profiles {
 		spec := gitlab.RunnerSpec{Description: runnerDescription(cfg, p), Tags: wantedTags(p), RunUntagged: p.RunUntagged}
 		r, have := records[p.Name]
+		if c, ok := rotated[p.Name]; have && ok {
+			known, err := api.VerifyRunner(ctx, c.Token)
+			if err != nil {
+				return err
+			}
+			if known {
+				r = adoptRotated(r, c)
+				if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
+					return err
+				}
+				records[p.Name] = r
+				note("runner %d (%s) rotated its token; forgebox keeps the new one", r.ID, p.Name)
+			}
+		}
 		if have {
 			known, err := api.VerifyRunner(ctx, r.Token)
 			if err != nil {
@@ -299,8 +418,9 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 			if err != nil {
 				return err
 			}
-			r = RunnerRecord{ID: created.ID, Token: created.Token, Description: spec.Description, Tags: spec.Tags,
-				RunUntagged: spec.RunUntagged, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+			r = RunnerRecord{ID: created.ID, Token: created.Token, TokenExpiresAt: created.TokenExpiresAt,
+				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged,
+				CreatedAt: time.Now().UTC().Truncate(time.Second)}
 			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
 				return err
 			}
@@ -381,7 +501,7 @@ func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRe
 	return nil
 }
 
-// waitGitLab waits until GitLab's readiness check passes, failing fast when the container stops.
+// waitGitLab waits until GitLab is ready (gitlabReady), failing fast when the container stops.
 // GitLab boots for minutes, so it reports progress as it goes.
 func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, id string) (engine.Detail, error) {
 	start := time.Now()
@@ -409,7 +529,7 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 			return det, &engine.HealthError{Container: det.Name, Reason: fmt.Sprintf("stopped while booting (state %s, exit code %d)", det.State, det.ExitCode), LastLogs: logs}
 		}
 		if base, err := gitlabBaseURL(cfg, det); err == nil {
-			if lastErr = gitlab.Readiness(ctx, base); lastErr == nil {
+			if lastErr = s.gitlabReady(ctx, cfg, det, base); lastErr == nil {
 				s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("GitLab is ready (%s)", time.Since(start).Round(time.Second))})
 				return det, nil
 			}
@@ -438,4 +558,89 @@ func gitlabPoll(waited time.Duration) time.Duration {
 		return 250 * time.Millisecond
 	}
 	return time.Second
+}
+
+// gitlabReady is GitLab's readiness check and, for sameersbn, the end of its entrypoint's boot:
+// that entrypoint runs the migrations while a first supervisord already serves (Puma can pass
+// readiness before root is seeded), then stops it and execs a new supervisord as PID 1
+// (sameersbn/docker-gitlab entrypoint.sh, app:start). Ready means PID 1 is supervisord and the
+// data's VERSION, written after the migrations, is the image's GITLAB_VERSION. Omnibus needs no
+// more: its init-container removes every service before `gitlab-ctl reconfigure`, which runs
+// the migrations before it enables Puma (omnibus-gitlab recipes/default.rb).
+func (s *Stack) gitlabReady(ctx context.Context, cfg config.Config, det engine.Detail, base string) error {
+	if err := gitlab.Readiness(ctx, base); err != nil {
+		return err
+	}
+	if cfg.GitLab.Flavour == "omnibus" {
+		return nil
+	}
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := s.eng.Exec(ectx, det.ID, "", []string{"cat", "/proc/1/comm", GitLabDataVersionFile(cfg.GitLab.Flavour)})
+	if err != nil {
+		return fmt.Errorf("look at GitLab's boot: %w", err)
+	}
+	lines := strings.Split(strings.TrimRight(res.Stdout, "\n"), "\n")
+	pid1, data := strings.TrimSpace(lines[0]), ""
+	if len(lines) > 1 {
+		data = strings.TrimSpace(lines[1])
+	}
+	if err := sameersbnBooted(pid1, data, envValue(det.Env, "GITLAB_VERSION")); err != nil {
+		return err
+	}
+	// The readiness above may have come from the first supervisord, just before the exec: ask
+	// again, now that only the final one can answer.
+	return gitlab.Readiness(ctx, base)
+}
+
+// sameersbnBooted says why a sameersbn GitLab that passes readiness is not done booting, or nil.
+// image is the image's GITLAB_VERSION ("" for an image that does not say; then PID 1 alone
+// tells).
+func sameersbnBooted(pid1, data, image string) error {
+	if pid1 != "supervisord" {
+		return fmt.Errorf("GitLab's entrypoint is still migrating the database (PID 1 is %q, not supervisord); GitLab restarts when it is done", pid1)
+	}
+	if image != "" && data != image {
+		return fmt.Errorf("GitLab's data is at version %q, the image is %s: the migrations have not finished", data, image)
+	}
+	return nil
+}
+
+// envValue is the value of name in a container's environment, or "".
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// rotatedTokens finds, by profile, the runners whose entry in config.toml carries another token
+// than forgebox's record: gitlab-runner resets a token that has an expiry and saves the new one
+// there (gitlab-runner v18.5.0 commands/multi.go resetOneRunnerToken). An unreadable file
+// rotated nothing.
+func rotatedTokens(configTOML []byte, records map[string]RunnerRecord) map[string]runnercfg.Credentials {
+	creds, err := runnercfg.ReadCredentials(configTOML)
+	if err != nil {
+		return nil
+	}
+	out := map[string]runnercfg.Credentials{}
+	for profile, r := range records {
+		for _, c := range creds {
+			if c.ID == r.ID && c.Token != "" && c.Token != r.Token {
+				out[profile] = c
+			}
+		}
+	}
+	return out
+}
+
+// adoptRotated is r with the runner's rotated token, so forgebox writes back what the runner saved.
+func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
+	r.Token, r.TokenExpiresAt = c.Token, c.TokenExpiresAt.UTC()
+	if !c.TokenObtainedAt.IsZero() {
+		r.CreatedAt = c.TokenObtainedAt.UTC()
+	}
+	return r
 }

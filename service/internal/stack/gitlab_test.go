@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/runnercfg"
@@ -91,7 +92,8 @@ func TestRunnerConfigGolden(t *testing.T) {
 	cfg.Runner.Concurrent = 3 // validation asks for one per profile
 	records := map[string]RunnerRecord{
 		"default": {ID: 1, Token: "glrt-default-token", CreatedAt: recordCreated},
-		"dind":    {ID: 2, Token: "glrt-dind-token", CreatedAt: recordCreated},
+		// GitLab gave this token an expiry (runner token expiration is on): config.toml carries it.
+		"dind": {ID: 2, Token: "glrt-dind-token", CreatedAt: recordCreated, TokenExpiresAt: recordCreated.Add(30 * 24 * time.Hour)},
 	}
 	got, err := renderRunnerConfig(cfg, records)
 	if err != nil {
@@ -117,6 +119,9 @@ func TestRunnerConfigGolden(t *testing.T) {
 		if max(1, r.RequestConcurrency) == 1 {
 			t.Errorf("runner %s: request_concurrency 1 (limit %d): Long polling issues detected", r.Name, r.Limit)
 		}
+	}
+	if !parsed.Runners[0].TokenExpiresAt.IsZero() || !parsed.Runners[1].TokenExpiresAt.Equal(records["dind"].TokenExpiresAt) {
+		t.Errorf("token_expires_at parsed back: %v, %v", parsed.Runners[0].TokenExpiresAt, parsed.Runners[1].TokenExpiresAt)
 	}
 	again, _ := renderRunnerConfig(cfg, records)
 	if string(again) != string(got) {

@@ -57,12 +57,15 @@ func runnerComponent(cfg config.Config, _ SecretSource, _ Env) (Component, error
 // RunnerRecord is what forgebox keeps about the runner it registered for one profile. It is kept
 // in the secret store because it holds the runner's token.
 type RunnerRecord struct {
-	ID          int64     `json:"id"`
-	Token       string    `json:"token"`
-	Description string    `json:"description"`
-	Tags        []string  `json:"tags"`
-	RunUntagged bool      `json:"run_untagged"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID    int64  `json:"id"`
+	Token string `json:"token"`
+	// TokenExpiresAt is when GitLab stops accepting Token (POST /user/runners token_expires_at);
+	// zero when it never does.
+	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
+	Description    string    `json:"description"`
+	Tags           []string  `json:"tags"`
+	RunUntagged    bool      `json:"run_untagged"`
+	CreatedAt      time.Time `json:"created_at"`
 }
 
 const runnerSecretPrefix = "runner/"
@@ -147,6 +150,7 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 			ID:              r.ID,
 			Token:           r.Token,
 			TokenObtainedAt: r.CreatedAt.UTC(),
+			TokenExpiresAt:  r.TokenExpiresAt.UTC(),
 			Executor:        "docker",
 			// Jobs fetch from GitLab by its alias on the jobs network, never from the
 			// external name, which a job container may not resolve.

@@ -133,8 +133,12 @@ func requireScope(w http.ResponseWriter, p *principal, scopes ...string) bool {
 	return false
 }
 
-func requireAdmin(w http.ResponseWriter, p *principal) bool {
-	if !p.Admin {
+// requireAdmin answers 403 unless the user is an admin and, while the instance's Admin Mode is
+// on, the token has the admin_mode scope: GitLab's API treats an admin's token without it as a
+// regular user's (gitlabhq lib/api/api_guard.rb: a token with admin_mode bypasses the session's
+// admin mode; lib/api/helpers.rb authenticated_as_admin! wants can_admin_all_resources?).
+func (s *server) requireAdmin(w http.ResponseWriter, p *principal) bool {
+	if !p.Admin || s.cfg.AdminMode && !contains(p.Scopes, "admin_mode") {
 		apiMessage(w, http.StatusForbidden, "403 Forbidden")
 		return false
 	}
@@ -147,7 +151,7 @@ func (s *server) authAs(w http.ResponseWriter, r *http.Request, admin bool, scop
 	if !ok || !requireScope(w, p, scopes...) {
 		return nil, false
 	}
-	if admin && !requireAdmin(w, p) {
+	if admin && !s.requireAdmin(w, p) {
 		return nil, false
 	}
 	return p, true
@@ -199,6 +203,15 @@ type runner struct {
 	MaintenanceNote string
 	CreatedAt       time.Time
 	ContactedAt     *time.Time
+	TokenExpiresAt  *time.Time
+}
+
+// timeOrNil is a time as GitLab's API writes it (ISO 8601, UTC, milliseconds), or null.
+func timeOrNil(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }
 
 const runnerColumns = `id, token, description, tag_list, run_untagged, locked, paused, runner_type,
@@ -346,7 +359,7 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 	}
 	switch rt {
 	case "instance_type":
-		if !requireAdmin(w, pr) {
+		if !s.requireAdmin(w, pr) {
 			return
 		}
 	case "group_type", "project_type":
@@ -360,6 +373,10 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 	}
 	run := runner{RunnerType: rt, RunUntagged: true, AccessLevel: "not_protected", TagList: []string{},
 		Token: randomToken("glrt-", 20)}
+	if d := s.cfg.RunnerTokenExpiresIn; d > 0 {
+		exp := time.Now().Add(d).UTC().Truncate(time.Second)
+		run.TokenExpiresAt = &exp
+	}
 	invalid, err := applyRunnerParams(&run, p)
 	if err != nil {
 		apiParamError(w, err)
@@ -372,17 +389,45 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
 		return c.QueryRow(r.Context(), `
 			INSERT INTO standin_runners (token, description, tag_list, run_untagged, locked, paused,
-				runner_type, access_level, maximum_timeout, maintenance_note)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id`,
+				runner_type, access_level, maximum_timeout, maintenance_note, token_expires_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`,
 			run.Token, run.Description, run.TagList, run.RunUntagged, run.Locked, run.Paused,
-			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote).Scan(&run.ID)
+			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote, run.TokenExpiresAt).Scan(&run.ID)
 	})
 	if err != nil {
 		s.internalError(w, "create runner", err)
 		return
 	}
 	s.logf("runner %d created (%s, %q, tags %v, run_untagged %v)", run.ID, run.RunnerType, run.Description, run.TagList, run.RunUntagged)
-	writeJSON(w, http.StatusCreated, map[string]any{"id": run.ID, "token": run.Token, "token_expires_at": nil})
+	// Entities::Ci::RunnerRegistrationDetails: id, token, token_expires_at (null unless runner
+	// token expiration is configured).
+	writeJSON(w, http.StatusCreated, map[string]any{"id": run.ID, "token": run.Token, "token_expires_at": timeOrNil(run.TokenExpiresAt)})
+}
+
+// handleRevokeSelf is DELETE /api/v4/personal_access_tokens/self: the token revokes itself, whatever
+// its scopes (gitlabhq lib/api/personal_access_tokens/self_information.rb allows every scope;
+// lib/api/helpers/personal_access_tokens_helpers.rb revoke_token answers 204, or 400 when the
+// RevokeService fails). A revoked token is then refused with 401 like an expired one.
+func (s *server) handleRevokeSelf(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	var id int64
+	err := s.db.with(r.Context(), func(c *pgx.Conn) error {
+		return c.QueryRow(r.Context(), `UPDATE standin_personal_access_tokens SET revoked = true
+			WHERE token_digest = $1 AND NOT revoked RETURNING id`, digest(requestToken(r))).Scan(&id)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "400 Bad request"})
+		return
+	}
+	if err != nil {
+		s.internalError(w, "revoke token", err)
+		return
+	}
+	s.logf("personal access token %d of %s revoked by itself", id, p.Username)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // runnerToken is the token of a runner-authenticated call: body/query "token" or RUNNER-TOKEN.
@@ -410,9 +455,12 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		apiMessage(w, http.StatusForbidden, "403 Forbidden")
 		return
 	}
-	var id int64
+	var (
+		id      int64
+		expires *time.Time
+	)
 	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
-		return c.QueryRow(r.Context(), `UPDATE standin_runners SET contacted_at = now() WHERE token = $1 RETURNING id`, tok).Scan(&id)
+		return c.QueryRow(r.Context(), `UPDATE standin_runners SET contacted_at = now() WHERE token = $1 RETURNING id, token_expires_at`, tok).Scan(&id, &expires)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.logf("runner verify from %s: token rejected", r.RemoteAddr)
@@ -424,7 +472,7 @@ func (s *server) handleVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logf("runner %d verified from %s", id, r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "token": tok, "token_expires_at": nil})
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "token": tok, "token_expires_at": timeOrNil(expires)})
 }
 
 // handleDeleteByToken is DELETE /api/v4/runners (runner-authenticated unregister).

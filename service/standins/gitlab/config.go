@@ -41,7 +41,17 @@ type Config struct {
 	Monitoring []netip.Prefix // who may GET /-/health, /-/liveness, /-/readiness
 
 	BootDelay time.Duration
-	Version   string // the GitLab version the stand-in claims (FORGEBOX_STANDIN_VERSION)
+	Version   string // the GitLab version the stand-in claims (GITLAB_VERSION / FORGEBOX_STANDIN_VERSION)
+
+	// The sameersbn entrypoint's restart after the migrations (restart.go).
+	RestartAfterMigration bool          // FORGEBOX_STANDIN_RESTART_AFTER_MIGRATION, default on for sameersbn
+	SetupTime             time.Duration // FORGEBOX_STANDIN_SETUP_TIME: gitlab:setup / db:migrate
+	RestartGap            time.Duration // FORGEBOX_STANDIN_RESTART_GAP: between the two supervisords
+
+	AdminMode bool // FORGEBOX_STANDIN_ADMIN_MODE: the instance setting "Admin Mode" (GitLab's default off)
+	// FORGEBOX_STANDIN_RUNNER_TOKEN_EXPIRES_IN: runner authentication tokens expire after this
+	// (GitLab's runner_token_expiration_interval); 0, the default, means they never expire.
+	RunnerTokenExpiresIn time.Duration
 }
 
 // ExternalURL is the URL GitLab would advertise.
@@ -85,16 +95,67 @@ func LoadConfig(getenv func(string) (string, bool)) (Config, error) {
 		c.BootDelay = d
 	}
 	c.Version = defaultVersion
+	versionForm := regexp.MustCompile(`^\d+\.\d+\.\d+$`)
 	if v, ok := getenv("FORGEBOX_STANDIN_VERSION"); ok && v != "" {
-		if !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(v) {
+		if !versionForm.MatchString(v) {
 			p.add("FORGEBOX_STANDIN_VERSION=%q is not a version like 18.5.1", v)
 		}
 		c.Version = v
+	}
+	// sameersbn's Dockerfile sets ENV GITLAB_VERSION, and its entrypoint compares that with the
+	// data's VERSION file (sameersbn/docker-gitlab 18.5.1 Dockerfile:5, functions
+	// migrate_database); forgebox reads it from the container to know when migrations are done.
+	// A derived stand-in image must not claim two versions at once.
+	if v, ok := getenv("GITLAB_VERSION"); ok && v != "" && c.Flavour == flavourSameersbn {
+		switch {
+		case !versionForm.MatchString(v):
+			p.add("GITLAB_VERSION=%q is not a version like 18.5.1", v)
+		case v != c.Version && getenvSet(getenv, "FORGEBOX_STANDIN_VERSION"):
+			p.add("GITLAB_VERSION=%s and FORGEBOX_STANDIN_VERSION=%s differ: a derived stand-in image must set both to the version it claims", v, c.Version)
+		default:
+			c.Version = v
+		}
+	}
+	c.RestartAfterMigration = c.Flavour == flavourSameersbn
+	if v, ok := getenv("FORGEBOX_STANDIN_RESTART_AFTER_MIGRATION"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("FORGEBOX_STANDIN_RESTART_AFTER_MIGRATION=%q is not a boolean", v)
+		}
+		c.RestartAfterMigration = b && c.Flavour == flavourSameersbn
+	}
+	// The simulated migration outlasts Puma's boot by default, so readiness answers ok while it
+	// runs, as it can on the real image.
+	c.SetupTime = c.BootDelay + time.Second
+	c.RestartGap = 500 * time.Millisecond
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"FORGEBOX_STANDIN_SETUP_TIME", &c.SetupTime}, {"FORGEBOX_STANDIN_RESTART_GAP", &c.RestartGap}, {"FORGEBOX_STANDIN_RUNNER_TOKEN_EXPIRES_IN", &c.RunnerTokenExpiresIn}} {
+		if v, ok := getenv(d.name); ok && v != "" {
+			x, err := parseDelay(v)
+			if err != nil {
+				p.add("%s=%q: %v", d.name, v, err)
+			}
+			*d.dst = x
+		}
+	}
+	if v, ok := getenv("FORGEBOX_STANDIN_ADMIN_MODE"); ok && v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			p.add("FORGEBOX_STANDIN_ADMIN_MODE=%q is not a boolean", v)
+		}
+		c.AdminMode = b
 	}
 	if len(p) > 0 {
 		return c, &ConfigError{Problems: p}
 	}
 	return c, nil
+}
+
+func getenvSet(getenv func(string) (string, bool), k string) bool {
+	v, ok := getenv(k)
+	return ok && v != ""
 }
 
 // parseDelay takes a Go duration ("3s", "500ms") or a number of seconds ("3").

@@ -208,8 +208,10 @@ CREATE TABLE IF NOT EXISTS standin_runners (
 	maximum_timeout  bigint,
 	maintenance_note text NOT NULL DEFAULT '',
 	created_at       timestamptz NOT NULL DEFAULT now(),
-	contacted_at     timestamptz
+	contacted_at     timestamptz,
+	token_expires_at timestamptz
 );
+ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS token_expires_at timestamptz;
 CREATE TABLE IF NOT EXISTS standin_fetches (
 	id          bigserial PRIMARY KEY,
 	at          timestamptz NOT NULL DEFAULT now(),
@@ -222,23 +224,36 @@ CREATE TABLE IF NOT EXISTS standin_fetches (
 
 // migrate creates the stand-in's tables and, on first boot, the root user.
 func migrate(ctx context.Context, conn *pgx.Conn, c Config) (createdRoot bool, err error) {
+	if err := createSchema(ctx, conn); err != nil {
+		return false, err
+	}
+	return seedRoot(ctx, conn, c)
+}
+
+// createSchema creates the stand-in's tables (GitLab's schema load, or its migrations).
+func createSchema(ctx context.Context, conn *pgx.Conn) error {
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer tx.Rollback(ctx)
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(7245031)`); err != nil {
-		return false, err
+		return err
 	}
 	if _, err := tx.Exec(ctx, schema); err != nil {
-		return false, fmt.Errorf("create stand-in tables: %w", err)
+		return fmt.Errorf("create stand-in tables: %w", err)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO standin_users (username, name, email, is_admin)
+	return tx.Commit(ctx)
+}
+
+// seedRoot adds the root user when it is missing (the seed at the end of gitlab:setup).
+func seedRoot(ctx context.Context, conn *pgx.Conn, c Config) (createdRoot bool, err error) {
+	tag, err := conn.Exec(ctx, `INSERT INTO standin_users (username, name, email, is_admin)
 		VALUES ('root', 'Administrator', $1, true) ON CONFLICT (username) DO NOTHING`, c.RootEmail)
 	if err != nil {
 		return false, fmt.Errorf("seed root: %w", err)
 	}
-	return tag.RowsAffected() == 1, tx.Commit(ctx)
+	return tag.RowsAffected() == 1, nil
 }
 
 // pool is a small set of connections for the HTTP handlers (pgxpool would add a module).

@@ -308,6 +308,22 @@ func waitHTTP(t *testing.T, url, token string, want int, within time.Duration) h
 	}
 }
 
+// waitPID1 waits until the container's PID 1 is comm (cat /proc/1/comm, as forgebox checks).
+func (h *harness) waitPID1(ctx context.Context, id, comm string, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := h.exec(ctx, id, "", "cat", "/proc/1/comm")
+		if strings.TrimSpace(r.stdout) == comm {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("PID 1 of %s is still %q after %s", id, strings.TrimSpace(r.stdout), within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func patScriptFor(name string, days int) string {
 	return script(name, ":api, :create_runner", time.Now().UTC().AddDate(0, 0, days).Format("2006-01-02"))
 }
@@ -462,6 +478,9 @@ func TestStandinsEndToEnd(t *testing.T) {
 	if r := call(t, "GET", base+"/api/v4/version", "", ""); r.status != 502 && r.status != -1 {
 		t.Errorf("API while booting: %d %q", r.status, r.body)
 	}
+	// sameersbn's first boot restarts GitLab after gitlab:setup (restart.go): readiness may pass
+	// before that, so wait for the restarted supervisord as PID 1, then for readiness.
+	h.waitPID1(ctx, glID, "supervisord", 60*time.Second)
 	ready := waitHTTP(t, base+"/-/readiness?all=1", "", 200, 60*time.Second)
 	var rd map[string]any
 	ready.json(t, &rd)

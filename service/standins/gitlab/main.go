@@ -6,8 +6,9 @@
 //
 // One binary, dispatched on its name: as `bundle` it is the sameersbn exec path for the admin
 // token and the backup rake tasks, as `gitlab-rails` the Omnibus one, as `gitlab-backup`,
-// `gitlab-ctl` and `supervisorctl` the backup and service commands, otherwise the container's
-// main process.
+// `gitlab-ctl` and `supervisorctl` the backup and service commands, as `supervisord` the
+// sameersbn entrypoint's restarted PID 1, as `cat` coreutils' cat, otherwise the container's main
+// process.
 package main
 
 import (
@@ -28,6 +29,10 @@ func main() {
 		os.Exit(runGitlabCtl(os.Args[1:]))
 	case "supervisorctl":
 		os.Exit(runSupervisorctl(os.Args[1:]))
+	case "supervisord": // sameersbn's restart after the migrations (restart.go)
+		os.Exit(serveSupervisord())
+	case "cat":
+		os.Exit(runCat(os.Args[1:]))
 	}
 	if len(os.Args) > 1 {
 		switch os.Args[1] {

@@ -17,10 +17,15 @@ import (
 // patScript is the one Rails runner script the stand-in executes: the admin-token script forgebox
 // sends (docs/gitlab-contract.md §4.4, with the expiry as a literal date).
 var patScript = regexp.MustCompile(`^u = User\.find_by_username\('root'\); ` +
+	`abort '` + noRootMarker + `' if u\.nil\?; ` +
 	`t = u\.personal_access_tokens\.create!\(name: '([A-Za-z0-9][A-Za-z0-9 ._:-]{0,254})', ` +
 	`scopes: \[(:[a-z_]+(?:, :[a-z_]+)*)\], ` +
 	`expires_at: Date\.parse\('([0-9]{4}-[0-9]{2}-[0-9]{2})'\)\); ` +
 	`puts "FORGEBOX_TOKEN=#\{t\.token\}"$`)
+
+// noRootMarker is what the script aborts with (stderr, exit 1) while root does not exist: on
+// sameersbn's first boot until gitlab:setup seeds it (restart.go).
+const noRootMarker = "FORGEBOX_NO_ROOT"
 
 // patScopes are the scopes forgebox may ask for.
 var patScopes = []string{"api", "create_runner", "read_api", "admin_mode", "sudo"}
@@ -41,7 +46,7 @@ func ParsePATScript(script string, today time.Time) (PATRequest, error) {
 	m := patScript.FindStringSubmatch(script)
 	if m == nil {
 		return PATRequest{}, fmt.Errorf("the script is not the admin-token script the stand-in knows " +
-			"(u = User.find_by_username('root'); t = u.personal_access_tokens.create!(name: '...', scopes: [:api, ...], " +
+			"(u = User.find_by_username('root'); abort '" + noRootMarker + "' if u.nil?; t = u.personal_access_tokens.create!(name: '...', scopes: [:api, ...], " +
 			"expires_at: Date.parse('YYYY-MM-DD')); puts \"FORGEBOX_TOKEN=#{t.token}\"); the stand-in runs no other Ruby")
 	}
 	req := PATRequest{Name: m[1]}
@@ -153,7 +158,9 @@ func runScript(script, flavour string) int {
 	defer conn.Close(context.Background())
 	token, err := createPAT(ctx, conn, "root", req)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return execFail("undefined method `personal_access_tokens' for nil:NilClass (NoMethodError): there is no user root")
+		// Kernel#abort prints its message on stderr and exits 1.
+		fmt.Fprintln(os.Stderr, noRootMarker)
+		return 1
 	}
 	if err != nil {
 		return execFail("create token: %v", err)

@@ -10,7 +10,7 @@ import (
 )
 
 func script(name, scopes, date string) string {
-	return fmt.Sprintf(`u = User.find_by_username('root'); t = u.personal_access_tokens.create!(name: '%s', scopes: [%s], expires_at: Date.parse('%s')); puts "FORGEBOX_TOKEN=#{t.token}"`, name, scopes, date)
+	return fmt.Sprintf(`u = User.find_by_username('root'); abort 'FORGEBOX_NO_ROOT' if u.nil?; t = u.personal_access_tokens.create!(name: '%s', scopes: [%s], expires_at: Date.parse('%s')); puts "FORGEBOX_TOKEN=#{t.token}"`, name, scopes, date)
 }
 
 func TestParsePATScript(t *testing.T) {
@@ -42,6 +42,7 @@ func TestParsePATScript(t *testing.T) {
 		"trailing newline":   script("x", ":api", "2027-01-01") + "\n",
 		"set_token":          strings.Replace(script("x", ":api", "2027-01-01"), "; puts", "; t.set_token('glpat-x'); t.save!; puts", 1),
 		"puts token plainly": strings.Replace(script("x", ":api", "2027-01-01"), `"FORGEBOX_TOKEN=#{t.token}"`, `t.token`, 1),
+		"no nil guard":       strings.Replace(script("x", ":api", "2027-01-01"), " abort 'FORGEBOX_NO_ROOT' if u.nil?;", "", 1),
 		"arbitrary ruby":     `User.where(admin: true).each { |u| puts u.email }`,
 		"empty":              "",
 	}

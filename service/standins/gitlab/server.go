@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,11 +35,14 @@ type server struct {
 	db    *pool
 	logf  func(string, ...any)
 	ready atomic.Bool
+	phase string    // "entrypoint", "supervisord" (after the restart) or "single" (no restart)
+	since time.Time // when this phase began serving
 }
 
-// serve is the container's main process. It returns the exit code.
+// serve is the container's main process (the image's entrypoint). It returns the exit code, or
+// does not return when it replaces itself with the restarted "supervisord" (restart.go).
 func serve() int {
-	logf("forgebox GitLab stand-in (a test double, not GitLab; claims version %s) starting", orDefault(os.Getenv("FORGEBOX_STANDIN_VERSION"), defaultVersion))
+	logf("forgebox GitLab stand-in (a test double, not GitLab; claims version %s) starting", claimedVersion())
 	cfg, err := LoadConfig(osLookup)
 	if err != nil {
 		for _, p := range err.(*ConfigError).Problems {
@@ -71,6 +75,9 @@ func serve() int {
 		return 1
 	}
 	clearStoppedServices()
+	if cfg.RestartAfterMigration {
+		return entrypointWithRestart(ctx, conn, cfg, firstBoot) // restart.go
+	}
 	createdRoot, err := migrate(ctx, conn, cfg)
 	if err == nil {
 		err = prepareData(ctx, conn, cfg) // upgrade.go: version rules, migrations, secrets, host keys
@@ -88,51 +95,100 @@ func serve() int {
 	default:
 		logf("existing stand-in state found in database %q", cfg.DBName)
 	}
-
-	db, err := newPool(cfg)
+	r, err := startServices(ctx, cfg, "single", true)
 	if err != nil {
 		logf("refusing to start: %v", err)
 		return 1
 	}
-	s := &server{cfg: cfg, db: db, logf: logf}
+	return r.runUntilStopped(ctx)
+}
+
+// running is the HTTP and SSH side of one boot: what supervisord runs in the real image.
+type running struct {
+	s      *server
+	hs     *http.Server
+	sshLn  net.Listener
+	booted sync.Once
+	failed chan struct{} // closed when the HTTP server fails
+	cancel context.CancelFunc
+}
+
+// startServices listens and boots for cfg.BootDelay in the background; puma false keeps the API
+// and readiness down (Puma stopped) until markBooted is called by the caller.
+func startServices(ctx context.Context, cfg Config, phase string, puma bool) (*running, error) {
+	db, err := newPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, db: db, logf: logf, phase: phase, since: time.Now().UTC()}
 	httpLn, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.HTTPListen))
 	if err != nil {
-		logf("refusing to start: %v", err)
-		return 1
+		return nil, err
 	}
 	sshLn, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.SSHListen))
 	if err != nil {
-		logf("refusing to start: %v", err)
-		return 1
+		httpLn.Close()
+		return nil, err
 	}
+	rctx, cancel := context.WithCancel(ctx)
+	r := &running{s: s, sshLn: sshLn, failed: make(chan struct{}), cancel: cancel,
+		hs: &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}}
 	go serveSSHBanner(sshLn)
-	go s.drainMigrations(ctx)
-	hs := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if phase != "entrypoint" { // queued by the migration; the restarted Sidekiq runs them
+		go s.drainMigrations(rctx)
+	}
 	go func() {
-		if err := hs.Serve(httpLn); err != nil && err != http.ErrServerClosed {
+		if err := r.hs.Serve(httpLn); err != nil && err != http.ErrServerClosed {
 			logf("http: %v", err)
-			stop()
+			close(r.failed)
 		}
 	}()
 	logf("listening: http on :%d, ssh banner on :%d; booting for %s", cfg.HTTPListen, cfg.SSHListen, cfg.BootDelay)
+	if puma {
+		go func() {
+			select {
+			case <-rctx.Done():
+			case <-time.After(cfg.BootDelay):
+				r.markBooted()
+			}
+		}()
+	}
+	return r, nil
+}
 
-	select {
-	case <-ctx.Done():
-	case <-time.After(cfg.BootDelay):
+// markBooted makes readiness answer ok and the API and exec path work.
+func (r *running) markBooted() {
+	r.booted.Do(func() {
 		if err := writeReadyFile(); err != nil {
 			logf("cannot write %s: %v", readyFile, err)
-			return 1
 		}
-		s.ready.Store(true)
+		r.s.ready.Store(true)
 		logf("ready (stand-in): readiness reports ok")
-		<-ctx.Done()
-	}
-	logf("stopping")
+	})
+}
+
+// shutdown stops answering: HTTP, the SSH banner, the background migrations.
+func (r *running) shutdown() {
+	r.s.ready.Store(false)
 	os.Remove(readyFile)
+	r.cancel()
+	r.sshLn.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hs.Shutdown(sctx)
-	return 0
+	r.hs.Shutdown(sctx)
+}
+
+// runUntilStopped serves until SIGTERM (exit 0) or an HTTP failure (exit 1).
+func (r *running) runUntilStopped(ctx context.Context) int {
+	code := 0
+	select {
+	case <-ctx.Done():
+	case <-r.failed:
+		code = 1
+	}
+	logf("stopping")
+	r.shutdown()
+	return code
 }
 
 // serveSSHBanner stands in for sshd: it greets with an SSH-2.0 banner and hangs up.
@@ -249,6 +305,7 @@ func (s *server) routes() http.Handler {
 	api.HandleFunc("GET /api/v4/version", s.handleVersion)
 	api.HandleFunc("GET /api/v4/user", s.handleUser)
 	api.HandleFunc("POST /api/v4/user/runners", s.handleCreateRunner)
+	api.HandleFunc("DELETE /api/v4/personal_access_tokens/self", s.handleRevokeSelf)
 	api.HandleFunc("POST /api/v4/runners/verify", s.handleVerify)
 	api.HandleFunc("DELETE /api/v4/runners", s.handleDeleteByToken)
 	api.HandleFunc("GET /api/v4/runners/all", s.handleListRunners)

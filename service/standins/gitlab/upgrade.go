@@ -307,7 +307,8 @@ func prepareDirs(c Config) error {
 
 // handleState is GET /api/v4/standin/state (stand-in only, admin token): the version this image
 // claims and the one in the data, the batched migrations by status, whether the running
-// db_key_base matches the data's, and the SSH host key digest.
+// db_key_base matches the data's, the SSH host key digest, and the boot phase serving the call
+// (restart.go) with the time it began.
 func (s *server) handleState(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.authAs(w, r, true, "api", "read_api"); !ok {
 		return
@@ -346,5 +347,7 @@ func (s *server) handleState(w http.ResponseWriter, r *http.Request) {
 		"ssh_host_key":         hostKey,
 		"puma_stopped":         serviceStopped("puma"),
 		"sidekiq_stopped":      serviceStopped("sidekiq"),
+		"boot_phase":           s.phase,
+		"boot_phase_since":     s.since.Format(time.RFC3339Nano),
 	})
 }

@@ -1,9 +1,9 @@
 // Package standintest runs whole stacks on the test images for the backup and upgrade tests:
 // the GitLab stand-in retagged per GitLab version (repository forgebox-test/gitlab-standin-<h>,
-// tag the version, with FORGEBOX_STANDIN_VERSION baked in), the runner stand-in retagged
-// alpine-v<major.minor.0>, so forgebox derives each hop's images from the configured ones
-// exactly as it does for sameersbn/gitlab and gitlab/gitlab-runner. What passes on these passed
-// on the stand-ins, not on GitLab.
+// tag the version, with FORGEBOX_STANDIN_VERSION and sameersbn's GITLAB_VERSION baked in), the
+// runner stand-in retagged alpine-v<major.minor.0>, so forgebox derives each hop's images from
+// the configured ones exactly as it does for sameersbn/gitlab and gitlab/gitlab-runner. What
+// passes on these passed on the stand-ins, not on GitLab.
 package standintest
 
 import (
@@ -74,7 +74,7 @@ func derive(t testing.TB, base, ref string, env ...string) string {
 // GitLabImage is the GitLab stand-in claiming version v.
 func GitLabImage(t testing.TB, im testenv.Images, v string) string {
 	return derive(t, im.GitLab, repoOf(t, im.GitLab)+":"+v,
-		"FORGEBOX_STANDIN_VERSION="+v, "FORGEBOX_STANDIN_MIGRATION_TIME="+MigrationTime)
+		"FORGEBOX_STANDIN_VERSION="+v, "GITLAB_VERSION="+v, "FORGEBOX_STANDIN_MIGRATION_TIME="+MigrationTime)
 }
 
 // DefaultVersion is the GitLab version of the default config's gitlab.image, so tests follow the
