@@ -151,6 +151,7 @@ type Front struct {
 	Log        *slog.Logger
 	PathInfo   string // the CGI's PATH_INFO: the controller path
 	ScriptName string // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
+	RequestURI string // the CGI's REQUEST_URI: the route when DSM sets no PATH_INFO
 	Transport  http.RoundTripper
 }
 
@@ -162,7 +163,59 @@ func NewFront(env Env, getenv func(string) string) *Front {
 		Log:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "index.cgi"),
 		PathInfo:   getenv("PATH_INFO"),
 		ScriptName: getenv("SCRIPT_NAME"),
+		RequestURI: getenv("REQUEST_URI"),
 	}
+}
+
+// AppPrefix is the app window's URL path: DSM links the package's ui directory to
+// webman/3rdparty/<package>, and index.cgi is in it.
+const AppPrefix = "/webman/3rdparty/" + PackageName + "/index.cgi"
+
+// route is where a request goes: the controller path, and the URL path of index.cgi itself (for
+// redirects and Location headers). DSM's CGI runner may not set PATH_INFO or SCRIPT_NAME (stock
+// nginx scgi_params pass only REQUEST_URI; Tailscale's DSM package routes on REQUEST_URI too),
+// so without PATH_INFO the path is what REQUEST_URI has after index.cgi. redirect is set only
+// for a request of exactly .../index.cgi, whose relative links would otherwise resolve beside
+// it: the answer, .../index.cgi/, routes to "/" and never redirects again.
+func (f *Front) route() (path, base string, redirect bool) {
+	base = f.ScriptName
+	if f.PathInfo != "" {
+		if base == "" {
+			base = AppPrefix
+		}
+		return f.PathInfo, base, false
+	}
+	uriPath := f.RequestURI
+	if u, err := url.ParseRequestURI(f.RequestURI); err == nil {
+		uriPath = u.Path
+	} else if i := strings.IndexAny(uriPath, "?#"); i >= 0 {
+		uriPath = uriPath[:i]
+	}
+	for _, prefix := range []string{f.ScriptName, AppPrefix} {
+		if prefix == "" || !strings.HasPrefix(uriPath, prefix) {
+			continue
+		}
+		rest := uriPath[len(prefix):]
+		switch {
+		case rest == "":
+			return "/", prefix, true
+		case strings.HasPrefix(rest, "/"):
+			return rest, prefix, false
+		}
+	}
+	// Another prefix (an alias DSM might use): cut at the index.cgi path segment.
+	if i := strings.Index(uriPath+"/", "/index.cgi/"); i >= 0 {
+		prefix := uriPath[:i+len("/index.cgi")]
+		if rest := uriPath[len(prefix):]; rest != "" {
+			return rest, prefix, false
+		}
+		return "/", prefix, true
+	}
+	// Nothing tells the path: serve the app's root rather than redirect, which could loop.
+	if base == "" {
+		base = AppPrefix
+	}
+	return "/", base, false
 }
 
 // ServeCGI answers the one request of this CGI process.
@@ -177,9 +230,10 @@ var forwardHeaders = []string{"Accept", "Content-Type", "Origin", "Sec-Fetch-Sit
 var langPattern = regexp.MustCompile(`^[a-z]{3}$`)
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.PathInfo == "" {
+	path, base, redirect := f.route()
+	if redirect {
 		// Relative links of the web app must resolve below index.cgi/, not beside it.
-		loc := f.ScriptName + "/"
+		loc := base + "/"
 		if r.URL.RawQuery != "" {
 			loc += "?" + r.URL.RawQuery
 		}
@@ -213,10 +267,10 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
 		return
 	}
-	f.proxy(user, secret).ServeHTTP(w, r)
+	f.proxy(path, base, user, secret).ServeHTTP(w, r)
 }
 
-func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
+func (f *Front) proxy(pathInfo, base, user, secret string) *httputil.ReverseProxy {
 	target, err := url.Parse(f.Env.ControllerURL)
 	if err != nil {
 		target = &url.URL{Scheme: "http", Host: "127.0.0.1:8470"}
@@ -229,7 +283,6 @@ func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
 			ResponseHeaderTimeout: 5 * time.Minute,
 		}
 	}
-	pathInfo := f.PathInfo
 	if !strings.HasPrefix(pathInfo, "/") {
 		pathInfo = "/" + pathInfo
 	}
@@ -271,7 +324,7 @@ func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
 			// the front, which never forwards cookies.
 			resp.Header.Del("Set-Cookie")
 			if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") {
-				resp.Header.Set("Location", f.ScriptName+loc)
+				resp.Header.Set("Location", base+loc)
 			}
 			return nil
 		},
