@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -257,14 +261,16 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dataDir := f.Env.DataDir
-	if c, err := config.Load(f.Env.ConfigFile); err == nil && c.Stack.DataDir != "" {
+	c, cerr := config.Load(f.Env.ConfigFile)
+	if cerr == nil && c.Stack.DataDir != "" {
 		dataDir = c.Stack.DataDir
 	}
 	secret, err := FrontSecret(dataDir)
 	if err != nil {
-		f.Log.Warn("no front secret", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "controller_unavailable",
-			"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
+		if errors.Is(cerr, fs.ErrPermission) {
+			err = cerr // the config names the data dir: the first thing that could not be read
+		}
+		f.readFailed(w, err)
 		return
 	}
 	f.proxy(path, base, user, secret).ServeHTTP(w, r)
@@ -330,6 +336,10 @@ func (f *Front) proxy(pathInfo, base, user, secret string) *httputil.ReverseProx
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.Log.Warn("controller unreachable", "url", f.Env.ControllerURL, "err", err)
+			if wantsPage(r) {
+				f.controllerPage(w, r)
+				return
+			}
 			writeError(w, http.StatusBadGateway, "controller_unreachable",
 				"The Forgebox controller is not answering. Check that Forgebox is running in Package Center.")
 		},
@@ -351,6 +361,89 @@ func withoutToken(raw string) string {
 		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
+}
+
+// readFailed answers a request the front could not serve because it could not read the
+// config or the front secret. Which uid runs DSM's 3rdparty CGIs is not settled (reports say
+// root, the package user or http; shared research audit-spk.md finding 5), so a permission
+// problem names the effective uid and groups rather than passing for "not started".
+func (f *Front) readFailed(w http.ResponseWriter, err error) {
+	if errors.Is(err, fs.ErrPermission) {
+		who := EffectiveIDs()
+		f.Log.Error("index.cgi cannot read the controller's secret or config", "err", err, "euid", who.UID, "egid", who.GID, "groups", who.Groups)
+		writeError(w, http.StatusInternalServerError, "front_permission",
+			fmt.Sprintf("Forgebox's page cannot read its files: %v. DSM runs it as uid %d (groups %s); the files belong to the package user. "+
+				"Download the diagnostics (forgebox dsm report) and report this at the support address in Package Center.",
+				err, who.UID, who.GroupList()))
+		return
+	}
+	f.Log.Warn("no front secret", "err", err)
+	writeError(w, http.StatusServiceUnavailable, "controller_unavailable",
+		"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
+}
+
+// IDs is a process's effective user and groups.
+type IDs struct {
+	UID, GID int
+	Groups   []int
+}
+
+// EffectiveIDs tells who this process runs as.
+func EffectiveIDs() IDs {
+	groups, _ := os.Getgroups()
+	return IDs{UID: os.Geteuid(), GID: os.Getegid(), Groups: groups}
+}
+
+// GroupList is the groups as "1,2,3", the primary one first.
+func (i IDs) GroupList() string {
+	parts := []string{strconv.Itoa(i.GID)}
+	for _, g := range i.Groups {
+		if g != i.GID {
+			parts = append(parts, strconv.Itoa(g))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// wantsPage says whether the request is the browser loading a page (the app window's iframe)
+// rather than the web app's API call, which wants JSON.
+func wantsPage(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// controllerPage is the app window's page while the controller does not answer: the
+// controller's health, told as such. The package is not "stopped" (DSM's status answers from
+// the started marker, see Script.status) and GitLab's containers keep running; Container
+// Manager restarts the controller by its restart policy. The page asks again by itself.
+func (f *Front) controllerPage(w http.ResponseWriter, r *http.Request) {
+	started := "no"
+	if _, err := os.Stat(f.Env.StartedMarker()); err == nil {
+		started = "yes"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Forgebox-Controller", "not-answering")
+	w.Header().Set("X-Forgebox-Package-Started", started)
+	w.WriteHeader(http.StatusServiceUnavailable)
+	zh := strings.HasPrefix(r.URL.Query().Get("lang"), "ch") || strings.HasPrefix(r.Header.Get(HeaderLang), "ch")
+	title, body := "Forgebox: the controller is not answering",
+		"The Forgebox controller is not answering right now: it may be restarting (after an update of Container Manager, for example). "+
+			"GitLab's containers keep running meanwhile. This page tries again every 5 seconds. "+
+			"If it stays like this, open Container Manager and look at the forgebox project's log, or stop and start Forgebox in Package Center."
+	if started == "no" {
+		body = "Forgebox is stopped. Start it in Package Center; this page tries again every 5 seconds."
+	}
+	if zh {
+		title = "Forgebox：控制器未响应"
+		body = "Forgebox 控制器暂时没有响应，可能正在重启（例如 Container Manager 更新之后）。在此期间 GitLab 的容器仍在运行。本页面每 5 秒自动重试。" +
+			"如果一直如此，请在 Container Manager 中查看 forgebox 项目的日志，或在套件中心中停止并重新启动 Forgebox。"
+		if started == "no" {
+			body = "Forgebox 已停止。请在套件中心中启动它；本页面每 5 秒自动重试。"
+		}
+	}
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>%s</title></head>"+
+		"<body style=\"font-family:sans-serif;margin:2em\"><h1 style=\"font-size:1.3em\">%s</h1><p id=\"controller-health\">%s</p></body></html>\n",
+		html.EscapeString(title), html.EscapeString(title), html.EscapeString(body))
 }
 
 func unauthorized(w http.ResponseWriter, message string) {

@@ -1,16 +1,20 @@
 package dsm
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -417,5 +421,71 @@ func TestFrontLocationWithoutScriptName(t *testing.T) {
 	w := f.serveCGIEnv(t, map[string]string{"REQUEST_URI": "/webman/3rdparty/forgebox/index.cgi/x"})
 	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || loc != "/webman/3rdparty/forgebox/index.cgi/login" {
 		t.Errorf("status %d Location %q", w.Code, loc)
+	}
+}
+
+// adminAuth lets everyone in as admin: for tests of what the front does after the login check.
+type adminAuth struct{}
+
+func (adminAuth) User(context.Context, *http.Request) (string, error) { return "admin", nil }
+func (adminAuth) IsAdmin(context.Context, string) (bool, error)       { return true, nil }
+
+// TestFrontPermissionProblem: when DSM runs index.cgi as a user that cannot read the package's
+// files, the answer says so, with the effective uid, instead of "the controller has not
+// started". As root (who reads everything) the test runs the front in a child process as
+// nobody.
+func TestFrontPermissionProblem(t *testing.T) {
+	if os.Getenv("FORGEBOX_TEST_FRONT_AS_CHILD") == "1" {
+		front := &Front{Env: LoadEnv(os.Getenv), Auth: adminAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PathInfo: "/api/v1/status"}
+		w := httptest.NewRecorder()
+		front.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		fmt.Printf("STATUS %d\n%s", w.Code, w.Body)
+		return
+	}
+	f := newFrontFixture(t)
+	uid := os.Geteuid()
+	var status int
+	var body string
+	if uid != 0 {
+		os.Chmod(f.env.DataDir, 0)
+		defer os.Chmod(f.env.DataDir, 0o700)
+		front := &Front{Env: f.env, Auth: adminAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PathInfo: "/api/v1/status"}
+		w := httptest.NewRecorder()
+		front.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		status, body = w.Code, w.Body.String()
+	} else {
+		uid = 65534
+		dir, err := os.MkdirTemp("", "forgebox-front-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		os.Chmod(dir, 0o755)
+		self, _ := os.Executable()
+		bin := filepath.Join(dir, "dsm.test")
+		if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		cmd := exec.Command(bin, "-test.run", "^TestFrontPermissionProblem$")
+		cmd.Env = []string{"FORGEBOX_TEST_FRONT_AS_CHILD=1", EnvPkgRoot + "=" + f.env.PkgRoot, EnvControllerURL + "=" + f.env.ControllerURL}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child as nobody: %v\n%s", err, out)
+		}
+		s := string(out)
+		i := strings.Index(s, "STATUS ")
+		if i < 0 {
+			t.Fatalf("child said:\n%s", s)
+		}
+		fmt.Sscanf(s[i:], "STATUS %d", &status)
+		body = s[i:]
+	}
+	if status != http.StatusInternalServerError || !strings.Contains(body, `"front_permission"`) ||
+		!strings.Contains(body, fmt.Sprintf("uid %d", uid)) || strings.Contains(body, "has not started") {
+		t.Errorf("status %d: %s", status, body)
+	}
+	if f.ctrl.count() != 0 {
+		t.Error("the request reached the controller")
 	}
 }

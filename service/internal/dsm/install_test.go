@@ -826,6 +826,32 @@ func TestInstallLikeDSM(t *testing.T) {
 		if code := n.status(); code != StatusRunning {
 			t.Errorf("status after start: %d, want 0", code)
 		}
+		// DSM polls status 20 times while Container Manager restarts the controller: every
+		// answer is 0 (a non-zero one can make DSM stop the package, and GitLab with it).
+		var codes []int
+		for i := range 20 {
+			switch i {
+			case 5:
+				timeout := 10
+				if err := n.docker.ContainerStop(n.ctx, n.container, container.StopOptions{Timeout: &timeout}); err != nil {
+					t.Fatal(err)
+				}
+			case 12:
+				if err := n.docker.ContainerStart(n.ctx, n.container, container.StartOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			codes = append(codes, n.status())
+		}
+		for i, c := range codes {
+			if c != StatusRunning {
+				t.Errorf("status call %d across a controller restart: %d; all %v", i+1, c, codes)
+			}
+		}
+		if log := readFile(t, filepath.Join(varDir, StatusLogName)); !strings.Contains(log, "controller=not answering") {
+			t.Errorf("the status log does not show the controller away:\n%s", log)
+		}
+		waitHealthy(t, n)
 		ops := n.waitOps(t)
 		// The stack's images are absent (pull_policy never), so up ends at once; how it ends is
 		// the stack's business, that start asked for it is the package's.

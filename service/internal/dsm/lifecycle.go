@@ -477,6 +477,12 @@ func waitFromEnv(env Env, key string, def time.Duration) time.Duration {
 // itself when it starts, so that a stack the user stopped stays stopped when Container Manager
 // restarts the controller.
 func (s *Script) start(ctx context.Context) int {
+	// First: from now on DSM's status polls say "running", whatever the controller does.
+	if err := s.markStarted(true); err != nil {
+		s.Log.Error("cannot mark the package started; DSM would see it as stopped", "err", err)
+		s.note("start.marker", s.Env.StartedMarker(), err)
+		return 1
+	}
 	wait := waitFromEnv(s.Env, EnvStartWait, defaultStartWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -513,6 +519,9 @@ func (s *Script) start(ctx context.Context) int {
 // and waits for it, so that a stopped package leaves no GitLab running. Then Container Manager
 // stops the controller (WHEN_HALT). stop never fails: DSM stops the controller either way.
 func (s *Script) stop(ctx context.Context) int {
+	if err := s.markStarted(false); err != nil {
+		s.Log.Warn("cannot remove the started marker; status still answers running", "err", err)
+	}
 	wait := waitFromEnv(s.Env, EnvStopWait, defaultStopWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -551,12 +560,45 @@ func (s *Script) stop(ctx context.Context) int {
 	}
 }
 
-// status is cheap, because DSM asks often: running while the controller answers /healthz.
+// status answers from the marker that start writes and stop removes, never from the
+// controller's health: DSM may stop a package whose status answers "not running" while it
+// runs (a community report on DSM 7.4.1, shared research audit-spk.md finding 3), and stop
+// takes GitLab down, so a controller restart or a slow /healthz during a poll must not count.
+// The controller's health is shown in the app window instead (the front's page when it does
+// not answer) and kept in the status log, which `forgebox dsm report` includes.
 func (s *Script) status(ctx context.Context) int {
-	if err := s.health(ctx); err != nil {
-		return StatusNotRunning
+	code := StatusNotRunning
+	if _, err := os.Stat(s.Env.StartedMarker()); err == nil {
+		code = StatusRunning
 	}
-	return StatusRunning
+	health := "ok"
+	if code == StatusRunning {
+		// Only for the log: a short look, and its answer changes nothing.
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := s.health(hctx); err != nil {
+			health = "not answering"
+		}
+		cancel()
+	} else {
+		health = "not asked"
+	}
+	s.Env.recordStatus(code, health)
+	return code
+}
+
+// markStarted writes or removes the marker status answers from.
+func (s *Script) markStarted(started bool) error {
+	path := s.Env.StartedMarker()
+	if !started {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the started marker: %w", err)
+		}
+		return nil
+	}
+	if err := config.WriteFileAtomic(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write the started marker: %w", err)
+	}
+	return nil
 }
 
 func (s *Script) health(ctx context.Context) error {

@@ -288,14 +288,20 @@ func TestStartStopStatus(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(f.env().DataDir, "front.secret"), []byte(ctrl.secret+"\n"), 0o640)
 
-	if code, _ := f.run(t, "status", nil); code != StatusRunning {
-		t.Errorf("status %d with the controller answering", code)
+	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
+		t.Errorf("status %d before start, with the controller answering", code)
 	}
 	if code, _ := f.run(t, "start", map[string]string{"SYNOPKG_PKG_STATUS": "START"}); code != 0 {
 		t.Errorf("start exit %d", code)
 	}
+	if code, _ := f.run(t, "status", nil); code != StatusRunning {
+		t.Errorf("status %d after start", code)
+	}
 	if code, _ := f.run(t, "stop", map[string]string{"SYNOPKG_PKG_STATUS": "STOP"}); code != 0 {
 		t.Errorf("stop exit %d", code)
+	}
+	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
+		t.Errorf("status %d after stop", code)
 	}
 	ctrl.mu.Lock()
 	calls, users := strings.Join(ctrl.calls, ","), ctrl.users
@@ -314,12 +320,12 @@ func TestStartStopStatus(t *testing.T) {
 	ctrl.mu.Unlock()
 
 	srv.Close()
-	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
-		t.Errorf("status %d with the controller gone", code)
-	}
 	began := time.Now()
 	if code, _ := f.run(t, "start", map[string]string{EnvStartWait: "2s"}); code != 0 {
 		t.Errorf("start without a controller exit %d, want 0 (with a log line)", code)
+	}
+	if code, _ := f.run(t, "status", nil); code != StatusRunning {
+		t.Errorf("status %d after start, with the controller gone: DSM would stop the package", code)
 	}
 	if d := time.Since(began); d > 10*time.Second {
 		t.Errorf("start waited %v", d)
@@ -357,5 +363,82 @@ func TestInstallAnswers(t *testing.T) {
 	}
 	if img := FlavourImage("omnibus"); !strings.HasPrefix(img, "gitlab/gitlab-ce:") || !strings.HasSuffix(img, "-ce.0") {
 		t.Errorf("omnibus image %q", img)
+	}
+}
+
+// TestStatusAcrossControllerRestart: DSM polls status 20 times while the controller goes away
+// and comes back on the same port; every answer is 0, because a non-zero one can make DSM stop
+// the package, and stop takes GitLab down. The controller's absence shows in the status log.
+func TestStatusAcrossControllerRestart(t *testing.T) {
+	f := newScriptFixture(t)
+	ctrl := &fakeOps{secret: "s3cret-s3cret-s3cret", state: map[string]string{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	srv := &http.Server{Handler: ctrl}
+	go srv.Serve(l)
+	f.vars[EnvControllerURL] = "http://" + addr
+	if code, msg := f.run(t, "postinst", nil); code != 0 {
+		t.Fatal(msg)
+	}
+	os.WriteFile(filepath.Join(f.env().DataDir, "front.secret"), []byte(ctrl.secret), 0o640)
+	if code, _ := f.run(t, "start", map[string]string{"SYNOPKG_PKG_STATUS": "START"}); code != 0 {
+		t.Fatalf("start exit %d", code)
+	}
+	var codes []int
+	for i := range 20 {
+		switch i {
+		case 6: // the controller goes away (Container Manager restarts it)
+			srv.Close()
+		case 13: // and comes back where it was
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv = &http.Server{Handler: ctrl}
+			go srv.Serve(l)
+			defer srv.Close()
+		}
+		code, _ := f.run(t, "status", nil)
+		codes = append(codes, code)
+	}
+	for i, c := range codes {
+		if c != StatusRunning {
+			t.Errorf("status call %d answered %d; all: %v", i+1, c, codes)
+		}
+	}
+	log, _ := os.ReadFile(f.env().StatusLog())
+	if n := strings.Count(string(log), "status=0 controller=not answering"); n != 7 {
+		t.Errorf("the status log shows the controller away %d times, want 7:\n%s", n, log)
+	}
+	if n := strings.Count(string(log), "status=0 controller=ok"); n != 13 {
+		t.Errorf("the status log shows the controller answering %d times, want 13:\n%s", n, log)
+	}
+}
+
+// TestFrontControllerPage: while the controller does not answer, the app window shows that,
+// and that the package still runs; never "stopped".
+func TestFrontControllerPage(t *testing.T) {
+	f := newFrontFixture(t)
+	f.env.ControllerURL = "http://127.0.0.1:1"
+	os.WriteFile(f.env.StartedMarker(), []byte("x"), 0o644)
+	r := httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/?lang=enu", nil)
+	r.Header.Set("Cookie", "id=admin-session")
+	r.Header.Set("Accept", "text/html,application/xhtml+xml")
+	w := f.serve(t, r, "/")
+	body := w.Body.String()
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "not answering") || strings.Contains(strings.ToLower(body), "stopped") ||
+		!strings.Contains(body, `http-equiv="refresh"`) || w.Header().Get("X-Forgebox-Package-Started") != "yes" {
+		t.Errorf("%d %v\n%s", w.Code, w.Header(), body)
+	}
+	// The web app's own API calls still get JSON.
+	r = httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/api/v1/status", nil)
+	r.Header.Set("Cookie", "id=admin-session")
+	r.Header.Set("Accept", "application/json")
+	w = f.serve(t, r, "/api/v1/status")
+	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
+		t.Errorf("API call: %d %s", w.Code, code)
 	}
 }

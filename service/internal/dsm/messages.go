@@ -29,6 +29,7 @@ var messages = map[string]map[string]string{
 		"config.invalid":     "The Forgebox configuration %s is not valid; fix it in the Forgebox window or in the file:",
 		"uninstall.kept":     "Forgebox's configuration, secrets, database and Redis data are kept in %s, and GitLab's data in the shared folder %s. Installing Forgebox again uses them.",
 		"uninstall.deleted":  "Forgebox's configuration, secrets and data are deleted. The shared folder %s is kept, with any backups in it: delete it in Control Panel > Shared Folder if you no longer need it.",
+		"start.marker":       "Forgebox cannot write %s (%v), so DSM would see it as stopped. Check that the package's var folder belongs to the package user.",
 		"uninstall.leftover": "These could not be deleted, because containers wrote them as other users: %s. An administrator can delete them over SSH with: sudo rm -rf %s",
 	},
 	"chs": {
@@ -54,6 +55,7 @@ var messages = map[string]map[string]string{
 		"config.invalid":     "Forgebox 配置 %s 无效，请在 Forgebox 窗口或该文件中修正：",
 		"uninstall.kept":     "Forgebox 的配置、密钥、数据库和 Redis 数据保留在 %s，GitLab 数据保留在共享文件夹 %s 中。重新安装 Forgebox 时会继续使用它们。",
 		"uninstall.deleted":  "Forgebox 的配置、密钥和数据已删除。共享文件夹 %s 及其中的备份仍然保留：如不再需要，请在“控制面板 > 共享文件夹”中删除。",
+		"start.marker":       "Forgebox 无法写入 %s（%v），DSM 会认为它已停止。请检查套件的 var 文件夹是否属于套件用户。",
 		"uninstall.leftover": "以下内容由容器以其他用户身份写入，无法删除：%s。管理员可以通过 SSH 执行以下命令删除：sudo rm -rf %s",
 	},
 }
