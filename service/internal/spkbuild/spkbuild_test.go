@@ -280,7 +280,10 @@ func TestWizardValidators(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []struct {
-		Items []struct {
+		Title  string `json:"step_title"`
+		NextV1 *bool  `json:"invalid_next_disabled"`
+		NextV2 *bool  `json:"invalid_next_disabled_v2"`
+		Items  []struct {
 			Subitems []struct {
 				Key       string `json:"key"`
 				Validator struct {
@@ -294,6 +297,11 @@ func TestWizardValidators(t *testing.T) {
 	}
 	fns := map[string]string{}
 	for _, s := range steps {
+		// The documented key, and the one DSM 7's wizards use (spksrc's recent wizards): Next
+		// stays disabled while a field is invalid whichever DSM reads.
+		if s.NextV1 == nil || !*s.NextV1 || s.NextV2 == nil || !*s.NextV2 {
+			t.Errorf("step %q lacks invalid_next_disabled and invalid_next_disabled_v2", s.Title)
+		}
 		for _, it := range s.Items {
 			for _, sub := range it.Subitems {
 				if sub.Validator.Fn != "" {
@@ -351,6 +359,19 @@ func TestAppWindowScript(t *testing.T) {
 	if app["type"] != "app" || app["appWindow"] != "SYNO.SDS.Forgebox.MainWindow" || app["allUsers"] != false ||
 		app["icon"] != "images/icon_{0}.png" {
 		t.Errorf("app config %v", app)
+	}
+	// DSM loads i18n strings when the app opens; the start menu's title and description need
+	// them before that (guide: Integrate DSM > i18n, preloadTexts).
+	preload := map[string]bool{}
+	if list, ok := app["preloadTexts"].([]any); ok {
+		for _, k := range list {
+			preload[fmt.Sprint(k)] = true
+		}
+	}
+	for _, k := range []string{fmt.Sprint(app["title"]), fmt.Sprint(app["desc"])} {
+		if strings.HasPrefix(k, "app:") && !preload[k] {
+			t.Errorf("the app's %s is not in preloadTexts %v", k, app["preloadTexts"])
+		}
 	}
 	stub := `
 var Ext = {
