@@ -733,7 +733,7 @@ func TestInstallLikeDSM(t *testing.T) {
 	// INFO and the checksum, as Package Center checks them, and the rest of the contents.
 	info := spktest.CheckSPK(t, spks[0].Path, arch)
 	for k, want := range map[string]string{
-		"package": "forgebox", "version": spks[0].Version, "arch": arch.DSM, "os_min_ver": "7.2-69057",
+		"package": "forgebox", "version": spks[0].Version, "arch": arch.INFOArch(), "os_min_ver": "7.2-69057",
 		"dsmuidir": "ui", "dsmappname": "SYNO.SDS.Forgebox.Application",
 		"install_dep_packages": "ContainerManager>=20.10.23-1432", "displayname": "Forgebox",
 	} {

@@ -264,7 +264,7 @@ func RenderINFO(s Spec, version string, arch Arch, checksum string, extractKB in
 		{"package", s.Package},
 		{"version", version},
 		{"os_min_ver", s.OSMinVer},
-		{"arch", arch.DSM},
+		{"arch", arch.INFOArch()},
 		{"displayname", s.DisplayName},
 		{"description", s.Description["enu"]},
 	}

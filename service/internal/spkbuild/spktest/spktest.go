@@ -44,8 +44,8 @@ func CheckSPK(t testing.TB, path string, arch spkbuild.Arch) map[string]string {
 	if info["checksum"] != hex.EncodeToString(sum[:]) {
 		t.Errorf("INFO checksum %s, package.tgz md5 %x", info["checksum"], sum)
 	}
-	if info["arch"] != arch.DSM {
-		t.Errorf("INFO arch %q, want %q", info["arch"], arch.DSM)
+	if info["arch"] != arch.INFOArch() {
+		t.Errorf("INFO arch %q, want %q", info["arch"], arch.INFOArch())
 	}
 	for _, k := range []string{"package", "version", "os_min_ver", "description", "maintainer", "arch"} {
 		if info[k] == "" {
