@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 
 	"github.com/forgebox/forgebox/service/internal/api"
 	"github.com/forgebox/forgebox/service/internal/buildinfo"
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/dsm"
 )
 
 // serveCmd runs the controller (`serve`), or prints its admin token (`token`).
@@ -26,7 +28,13 @@ func (g *globals) serveCmd(ctx context.Context, cmd string, args []string) error
 	if err != nil {
 		return err
 	}
-	srv, err := api.New(api.Options{Config: cfg, ConfigPath: g.configPath, Logger: g.log, Version: buildinfo.Version})
+	opts := api.Options{Config: cfg, ConfigPath: g.configPath, Logger: g.log, Version: buildinfo.Version}
+	// The Synology package's compose project says where the controller runs; elsewhere no
+	// DSM check applies.
+	if os.Getenv(dsm.EnvPlatform) == dsm.PlatformDSM {
+		opts.Preflight = dsm.ShareCheck{VarDir: filepath.Dir(g.configPath)}.Check
+	}
+	srv, err := api.New(opts)
 	if err != nil {
 		return err
 	}

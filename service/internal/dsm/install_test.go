@@ -28,6 +28,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 	"github.com/goccy/go-yaml"
@@ -331,6 +332,17 @@ type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 }
 
+// composeVolume is a long-syntax bind (Compose file spec: services.volumes).
+type composeVolume struct {
+	Type     string `yaml:"type"`
+	Source   string `yaml:"source"`
+	Target   string `yaml:"target"`
+	ReadOnly bool   `yaml:"read_only"`
+	Bind     struct {
+		CreateHostPath bool `yaml:"create_host_path"`
+	} `yaml:"bind"`
+}
+
 type composeService struct {
 	Image         string            `yaml:"image"`
 	PullPolicy    string            `yaml:"pull_policy"`
@@ -338,7 +350,7 @@ type composeService struct {
 	Command       []string          `yaml:"command"`
 	Environment   map[string]string `yaml:"environment"`
 	Ports         []string          `yaml:"ports"`
-	Volumes       []string          `yaml:"volumes"`
+	Volumes       []composeVolume   `yaml:"volumes"`
 	Restart       string            `yaml:"restart"`
 	Healthcheck   struct {
 		Test        []string `yaml:"test"`
@@ -411,14 +423,24 @@ func (n *nas) dockerProjectAcquire() {
 		}
 		env = append(env, k+"="+n.remap(v))
 	}
+	// As Compose does: a bind with create_host_path goes to the Binds API (Docker makes a
+	// missing source at start), any other to the Mounts API (a missing source is an error).
 	var binds []string
+	var mounts []mount.Mount
 	for _, v := range svc.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 || parts[0] != parts[1] {
-			n.t.Errorf("volume %q is not mounted at the same path inside", v)
+		if v.Type != "bind" || v.Source != v.Target {
+			n.t.Errorf("volume %+v is not a bind at the same path inside", v)
 		}
-		parts[0], parts[1] = n.remap(parts[0]), n.remap(parts[1])
-		binds = append(binds, strings.Join(parts, ":"))
+		src, dst := n.remap(v.Source), n.remap(v.Target)
+		if v.Bind.CreateHostPath {
+			b := src + ":" + dst
+			if v.ReadOnly {
+				b += ":ro"
+			}
+			binds = append(binds, b)
+			continue
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: dst, ReadOnly: v.ReadOnly})
 	}
 	exposed, portBindings := nat.PortSet{}, nat.PortMap{}
 	for _, p := range svc.Ports {
@@ -438,7 +460,7 @@ func (n *nas) dockerProjectAcquire() {
 		Healthcheck: &container.HealthConfig{Test: svc.Healthcheck.Test, Interval: dur(svc.Healthcheck.Interval),
 			Timeout: dur(svc.Healthcheck.Timeout), Retries: svc.Healthcheck.Retries, StartPeriod: dur(svc.Healthcheck.StartPeriod)},
 	}, &container.HostConfig{
-		Binds: binds, PortBindings: portBindings,
+		Binds: binds, Mounts: mounts, PortBindings: portBindings,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(svc.Restart)},
 	}, nil, nil, n.container)
 	if err != nil {

@@ -483,6 +483,14 @@ func (s *Script) start(ctx context.Context) int {
 		s.note("start.marker", s.Env.StartedMarker(), err)
 		return 1
 	}
+	if rec, err := RecordShare(s.Env); err != nil {
+		s.Log.Error("the shared folder is not where it must be; the stack was not asked to come up", "share", s.Env.ShareDir, "resolved", rec.Resolved, "err", err)
+		s.notes = append(s.notes, err.Error())
+		if err := s.markStarted(false); err != nil {
+			s.Log.Warn("cannot remove the started marker", "err", err)
+		}
+		return 1
+	}
 	wait := waitFromEnv(s.Env, EnvStartWait, defaultStartWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

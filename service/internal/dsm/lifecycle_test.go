@@ -36,7 +36,10 @@ func newScriptFixture(t *testing.T) *scriptFixture {
 	os.WriteFile(filepath.Join(target, "port_conf/forgebox.sc"), []byte(
 		"[forgebox-gitlab-http]\ntitle=\"GitLab (HTTP)\"\ndst.ports=\"30080/tcp\"\n\n[forgebox-gitlab-ssh]\ntitle=\"GitLab (SSH)\"\ndst.ports=\"30022/tcp\"\n"), 0o644)
 	os.MkdirAll(filepath.Join(root, "var"), 0o755)
-	os.MkdirAll(filepath.Join(root, "shares/forgebox"), 0o755)
+	// DSM's data-share: the shared folder on a volume, linked from the package root.
+	os.MkdirAll(filepath.Join(dir, "volume1/forgebox"), 0o755)
+	os.MkdirAll(filepath.Join(root, "shares"), 0o755)
+	os.Symlink(filepath.Join(dir, "volume1/forgebox"), filepath.Join(root, "shares/forgebox"))
 	f := &scriptFixture{dir: dir, log: filepath.Join(dir, "standin.log")}
 	t.Setenv("STANDIN_LOG", f.log) // the tools the scripts run inherit the process environment
 	f.vars = map[string]string{

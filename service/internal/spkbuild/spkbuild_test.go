@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/forgebox/forgebox/service/internal/config"
 )
 
@@ -167,13 +169,38 @@ func TestResourceMatchesPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`"127.0.0.1:8470:8470"`, "restart: unless-stopped", "/var/run/docker.sock:/var/run/docker.sock",
-		`"/var/packages/forgebox/var:/var/packages/forgebox/var"`,
-		`"/var/packages/forgebox/shares/forgebox:/var/packages/forgebox/shares/forgebox"`,
+		`"127.0.0.1:8470:8470"`, "restart: unless-stopped", `FORGEBOX_PLATFORM: "dsm"`,
 		`image: "forgebox/controller:` + goldenVersion + `"`, `FORGEBOX_CONTROLLER_CONTAINER: "forgebox-controller"`,
 	} {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("compose.yaml lacks %s", want)
+		}
+	}
+	// Every volume is a long-syntax bind at the same path inside; Docker may make only the
+	// share's missing host path (see service/internal/dsm/share.go for why that one).
+	var cf struct {
+		Services map[string]struct {
+			Volumes []struct {
+				Type, Source, Target string
+				Bind                 struct {
+					CreateHostPath *bool `yaml:"create_host_path"`
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(compose, &cf); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"/var/run/docker.sock": false, "/var/packages/forgebox/var": false,
+		"/var/packages/forgebox/shares/forgebox": true, "/etc/localtime": false}
+	vols := cf.Services["controller"].Volumes
+	if len(vols) != len(want) {
+		t.Errorf("controller volumes: %+v", vols)
+	}
+	for _, v := range vols {
+		create, ok := want[v.Source]
+		if !ok || v.Type != "bind" || v.Target != v.Source || v.Bind.CreateHostPath == nil || *v.Bind.CreateHostPath != create {
+			t.Errorf("volume %+v: want a bind at the same path with create_host_path %v", v, create)
 		}
 	}
 	if strings.Contains(string(compose), "logging:") {
