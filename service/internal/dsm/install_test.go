@@ -421,6 +421,11 @@ func (n *nas) dockerProjectAcquire() {
 		if k == "FORGEBOX_CONTROLLER_CONTAINER" {
 			v = n.container
 		}
+		if k == EnvControllerImage {
+			// On this shared engine, other runs' controller images are not "older": the
+			// cleanup is tested on images of its own (TestRemoveOldControllerImages).
+			v = ""
+		}
 		env = append(env, k+"="+n.remap(v))
 	}
 	// As Compose does: a bind with create_host_path goes to the Binds API (Docker makes a

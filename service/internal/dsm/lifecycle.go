@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -388,6 +389,7 @@ func (s *Script) preuninst() int {
 		return 0 // an upgrade runs the old preuninst too: never delete then
 	}
 	share := s.Env.ShareDir
+	images := s.stackImages() // read before the config goes
 	if s.Env.Getenv(KeyDeleteData) != "true" {
 		s.Log.Info("uninstall keeps the data", "var", s.Env.VarDir, "share", share)
 		s.note("uninstall.kept", realPath(s.Env.VarDir), ShareName)
@@ -401,6 +403,9 @@ func (s *Script) preuninst() int {
 		left = append(left, filepath.Join(share, GitLabShareDir))
 	}
 	s.note("uninstall.deleted", ShareName)
+	if len(images) > 0 {
+		s.note("uninstall.images", strings.Join(images, ", "), strings.Join(images, " "))
+	}
 	if len(left) > 0 {
 		real := make([]string, len(left))
 		for i, p := range left {
@@ -410,6 +415,25 @@ func (s *Script) preuninst() int {
 	}
 	s.Log.Info("uninstall deleted the data", "var", s.Env.VarDir, "left", len(left))
 	return 0
+}
+
+// stackImages are the images the config names, and the controller's: what uninstalling leaves
+// on the engine. The package user cannot reach the Docker socket to remove them itself.
+func (s *Script) stackImages() []string {
+	c, _, err := LoadOrDefault(s.Env)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, im := range []string{c.GitLab.Image, c.Runner.Image, c.Runner.HelperImage, c.Postgres.Image, c.Redis.Image} {
+		if im != "" && !slices.Contains(out, im) {
+			out = append(out, im)
+		}
+	}
+	if v := s.Env.Getenv("SYNOPKG_PKGVER"); v != "" {
+		out = append(out, ControllerImageRepo+":"+v)
+	}
+	return out
 }
 
 // removeContents deletes everything inside dir (not dir itself, which DSM owns) and returns

@@ -215,7 +215,8 @@ func TestPreuninstHonoursKeepData(t *testing.T) {
 	if !strings.Contains(msg, env.VarDir) {
 		t.Errorf("the message does not say where the data stays:\n%s", msg)
 	}
-	code, msg = f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true"})
+	code, msg = f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true",
+		"SYNOPKG_PKGVER": "0.1.0-0057"})
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -227,6 +228,11 @@ func TestPreuninstHonoursKeepData(t *testing.T) {
 	}
 	if !strings.Contains(msg, "Shared Folder") {
 		t.Errorf("the message does not say the share stays:\n%s", msg)
+	}
+	// The images stay (the package user cannot reach the engine): the message offers their removal.
+	if def := config.Default(); !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) || !strings.Contains(msg, def.Postgres.Image) ||
+		!strings.Contains(msg, "forgebox/controller:0.1.0-0057") {
+		t.Errorf("the message does not offer to remove the images:\n%s", msg)
 	}
 }
 
