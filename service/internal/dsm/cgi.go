@@ -157,6 +157,9 @@ type Front struct {
 	ScriptName string // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
 	RequestURI string // the CGI's REQUEST_URI: the route when DSM sets no PATH_INFO
 	Transport  http.RoundTripper
+	// The CGI environment, for the diagnostics (names only, and three path values).
+	Getenv  func(string) string
+	Environ func() []string
 }
 
 // NewFront makes the front for this CGI process, with DSM's tools.
@@ -168,6 +171,8 @@ func NewFront(env Env, getenv func(string) string) *Front {
 		PathInfo:   getenv("PATH_INFO"),
 		ScriptName: getenv("SCRIPT_NAME"),
 		RequestURI: getenv("REQUEST_URI"),
+		Getenv:     getenv,
+		Environ:    os.Environ,
 	}
 }
 
@@ -259,6 +264,14 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !admin {
 		unauthorized(w, fmt.Sprintf("Forgebox is for DSM administrators, and %s is not in the administrators group.", user))
 		return
+	}
+	if f.Getenv != nil && f.Environ != nil {
+		facts := cgiFacts(f.Getenv, f.Environ())
+		recordCGI(f.Env, facts)
+		if path == ReportPath {
+			f.report(w, r, facts)
+			return
+		}
 	}
 	dataDir := f.Env.DataDir
 	c, cerr := config.Load(f.Env.ConfigFile)
@@ -361,6 +374,21 @@ func withoutToken(raw string) string {
 		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
+}
+
+// report is the app window's "Download diagnostics": served by the front itself, so that it
+// works while the controller does not answer, with the facts of this very request.
+func (f *Front) report(w http.ResponseWriter, r *http.Request, facts CGIFacts) {
+	rep := BuildReport(r.Context(), f.Env, "index.cgi", &facts)
+	var b bytes.Buffer
+	if err := rep.Encode(&b, f.Env); err != nil {
+		writeError(w, http.StatusInternalServerError, "report", "cannot write the diagnostics: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="forgebox-dsm-report-`+time.Now().UTC().Format("20060102-150405")+`.json"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b.Bytes())
 }
 
 // readFailed answers a request the front could not serve because it could not read the

@@ -76,7 +76,7 @@ func newFrontFixture(t *testing.T) *frontFixture {
 	srv := httptest.NewServer(f.ctrl)
 	t.Cleanup(srv.Close)
 	f.standin = writeStandins(t, dir)
-	root := filepath.Join(dir, "pkg")
+	root := filepath.Join(dir, "var/packages/forgebox") // laid out as on a NAS whose "/" is dir
 	vars := map[string]string{
 		EnvPkgRoot: root, EnvControllerURL: srv.URL,
 		EnvAuthenticateCGI: f.standin["authenticate.cgi"], EnvLoginCGI: f.standin["login.cgi"], EnvIDTool: f.standin["id"],
@@ -319,6 +319,13 @@ func (f *frontFixture) serveCGIEnv(t *testing.T, vars map[string]string) *httpte
 	}
 	front := NewFront(f.env, func(k string) string { return m[k] })
 	front.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	front.Environ = func() []string {
+		var out []string
+		for k, v := range m {
+			out = append(out, k+"="+v)
+		}
+		return out
+	}
 	front.Auth = DSMAuth{AuthenticateCGI: f.env.AuthenticateCGI, LoginCGI: f.env.LoginCGI, IDTool: f.env.IDTool,
 		Environ: func() []string {
 			out := []string{"STANDIN_LOG=" + f.log}

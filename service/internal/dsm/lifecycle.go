@@ -184,6 +184,7 @@ func (s *Script) portTaken(port int) (string, []any) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := exec.CommandContext(ctx, s.Env.ServiceTool, "--conf-port-conflict-check", "--tcp", strconv.Itoa(port)).Output()
 		cancel()
+		recordFact(s.Env, "preinst.servicetool_exit."+strconv.Itoa(port), exitCode(err), "preinst.servicetool_user", strconv.Itoa(os.Geteuid()))
 		if m := conflictPattern.FindStringSubmatch(string(out)); err == nil && m != nil && m[1] == "true" {
 			return "port.conflict", []any{port, m[2]}
 		} else if err != nil {
@@ -285,6 +286,7 @@ func (s *Script) postinst() int {
 		}
 		s.Log.Info("config written", "path", s.Env.ConfigFile)
 	}
+	s.recordPostinstFacts()
 	s.writePorts(c)
 	if s.Status != "UPGRADE" {
 		if mem, err := memTotal(s.Env.MemInfo); err == nil && mem < 4<<30 {
@@ -293,6 +295,44 @@ func (s *Script) postinst() int {
 		s.note("installed", fmt.Sprintf("http://%s:%d", hostOr(c.GitLab.Host, "NAS"), c.GitLab.HTTPPort))
 	}
 	return 0
+}
+
+// recordPostinstFacts notes, for the diagnostics, what Container Manager's docker-project
+// worker had done by postinst: whether the controller already answers (it "creates (or
+// updates) and builds" the project at WHEN_POSTINST; does it also start it?) and what is at the
+// share's path then.
+func (s *Script) recordPostinstFacts() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	answering := s.health(ctx) == nil
+	cancel()
+	share := "absent"
+	if fi, err := os.Lstat(s.Env.ShareDir); err == nil {
+		share = "directory"
+		if fi.Mode()&os.ModeSymlink != 0 {
+			share = "symlink"
+		}
+	}
+	recordFact(s.Env, "postinst.status", s.Status, "postinst.controller_answering", strconv.FormatBool(answering),
+		"postinst.share_path", share, "postinst.at", time.Now().UTC().Format(time.RFC3339))
+}
+
+// exitCode is a command's exit code as text: "0", the code, or why it did not run.
+func exitCode(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "0"
+	case errors.As(err, &ee):
+		return strconv.Itoa(ee.ExitCode())
+	}
+	return "did not run: " + err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 func hostOr(h, def string) string {
@@ -325,6 +365,8 @@ func (s *Script) writePorts(c config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err = exec.CommandContext(ctx, s.Env.PkgHelper, "update", PackageName, "port-config").CombinedOutput()
+	recordFact(s.Env, "postinst.synopkghelper_exit", exitCode(err), "postinst.synopkghelper_output", truncate(strings.TrimSpace(string(out)), 300),
+		"postinst.synopkghelper_user", strconv.Itoa(os.Geteuid()))
 	if err != nil {
 		// Not fatal: the ports work; only DSM's firewall list shows the shipped defaults.
 		s.Log.Warn("synopkghelper could not update port-config", "err", err, "output", strings.TrimSpace(string(out)))

@@ -53,7 +53,10 @@ var volumePath = regexp.MustCompile(`^/volume[0-9]+/.`)
 // hostRoot is the "/" of the NAS that share lives in: "" on a NAS, the scratch root when the
 // package root is elsewhere (the installation test's scratch NAS).
 func hostRoot(share string) string {
-	root, _ := strings.CutSuffix(filepath.Clean(share), "/var/packages/"+PackageName+"/shares/"+ShareName)
+	root, ok := strings.CutSuffix(filepath.Clean(share), "/var/packages/"+PackageName+"/shares/"+ShareName)
+	if !ok {
+		return "" // not laid out as a package root: take the path as the NAS's own
+	}
 	return root
 }
 

@@ -419,15 +419,26 @@ globalThis._S = function (k) { return k === "lang" ? "chs" : ""; };
 require("vm").runInThisContext(require("fs").readFileSync(process.argv[1], "utf8"));
 SYNO.SDS.Session = { SynoToken: "tok en" };
 var w = new SYNO.SDS.Forgebox.MainWindow({ appInstance: {} });
-process.stdout.write(w.cfg.html);
+var opened = "";
+globalThis.window = { open: function (u) { opened = u; } };
+w.cfg.tbar[0].handler();
+process.stdout.write(w.cfg.html + "\n" + w.cfg.tbar[0].text + "\n" + opened);
 `
 	out, err := exec.Command(node, "-e", stub, filepath.Join(root, "ui/dsm/forgebox.js")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("forgebox.js: %v\n%s", err, out)
 	}
-	html := string(out)
+	lines := strings.Split(string(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("forgebox.js printed %q", out)
+	}
+	html := lines[0]
 	if !strings.HasPrefix(html, `<iframe src="webman/3rdparty/forgebox/index.cgi/?lang=chs&_ts=`) ||
 		!strings.Contains(html, "&SynoToken=tok%20en") || strings.Count(html, "<iframe") != 1 {
 		t.Errorf("the window holds %s", html)
+	}
+	// "Download diagnostics" opens the front's own report route, with the session's token.
+	if lines[1] != "Download diagnostics" || lines[2] != "webman/3rdparty/forgebox/index.cgi/_dsm/report?SynoToken=tok%20en" {
+		t.Errorf("the diagnostics button: %q opens %q", lines[1], lines[2])
 	}
 }
