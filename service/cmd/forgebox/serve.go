@@ -34,7 +34,7 @@ func (g *globals) serveCmd(ctx context.Context, cmd string, args []string) error
 	// The Synology package's compose project says where the controller runs; elsewhere no
 	// DSM check applies.
 	if os.Getenv(dsm.EnvPlatform) == dsm.PlatformDSM {
-		opts.Preflight = dsm.ShareCheck{VarDir: filepath.Dir(g.configPath)}.Check
+		opts.Preflight = dsm.ShareCheck{VarDir: filepath.Dir(g.configPath), Log: g.log}.Preflight
 		go g.removeOldControllerImages(ctx, os.Getenv(dsm.EnvControllerImage))
 	}
 	srv, err := api.New(opts)

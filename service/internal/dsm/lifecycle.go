@@ -249,6 +249,10 @@ func (s *Script) postinst() int {
 		}
 		if !kept {
 			s.Log.Warn("no config to keep; writing the defaults", "path", s.Env.ConfigFile)
+		} else if adoptGitLabDir(s.Env, &c) {
+			kept = false // write it: GitLab's data moves to the var dir at the next start
+			s.Log.Info("GitLab's data moves from the shared folder to the var dir at the next start", "gitlab_dir", c.Stack.GitLabDir)
+			s.note("gitlab.moving", filepath.Join(s.Env.ShareDir, GitLabShareDir), realPath(s.Env.VarDir))
 		}
 	} else {
 		host := NASHostName()
@@ -440,9 +444,13 @@ func (s *Script) preuninst() int {
 	// The config may name the data dir and share; delete only what lies in the package's own
 	// var dir and the share's GitLab part, whatever the config says.
 	left := removeContents(s.Env.VarDir, s.Log)
-	if err := os.RemoveAll(filepath.Join(share, GitLabShareDir)); err != nil {
-		s.Log.Warn("could not delete GitLab's data in the share", "err", err)
-		left = append(left, filepath.Join(share, GitLabShareDir))
+	// GitLab's data of an earlier version, in the share, and the folder its move left.
+	legacy, _ := filepath.Glob(filepath.Join(share, GitLabShareDir+MovedSuffix+"*"))
+	for _, p := range append([]string{filepath.Join(share, GitLabShareDir)}, legacy...) {
+		if err := os.RemoveAll(p); err != nil {
+			s.Log.Warn("could not delete GitLab's data in the share", "path", p, "err", err)
+			left = append(left, p)
+		}
 	}
 	s.note("uninstall.deleted", ShareName)
 	if len(images) > 0 {

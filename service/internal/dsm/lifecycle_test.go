@@ -138,8 +138,9 @@ func TestPostinstWritesConfig(t *testing.T) {
 		c.GitLab.Memory != "standard" || c.GitLab.AdminEmail != "ops@example.com" {
 		t.Errorf("config.gitlab = %+v", c.GitLab)
 	}
-	if c.Stack.DataDir != env.DataDir || c.Stack.ShareDir != env.ShareDir {
-		t.Errorf("config paths %q %q, want %q %q", c.Stack.DataDir, c.Stack.ShareDir, env.DataDir, env.ShareDir)
+	if c.Stack.DataDir != env.DataDir || c.Stack.ShareDir != env.ShareDir || c.GitLabDir() != filepath.Join(env.VarDir, "gitlab") ||
+		c.BackupDir() != filepath.Join(env.ShareDir, "backups") {
+		t.Errorf("config paths %q %q %q %q, want GitLab's data in the var dir and backups in the share", c.Stack.DataDir, c.Stack.ShareDir, c.GitLabDir(), c.BackupDir())
 	}
 	if st, err := os.Stat(env.DataDir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("data dir: %v %v", st, err)
@@ -449,5 +450,34 @@ func TestFrontControllerPage(t *testing.T) {
 	w = f.serve(t, r, "/api/v1/status")
 	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
 		t.Errorf("API call: %d %s", w.Code, code)
+	}
+}
+
+// TestUpgradePointsGitLabAtVar: the config of an earlier version (GitLab's data in the share)
+// is pointed at the var dir on upgrade, and the message says the data moves; a share of the
+// user's own choosing is left alone.
+func TestUpgradePointsGitLabAtVar(t *testing.T) {
+	f := newScriptFixture(t)
+	env := f.env()
+	old := config.Default()
+	old.Stack.DataDir, old.Stack.ShareDir = env.DataDir, env.ShareDir
+	if err := config.Save(env.ConfigFile, old); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := config.Load(env.ConfigFile); c.GitLabDir() != filepath.Join(env.ShareDir, "gitlab") {
+		t.Fatalf("an old config's GitLab data is at %s", c.GitLabDir())
+	}
+	code, msg := f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
+	c, err := config.Load(env.ConfigFile)
+	if code != 0 || err != nil || c.Stack.GitLabDir != env.GitLabDir || !strings.Contains(msg, "moves from "+filepath.Join(env.ShareDir, "gitlab")) {
+		t.Errorf("upgrade: %d %v gitlab_dir %q: %s", code, err, c.Stack.GitLabDir, msg)
+	}
+	other := old
+	other.Stack.ShareDir = filepath.Join(f.dir, "elsewhere")
+	config.Save(env.ConfigFile, other)
+	before, _ := os.ReadFile(env.ConfigFile)
+	f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
+	if after, _ := os.ReadFile(env.ConfigFile); !bytes.Equal(before, after) {
+		t.Error("the upgrade moved GitLab's data off a share of the user's choosing")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,11 +102,29 @@ func shareNotOnVolume(share, resolved string) error {
 		"and DSM links the shared folder", share, resolved, resolved, ShareName, resolved)
 }
 
+// Preflight is the controller's check before up and restart on DSM (api.Options.Preflight):
+// the share is the shared folder, and GitLab's data of an earlier version has moved to the var
+// dir.
+func (s ShareCheck) Preflight(cfg config.Config) error {
+	if err := s.Check(cfg); err != nil {
+		return err
+	}
+	moved, err := MoveLegacyGitLabData(cfg)
+	if err != nil {
+		return err
+	}
+	if moved != "" && s.Log != nil {
+		s.Log.Info("GitLab's data moved from the shared folder to the var dir; the old folder is kept", "gitlab_dir", cfg.GitLabDir(), "old", moved)
+	}
+	return nil
+}
+
 // ShareCheck is the controller's check before it brings the stack up on DSM: the record start
 // wrote must name this config's share, under a /volumeN, and be the directory the controller
 // has mounted at that path (same device and inode: a bind mount keeps both).
 type ShareCheck struct {
 	VarDir string // where the record is: the config file's directory
+	Log    *slog.Logger
 }
 
 // Check returns nil when the stack may come up.
