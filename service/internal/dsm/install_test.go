@@ -556,10 +556,10 @@ func (n *nas) upgrade(spk string) string {
 	n.fhs()
 	n.placePackage(stage, payload)
 	n.whenPostinst()
-	n.mustScript("postinst", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
-	msg := n.mustScript("postupgrade", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
+	msg := n.mustScript("postinst", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
+	msg += n.mustScript("postupgrade", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
 	n.start("UPGRADE")
-	return msg
+	return msg // what each step said
 }
 
 // uninstall: stop, preuninst, WHEN_PREUNINST (docker-project deletes the project),
@@ -853,32 +853,6 @@ func TestInstallLikeDSM(t *testing.T) {
 		if code := n.status(); code != StatusRunning {
 			t.Errorf("status after start: %d, want 0", code)
 		}
-		// DSM polls status 20 times while Container Manager restarts the controller: every
-		// answer is 0 (a non-zero one can make DSM stop the package, and GitLab with it).
-		var codes []int
-		for i := range 20 {
-			switch i {
-			case 5:
-				timeout := 10
-				if err := n.docker.ContainerStop(n.ctx, n.container, container.StopOptions{Timeout: &timeout}); err != nil {
-					t.Fatal(err)
-				}
-			case 12:
-				if err := n.docker.ContainerStart(n.ctx, n.container, container.StartOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			codes = append(codes, n.status())
-		}
-		for i, c := range codes {
-			if c != StatusRunning {
-				t.Errorf("status call %d across a controller restart: %d; all %v", i+1, c, codes)
-			}
-		}
-		if log := readFile(t, filepath.Join(varDir, StatusLogName)); !strings.Contains(log, "controller=not answering") {
-			t.Errorf("the status log does not show the controller away:\n%s", log)
-		}
-		waitHealthy(t, n)
 		ops := n.waitOps(t)
 		// The stack's images are absent (pull_policy never), so up ends at once; how it ends is
 		// the stack's business, that start asked for it is the package's.
@@ -926,13 +900,48 @@ func TestInstallLikeDSM(t *testing.T) {
 		if resp.status != http.StatusForbidden {
 			t.Errorf("POST without X-Forgebox-CSRF: %d %s", resp.status, resp.body)
 		}
+		// The diagnostics, from the real index.cgi: its own uid, the share, no secret.
+		resp = n.cgi("GET", ReportPath, "", "id=admin-session", nil, "")
+		var rep Report
+		if err := json.Unmarshal([]byte(resp.body), &rep); resp.status != 200 || err != nil || rep.CGI == nil ||
+			rep.CGI.EffectiveUID != n.uid || !rep.Share.UnderVolume || rep.Controller != "answering" ||
+			strings.Contains(resp.body, readFile(t, filepath.Join(varDir, "data/front.secret"))) {
+			t.Errorf("diagnostics: %d %v %s", resp.status, err, resp.body)
+		}
+		// Last, since a restart forgets the controller's operations: DSM polls status 20
+		// times while Container Manager restarts the controller, and every answer is 0 (a
+		// non-zero one can make DSM stop the package, and GitLab with it).
+		var codes []int
+		for i := range 20 {
+			switch i {
+			case 5:
+				timeout := 10
+				if err := n.docker.ContainerStop(n.ctx, n.container, container.StopOptions{Timeout: &timeout}); err != nil {
+					t.Fatal(err)
+				}
+			case 12:
+				if err := n.docker.ContainerStart(n.ctx, n.container, container.StartOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			codes = append(codes, n.status())
+		}
+		for i, c := range codes {
+			if c != StatusRunning {
+				t.Errorf("status call %d across a controller restart: %d; all %v", i+1, c, codes)
+			}
+		}
+		if log := readFile(t, filepath.Join(varDir, StatusLogName)); !strings.Contains(log, "controller=not answering") {
+			t.Errorf("the status log does not show the controller away:\n%s", log)
+		}
+		waitHealthy(t, n)
 	})
 
 	t.Run("stop", func(t *testing.T) {
 		n.mustScript("start-stop-status", "prestop", "STOP", nil)
 		n.mustScript("start-stop-status", "stop", "STOP", nil)
 		ops := n.operations(t)
-		if len(ops) < 2 || ops[len(ops)-1].Op != "down" || ops[len(ops)-1].State != "succeeded" {
+		if len(ops) < 1 || ops[len(ops)-1].Op != "down" || ops[len(ops)-1].State != "succeeded" {
 			t.Errorf("stop should have taken the stack down and waited: %+v", ops)
 		}
 		timeout := 30
@@ -947,11 +956,14 @@ func TestInstallLikeDSM(t *testing.T) {
 	// Data that must outlive upgrades and keep-data uninstalls.
 	secret := readFile(t, filepath.Join(varDir, "data/front.secret"))
 	os.WriteFile(filepath.Join(varDir, "data/marker"), []byte("kept"), 0o600)
+	// As an earlier version left it: GitLab's data in the share, the config without gitlab_dir.
+	n.editConfig(func(c *config.Config) { c.Stack.GitLabDir = "" })
 	n.mkdir(filepath.Join(share, "gitlab/data"), 0o755, true)
 	os.WriteFile(filepath.Join(share, "gitlab/data/repo"), []byte("kept"), 0o644)
 	n.mkdir(filepath.Join(share, "backups"), 0o755, true)
 	os.WriteFile(filepath.Join(share, "backups/1.tar"), []byte("backup"), 0o644)
 	n.chownR(share)
+	os.Chown(filepath.Join(share, "gitlab/data/repo"), 1000, 1000) // as GitLab's container writes it
 	cfgBefore := readFile(t, filepath.Join(varDir, ConfigFileName))
 
 	t.Run("upgrade keeps config, secrets and data", func(t *testing.T) {
@@ -962,12 +974,30 @@ func TestInstallLikeDSM(t *testing.T) {
 		if n.version != spks[1].Version {
 			t.Errorf("installed version %s", n.version)
 		}
-		if readFile(t, filepath.Join(varDir, ConfigFileName)) != cfgBefore {
-			t.Error("the upgrade changed the config")
+		// The one change: GitLab's data now belongs in the var dir.
+		c, err := config.Load(filepath.Join(varDir, ConfigFileName))
+		if err != nil || c.Stack.GitLabDir != filepath.Join(n.pkgRoot, "var/gitlab") {
+			t.Errorf("upgraded config: %v gitlab_dir %q", err, c.Stack.GitLabDir)
+		}
+		c.Stack.GitLabDir = ""
+		if b, _ := config.Encode(c); string(b) != cfgBefore {
+			t.Error("the upgrade changed more of the config than gitlab_dir")
+		}
+		if !strings.Contains(msg, "moves from") {
+			t.Errorf("the upgrade does not say GitLab's data moves: %q", msg)
 		}
 		waitHealthy(t, n)
-		if readFile(t, filepath.Join(varDir, "data/front.secret")) != secret || !exists(filepath.Join(varDir, "data/marker")) ||
-			!exists(filepath.Join(share, "gitlab/data/repo")) {
+		// start asked for up, and the controller moved the data before anything else.
+		repo := filepath.Join(varDir, "gitlab/data/repo")
+		var st syscall.Stat_t
+		if err := syscall.Stat(repo, &st); err != nil || readFile(t, repo) != "kept" || st.Uid != 1000 {
+			t.Errorf("GitLab's data did not move to the var dir: %v (owner %d)", err, st.Uid)
+		}
+		moved, _ := filepath.Glob(filepath.Join(share, "gitlab"+MovedSuffix+"*"))
+		if len(moved) != 1 || exists(filepath.Join(share, "gitlab")) || readFile(t, filepath.Join(moved[0], "data/repo")) != "kept" {
+			t.Errorf("the old folder: %v", moved)
+		}
+		if readFile(t, filepath.Join(varDir, "data/front.secret")) != secret || !exists(filepath.Join(varDir, "data/marker")) {
 			t.Error("the upgrade lost the secret or data")
 		}
 		insp, err := docker.ContainerInspect(n.ctx, n.container)
@@ -991,7 +1021,7 @@ func TestInstallLikeDSM(t *testing.T) {
 			t.Error("the controller container is still there")
 		}
 		for _, p := range []string{filepath.Join(varDir, ConfigFileName), filepath.Join(varDir, "data/marker"),
-			filepath.Join(varDir, "data/front.secret"), filepath.Join(share, "gitlab/data/repo"), filepath.Join(share, "backups/1.tar")} {
+			filepath.Join(varDir, "data/front.secret"), filepath.Join(varDir, "gitlab/data/repo"), filepath.Join(share, "backups/1.tar")} {
 			if !exists(p) {
 				t.Errorf("keep-data lost %s", p)
 			}
@@ -1044,7 +1074,7 @@ func TestInstallLikeDSM(t *testing.T) {
 		if len(left) != 0 {
 			t.Errorf("delete left %v in the var dir", left)
 		}
-		if exists(filepath.Join(share, "gitlab")) {
+		if moved, _ := filepath.Glob(filepath.Join(share, "gitlab*")); len(moved) != 0 {
 			t.Error("delete left GitLab's data in the share")
 		}
 		if !exists(filepath.Join(share, "backups/1.tar")) {
