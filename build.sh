@@ -50,13 +50,15 @@ dsm_build_number() {
   git rev-list --count HEAD
 }
 
-build_binary() { # GOARCH OUT
-  CGO_ENABLED=0 GOOS=linux GOARCH="$1" go build -trimpath -ldflags "$LDFLAGS" -o "$2" ./service/cmd/forgebox
+build_binary() { # GOARCH OUT [PACKAGE]
+  CGO_ENABLED=0 GOOS=linux GOARCH="$1" go build -trimpath -ldflags "$LDFLAGS" -o "$2" "${3:-./service/cmd/forgebox}"
 }
 
 cmd_build() {
   mkdir -p dist
   for arch in amd64 arm64; do
+    # index.cgi of the Synology package: the app window's small front (no Docker client, gin, pgx).
+    build_binary "$arch" "dist/forgebox-cgi-linux-${arch}" ./service/cmd/forgebox-cgi
     build_binary "$arch" "dist/forgebox-linux-${arch}"
     printf '%-44s %6.1f MiB  (%s bytes)\n' "dist/forgebox-linux-${arch}" \
       "$(awk -v b="$(stat -c %s "dist/forgebox-linux-${arch}")" 'BEGIN { print b / 1048576 }')" \
@@ -68,7 +70,8 @@ cmd_build() {
   build=$(dsm_build_number)
   SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}" \
     go run ./service/cmd/spkbuild -out dist -build "$build" \
-      -binary x86_64=dist/forgebox-linux-amd64 -binary armv8=dist/forgebox-linux-arm64
+      -binary x86_64=dist/forgebox-linux-amd64 -binary armv8=dist/forgebox-linux-arm64 \
+      -cgi x86_64=dist/forgebox-cgi-linux-amd64 -cgi armv8=dist/forgebox-cgi-linux-arm64
 }
 
 cmd_images() {

@@ -273,12 +273,17 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	dataDir := f.Env.DataDir
-	c, cerr := config.Load(f.Env.ConfigFile)
-	if cerr == nil && c.Stack.DataDir != "" {
-		dataDir = c.Stack.DataDir
+	// The package's data dir first: parsing the config costs every request of the app window
+	// time, and only a hand-edited data_dir needs it.
+	secret, err := FrontSecret(f.Env.DataDir)
+	var cerr error
+	if err != nil {
+		var c config.Config
+		c, cerr = config.Load(f.Env.ConfigFile)
+		if cerr == nil && c.Stack.DataDir != "" && c.Stack.DataDir != f.Env.DataDir {
+			secret, err = FrontSecret(c.Stack.DataDir)
+		}
 	}
-	secret, err := FrontSecret(dataDir)
 	if err != nil {
 		if errors.Is(cerr, fs.ErrPermission) {
 			err = cerr // the config names the data dir: the first thing that could not be read

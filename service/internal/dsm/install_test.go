@@ -740,11 +740,16 @@ func TestInstallLikeDSM(t *testing.T) {
 		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test"); err != nil {
 		t.Fatal(err)
 	}
+	cgi := filepath.Join(work, "forgebox-cgi")
+	if err := spkbuild.CompileCGI(context.Background(), root, arch, cgi,
+		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test"); err != nil {
+		t.Fatal(err)
+	}
 	nb, _ := rand.Int(rand.Reader, big.NewInt(800000))
 	build := 100000 + int(nb.Int64())
 	var spks [2]spkbuild.Result
 	for i := range spks {
-		spks[i], err = spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build + i, Binary: bin,
+		spks[i], err = spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build + i, Binary: bin, CGIBinary: cgi,
 			OutDir: filepath.Join(work, "dist"), ModTime: time.Now()})
 		if err != nil {
 			t.Fatal(err)
