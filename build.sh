@@ -7,6 +7,8 @@
 #   ./build.sh demo       stand the stack up on the local engine (see README: images)
 #   ./build.sh images     build (or reuse) the local test images and print their names
 #   ./build.sh bench      benchmarks against Docker Compose v2 (bench/README.md; not a test)
+#   ./build.sh dsm-build-number   the Synology packages' build number (refuses a shallow clone
+#                         unless FORGEBOX_DSM_BUILD is set)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,19 +27,38 @@ VERSION=${FORGEBOX_VERSION:-$(version)}
 LDFLAGS="-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=${VERSION}"
 
 # The DSM package's build number: it only ever grows (the commit count of this clone's history).
-# INFO's version is spk/info.toml's feature version plus it, e.g. 0.1.0-0042.
+# INFO's version is spk/info.toml's feature version plus it, e.g. 0.1.0-0042. DSM refuses to
+# upgrade to a lower number, and a shallow clone (CI's default depth 1) counts 1: refuse it, or
+# any clone without history, unless FORGEBOX_DSM_BUILD says the number.
 dsm_build_number() {
-  if [ -n "${FORGEBOX_DSM_BUILD:-}" ]; then echo "$FORGEBOX_DSM_BUILD"; return; fi
-  git rev-list --count HEAD 2>/dev/null || echo 1
+  if [ -n "${FORGEBOX_DSM_BUILD:-}" ]; then
+    case "$FORGEBOX_DSM_BUILD" in
+      *[!0-9]*) echo "FORGEBOX_DSM_BUILD=$FORGEBOX_DSM_BUILD is not a number" >&2; return 1 ;;
+    esac
+    echo "$FORGEBOX_DSM_BUILD"; return
+  fi
+  local shallow
+  if ! shallow=$(git rev-parse --is-shallow-repository 2>/dev/null); then
+    echo "no git history here, so no DSM build number: set FORGEBOX_DSM_BUILD to a number above the last release's" >&2
+    return 1
+  fi
+  if [ "$shallow" = true ]; then
+    echo "this is a shallow clone: its commit count would give DSM packages a build number lower than released ones." >&2
+    echo "Run 'git fetch --unshallow', or set FORGEBOX_DSM_BUILD to a number above the last release's." >&2
+    return 1
+  fi
+  git rev-list --count HEAD
 }
 
-build_binary() { # GOARCH OUT
-  CGO_ENABLED=0 GOOS=linux GOARCH="$1" go build -trimpath -ldflags "$LDFLAGS" -o "$2" ./service/cmd/forgebox
+build_binary() { # GOARCH OUT [PACKAGE]
+  CGO_ENABLED=0 GOOS=linux GOARCH="$1" go build -trimpath -ldflags "$LDFLAGS" -o "$2" "${3:-./service/cmd/forgebox}"
 }
 
 cmd_build() {
   mkdir -p dist
   for arch in amd64 arm64; do
+    # index.cgi of the Synology package: the app window's small front (no Docker client, gin, pgx).
+    build_binary "$arch" "dist/forgebox-cgi-linux-${arch}" ./service/cmd/forgebox-cgi
     build_binary "$arch" "dist/forgebox-linux-${arch}"
     printf '%-44s %6.1f MiB  (%s bytes)\n' "dist/forgebox-linux-${arch}" \
       "$(awk -v b="$(stat -c %s "dist/forgebox-linux-${arch}")" 'BEGIN { print b / 1048576 }')" \
@@ -45,9 +66,12 @@ cmd_build() {
   done
   # The Synology packages, one per DSM family; the GOARCH <-> DSM arch table is in
   # service/internal/spkbuild. Archive times come from the last commit: same input, same bytes.
+  local build
+  build=$(dsm_build_number)
   SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}" \
-    go run ./service/cmd/spkbuild -out dist -build "$(dsm_build_number)" \
-      -binary x86_64=dist/forgebox-linux-amd64 -binary armv8=dist/forgebox-linux-arm64
+    go run ./service/cmd/spkbuild -out dist -build "$build" \
+      -binary x86_64=dist/forgebox-linux-amd64 -binary armv8=dist/forgebox-linux-arm64 \
+      -cgi x86_64=dist/forgebox-cgi-linux-amd64 -cgi armv8=dist/forgebox-cgi-linux-arm64
 }
 
 cmd_images() {
@@ -137,5 +161,6 @@ case "${1:-build}" in
   images) cmd_images ;;
   bench) cmd_bench ;;
   version) echo "$VERSION" ;;
-  *) echo "usage: $0 [build|test|demo|images|bench|version]" >&2; exit 2 ;;
+  dsm-build-number) dsm_build_number ;;
+  *) echo "usage: $0 [build|test|demo|images|bench|version|dsm-build-number]" >&2; exit 2 ;;
 esac

@@ -27,6 +27,14 @@ Ext.define("SYNO.SDS.Forgebox.MainWindow", {
             height: 760,
             minWidth: 720,
             minHeight: 480,
+            // One file with the DSM facts Forgebox relies on (never a secret), for a support
+            // request; index.cgi serves it itself, so it works while the controller is down.
+            tbar: [{
+                text: SYNO.SDS.Forgebox.text("diagnostics", "Download diagnostics"),
+                handler: function () {
+                    window.open(SYNO.SDS.Forgebox.reportUrl(), "_blank");
+                }
+            }],
             html: SYNO.SDS.Forgebox.frameHtml()
         }, config));
     }
@@ -51,4 +59,30 @@ SYNO.SDS.Forgebox.frameHtml = function () {
     }
     return '<iframe src="' + src + '" title="Forgebox" ' +
         'style="width:100%;height:100%;border:none;margin:0;display:block"></iframe>';
+};
+
+// The session's CSRF token, when DSM has one.
+SYNO.SDS.Forgebox.token = function () {
+    try {
+        return (SYNO.SDS.Session && SYNO.SDS.Session.SynoToken) || "";
+    } catch (e) { return ""; }
+};
+
+// A string of the app's texts (ui/texts/<lang>/strings, section app), else the English one.
+SYNO.SDS.Forgebox.text = function (key, fallback) {
+    try {
+        if (typeof _TT === "function") {
+            var s = _TT("SYNO.SDS.Forgebox.Application", "app", key);
+            if (s && s !== key) {
+                return s;
+            }
+        }
+    } catch (e) { /* DSM without this helper: English */ }
+    return fallback;
+};
+
+// The diagnostics file's address: the front's own route below index.cgi.
+SYNO.SDS.Forgebox.reportUrl = function () {
+    var token = SYNO.SDS.Forgebox.token();
+    return "webman/3rdparty/forgebox/index.cgi/_dsm/report" + (token ? "?SynoToken=" + encodeURIComponent(token) : "");
 };

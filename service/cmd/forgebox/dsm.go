@@ -32,7 +32,11 @@ func serveCGI() int {
 // the script's, which DSM reads (status: 0 running, 3 not running).
 func (g *globals) dsmCmd(ctx context.Context, args []string) error {
 	if len(args) != 1 {
-		return errors.New("say one action: preinst, postinst, preupgrade, postupgrade, preuninst, postuninst, prestart, start, stop, status or health")
+		return errors.New("say one action: preinst, postinst, preupgrade, postupgrade, preuninst, postuninst, prestart, start, stop, status, health, or report")
+	}
+	if args[0] == "report" {
+		// The diagnostics file for a support request: DSM facts, never a secret.
+		return dsm.WriteReport(ctx, dsm.LoadEnv(nil), g.stdout)
 	}
 	if code := dsm.Run(ctx, args[0], dsm.LoadEnv(nil), g.stderr); code != 0 {
 		os.Exit(code)

@@ -40,7 +40,8 @@ Commands:
   token [--url]       print the controller's admin token (or a login link) for browsers and scripts
   dsm ACTION          a step of the Synology package's lifecycle, run by its scripts:
                       preinst, postinst, preupgrade, postupgrade, preuninst, postuninst,
-                      prestart, start, stop, status, health
+                      prestart, start, stop, status, health; "dsm report" prints the
+                      diagnostics (DSM facts, never a secret) for a support request
   cgi                 answer one CGI request as the DSM app window's front (index.cgi)
   builds [--limit N] | builds log JOB [--follow] | builds runners | builds retry|cancel|play JOB
                       CI pipelines of every project, a job's log (followed while it runs), runners

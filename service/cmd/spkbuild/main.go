@@ -41,6 +41,8 @@ func main() {
 	epoch := flag.String("mtime", os.Getenv("SOURCE_DATE_EPOCH"), "archive entry time, seconds since 1970 (default $SOURCE_DATE_EPOCH, else 0)")
 	icons := flag.String("icons", "", "only write the icons into this directory")
 	flag.Var(bins, "binary", "ARCH=PATH of a static linux forgebox binary (repeat per DSM arch)")
+	cgis := binaries{}
+	flag.Var(cgis, "cgi", "ARCH=PATH of the static linux forgebox-cgi binary, index.cgi (repeat per DSM arch; without it index.cgi is a hard link to the forgebox binary)")
 	flag.Parse()
 
 	if *icons != "" {
@@ -66,7 +68,7 @@ func main() {
 			continue
 		}
 		res, err := spkbuild.Build(spkbuild.Options{
-			Root: *root, Arch: arch, Build: *build, Binary: bin, OutDir: *out, ModTime: mtime,
+			Root: *root, Arch: arch, Build: *build, Binary: bin, CGIBinary: cgis[arch.DSM], OutDir: *out, ModTime: mtime,
 		})
 		if err != nil {
 			fail(err)

@@ -24,6 +24,7 @@ const (
 	CodeConflict          = "conflict"
 	CodeTooLarge          = "too_large"
 	CodeEngineUnavailable = "engine_unavailable"
+	CodePrecondition      = "precondition_failed" // Options.Preflight refused
 	CodeInternal          = "internal"
 )
 

@@ -81,6 +81,8 @@ type harnessOptions struct {
 	// version (standintest.RunnerImage: it writes that version's job log format).
 	runnerFor string
 	full      bool // the config runs the whole stack's test images (GitLab and runner stand-ins too)
+	// preflight is Options.Preflight.
+	preflight func(config.Config) error
 }
 
 // newHarness starts a controller on an httptest server with a config file of its own.
@@ -110,7 +112,7 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := api.New(api.Options{Config: h.cfg, ConfigPath: h.cfgPath, Logger: logger, Version: "test",
-		Connect: connect, StatsEvery: 500 * time.Millisecond})
+		Connect: connect, StatsEvery: 500 * time.Millisecond, Preflight: o.preflight})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -279,15 +279,20 @@ func hostPort(host string, port int) string {
 	return host + ":" + itoa(port)
 }
 
-// statsLoop samples each running container's stats: every StatsEvery while someone looked at
-// the status in the last two minutes, six times less often otherwise.
+// statsLoop samples each running container's stats every StatsEvery while someone looked at
+// the status in the last two minutes, and not at all otherwise: with nobody watching, the
+// controller needs only the engine's event stream (on a NAS, idle Engine API calls cost CPU
+// that GitLab wants; bench/README.md has the count). A status request wakes it at once.
 func (m *monitor) statsLoop(ctx context.Context) {
 	every := m.s.opts.StatsEvery
 	for {
-		m.sample(ctx)
+		watched := time.Since(time.Unix(0, m.lastWatched.Load())) <= 2*time.Minute
+		if watched {
+			m.sample(ctx)
+		}
 		wait := every
-		if time.Since(time.Unix(0, m.lastWatched.Load())) > 2*time.Minute {
-			wait = 6 * every
+		if !watched {
+			wait = time.Hour // until someone watches again (below)
 		}
 		// Wake early when someone starts watching again.
 		deadline := time.Now().Add(wait)

@@ -158,6 +158,12 @@ type opFunc func(ctx context.Context, st *stack.Stack) error
 // startOperation answers 202 with the operation, and runs it in the background; 409 busy when
 // one runs already, here or from the CLI (the stack lock names the holder).
 func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc) {
+	if s.opts.Preflight != nil && (op == "up" || op == "restart") {
+		if err := s.opts.Preflight(s.config()); err != nil {
+			abort(c, newError(http.StatusPreconditionFailed, CodePrecondition, err.Error()))
+			return
+		}
+	}
 	eng, err := s.engine()
 	if err != nil {
 		abort(c, errNoEngine)

@@ -54,6 +54,10 @@ type Options struct {
 	Connect func(ctx context.Context) (Engine, error)
 	// StatsEvery is the container stats interval while someone watches (default 5s).
 	StatsEvery time.Duration
+	// Preflight, when set, is asked before an operation that starts containers (up, restart);
+	// its error refuses the operation with 412 and its message. The DSM package sets it to
+	// check that the data share really is the shared folder (dsm.ShareCheck).
+	Preflight func(config.Config) error
 }
 
 // Server is the controller.

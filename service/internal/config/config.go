@@ -43,6 +43,10 @@ type Stack struct {
 	DataDir    string `toml:"data_dir" json:"data_dir"`
 	ShareDir   string `toml:"share_dir" json:"share_dir"`
 	PullPolicy string `toml:"pull_policy" json:"pull_policy"`
+
+	// GitLabDir is GitLab's live data (repositories, uploads, config, logs); empty: share_dir's
+	// gitlab folder. The DSM package keeps it in its var dir, where POSIX modes work.
+	GitLabDir string `toml:"gitlab_dir,omitempty" json:"gitlab_dir,omitempty"`
 }
 
 type Postgres struct {
@@ -218,6 +222,14 @@ func (c Config) ShareDir() string {
 		return c.Stack.ShareDir
 	}
 	return filepath.Join(c.Stack.DataDir, "share")
+}
+
+// GitLabDir is where GitLab's live data lives.
+func (c Config) GitLabDir() string {
+	if c.Stack.GitLabDir != "" {
+		return c.Stack.GitLabDir
+	}
+	return filepath.Join(c.ShareDir(), "gitlab")
 }
 
 // BackupDir is where backups are written and read.

@@ -66,6 +66,7 @@ func (c Config) validate(src []byte) []FieldError {
 	}
 	v.absPath("stack.data_dir", c.Stack.DataDir, true)
 	v.absPath("stack.share_dir", c.Stack.ShareDir, false)
+	v.absPath("stack.gitlab_dir", c.Stack.GitLabDir, false)
 	v.oneOf("stack.pull_policy", c.Stack.PullPolicy, "missing", "always", "never")
 
 	v.image("postgres.image", c.Postgres.Image)

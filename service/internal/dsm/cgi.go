@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -152,7 +156,11 @@ type Front struct {
 	Log        *slog.Logger
 	PathInfo   string // the CGI's PATH_INFO: the controller path
 	ScriptName string // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
+	RequestURI string // the CGI's REQUEST_URI: the route when DSM sets no PATH_INFO
 	Transport  http.RoundTripper
+	// The CGI environment, for the diagnostics (names only, and three path values).
+	Getenv  func(string) string
+	Environ func() []string
 }
 
 // NewFront makes the front for this CGI process, with DSM's tools.
@@ -164,7 +172,61 @@ func NewFront(env Env, getenv func(string) string) *Front {
 			slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))).With("component", "index.cgi"),
 		PathInfo:   getenv("PATH_INFO"),
 		ScriptName: getenv("SCRIPT_NAME"),
+		RequestURI: getenv("REQUEST_URI"),
+		Getenv:     getenv,
+		Environ:    os.Environ,
 	}
+}
+
+// AppPrefix is the app window's URL path: DSM links the package's ui directory to
+// webman/3rdparty/<package>, and index.cgi is in it.
+const AppPrefix = "/webman/3rdparty/" + PackageName + "/index.cgi"
+
+// route is where a request goes: the controller path, and the URL path of index.cgi itself (for
+// redirects and Location headers). DSM's CGI runner may not set PATH_INFO or SCRIPT_NAME (stock
+// nginx scgi_params pass only REQUEST_URI; Tailscale's DSM package routes on REQUEST_URI too),
+// so without PATH_INFO the path is what REQUEST_URI has after index.cgi. redirect is set only
+// for a request of exactly .../index.cgi, whose relative links would otherwise resolve beside
+// it: the answer, .../index.cgi/, routes to "/" and never redirects again.
+func (f *Front) route() (path, base string, redirect bool) {
+	base = f.ScriptName
+	if f.PathInfo != "" {
+		if base == "" {
+			base = AppPrefix
+		}
+		return f.PathInfo, base, false
+	}
+	uriPath := f.RequestURI
+	if u, err := url.ParseRequestURI(f.RequestURI); err == nil {
+		uriPath = u.Path
+	} else if i := strings.IndexAny(uriPath, "?#"); i >= 0 {
+		uriPath = uriPath[:i]
+	}
+	for _, prefix := range []string{f.ScriptName, AppPrefix} {
+		if prefix == "" || !strings.HasPrefix(uriPath, prefix) {
+			continue
+		}
+		rest := uriPath[len(prefix):]
+		switch {
+		case rest == "":
+			return "/", prefix, true
+		case strings.HasPrefix(rest, "/"):
+			return rest, prefix, false
+		}
+	}
+	// Another prefix (an alias DSM might use): cut at the index.cgi path segment.
+	if i := strings.Index(uriPath+"/", "/index.cgi/"); i >= 0 {
+		prefix := uriPath[:i+len("/index.cgi")]
+		if rest := uriPath[len(prefix):]; rest != "" {
+			return rest, prefix, false
+		}
+		return "/", prefix, true
+	}
+	// Nothing tells the path: serve the app's root rather than redirect, which could loop.
+	if base == "" {
+		base = AppPrefix
+	}
+	return "/", base, false
 }
 
 // ServeCGI answers the one request of this CGI process.
@@ -179,9 +241,10 @@ var forwardHeaders = []string{"Accept", "Content-Type", "Origin", "Sec-Fetch-Sit
 var langPattern = regexp.MustCompile(`^[a-z]{3}$`)
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f.PathInfo == "" {
+	path, base, redirect := f.route()
+	if redirect {
 		// Relative links of the web app must resolve below index.cgi/, not beside it.
-		loc := f.ScriptName + "/"
+		loc := base + "/"
 		if r.URL.RawQuery != "" {
 			loc += "?" + r.URL.RawQuery
 		}
@@ -204,21 +267,36 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w, fmt.Sprintf("Forgebox is for DSM administrators, and %s is not in the administrators group.", user))
 		return
 	}
-	dataDir := f.Env.DataDir
-	if c, err := config.Load(f.Env.ConfigFile); err == nil && c.Stack.DataDir != "" {
-		dataDir = c.Stack.DataDir
+	if f.Getenv != nil && f.Environ != nil {
+		facts := cgiFacts(f.Getenv, f.Environ())
+		recordCGI(f.Env, facts)
+		if path == ReportPath {
+			f.report(w, r, facts)
+			return
+		}
 	}
-	secret, err := FrontSecret(dataDir)
+	// The package's data dir first: parsing the config costs every request of the app window
+	// time, and only a hand-edited data_dir needs it.
+	secret, err := FrontSecret(f.Env.DataDir)
+	var cerr error
 	if err != nil {
-		f.Log.Warn("no front secret", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "controller_unavailable",
-			"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
+		var c config.Config
+		c, cerr = config.Load(f.Env.ConfigFile)
+		if cerr == nil && c.Stack.DataDir != "" && c.Stack.DataDir != f.Env.DataDir {
+			secret, err = FrontSecret(c.Stack.DataDir)
+		}
+	}
+	if err != nil {
+		if errors.Is(cerr, fs.ErrPermission) {
+			err = cerr // the config names the data dir: the first thing that could not be read
+		}
+		f.readFailed(w, err)
 		return
 	}
-	f.proxy(user, secret).ServeHTTP(w, r)
+	f.proxy(path, base, user, secret).ServeHTTP(w, r)
 }
 
-func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
+func (f *Front) proxy(pathInfo, base, user, secret string) *httputil.ReverseProxy {
 	target, err := url.Parse(f.Env.ControllerURL)
 	if err != nil {
 		target = &url.URL{Scheme: "http", Host: "127.0.0.1:8470"}
@@ -231,7 +309,6 @@ func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
 			ResponseHeaderTimeout: 5 * time.Minute,
 		}
 	}
-	pathInfo := f.PathInfo
 	if !strings.HasPrefix(pathInfo, "/") {
 		pathInfo = "/" + pathInfo
 	}
@@ -273,12 +350,16 @@ func (f *Front) proxy(user, secret string) *httputil.ReverseProxy {
 			// the front, which never forwards cookies.
 			resp.Header.Del("Set-Cookie")
 			if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") {
-				resp.Header.Set("Location", f.ScriptName+loc)
+				resp.Header.Set("Location", base+loc)
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f.Log.Warn("controller unreachable", "url", f.Env.ControllerURL, "err", err)
+			if wantsPage(r) {
+				f.controllerPage(w, r)
+				return
+			}
 			writeError(w, http.StatusBadGateway, "controller_unreachable",
 				"The Forgebox controller is not answering. Check that Forgebox is running in Package Center.")
 		},
@@ -300,6 +381,104 @@ func withoutToken(raw string) string {
 		kept = append(kept, p)
 	}
 	return strings.Join(kept, "&")
+}
+
+// report is the app window's "Download diagnostics": served by the front itself, so that it
+// works while the controller does not answer, with the facts of this very request.
+func (f *Front) report(w http.ResponseWriter, r *http.Request, facts CGIFacts) {
+	rep := BuildReport(r.Context(), f.Env, "index.cgi", &facts)
+	var b bytes.Buffer
+	if err := rep.Encode(&b, f.Env); err != nil {
+		writeError(w, http.StatusInternalServerError, "report", "cannot write the diagnostics: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="forgebox-dsm-report-`+time.Now().UTC().Format("20060102-150405")+`.json"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b.Bytes())
+}
+
+// readFailed answers a request the front could not serve because it could not read the
+// config or the front secret. Which uid runs DSM's 3rdparty CGIs is not settled (reports say
+// root, the package user or http; shared research audit-spk.md finding 5), so a permission
+// problem names the effective uid and groups rather than passing for "not started".
+func (f *Front) readFailed(w http.ResponseWriter, err error) {
+	if errors.Is(err, fs.ErrPermission) {
+		who := EffectiveIDs()
+		f.Log.Error("index.cgi cannot read the controller's secret or config", "err", err, "euid", who.UID, "egid", who.GID, "groups", who.Groups)
+		writeError(w, http.StatusInternalServerError, "front_permission",
+			fmt.Sprintf("Forgebox's page cannot read its files: %v. DSM runs it as uid %d (groups %s); the files belong to the package user. "+
+				"Download the diagnostics (forgebox dsm report) and report this at the support address in Package Center.",
+				err, who.UID, who.GroupList()))
+		return
+	}
+	f.Log.Warn("no front secret", "err", err)
+	writeError(w, http.StatusServiceUnavailable, "controller_unavailable",
+		"The Forgebox controller has not started yet. Start Forgebox in Package Center, then try again.")
+}
+
+// IDs is a process's effective user and groups.
+type IDs struct {
+	UID, GID int
+	Groups   []int
+}
+
+// EffectiveIDs tells who this process runs as.
+func EffectiveIDs() IDs {
+	groups, _ := os.Getgroups()
+	return IDs{UID: os.Geteuid(), GID: os.Getegid(), Groups: groups}
+}
+
+// GroupList is the groups as "1,2,3", the primary one first.
+func (i IDs) GroupList() string {
+	parts := []string{strconv.Itoa(i.GID)}
+	for _, g := range i.Groups {
+		if g != i.GID {
+			parts = append(parts, strconv.Itoa(g))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// wantsPage says whether the request is the browser loading a page (the app window's iframe)
+// rather than the web app's API call, which wants JSON.
+func wantsPage(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// controllerPage is the app window's page while the controller does not answer: the
+// controller's health, told as such. The package is not "stopped" (DSM's status answers from
+// the started marker, see Script.status) and GitLab's containers keep running; Container
+// Manager restarts the controller by its restart policy. The page asks again by itself.
+func (f *Front) controllerPage(w http.ResponseWriter, r *http.Request) {
+	started := "no"
+	if _, err := os.Stat(f.Env.StartedMarker()); err == nil {
+		started = "yes"
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Forgebox-Controller", "not-answering")
+	w.Header().Set("X-Forgebox-Package-Started", started)
+	w.WriteHeader(http.StatusServiceUnavailable)
+	zh := strings.HasPrefix(r.URL.Query().Get("lang"), "ch") || strings.HasPrefix(r.Header.Get(HeaderLang), "ch")
+	title, body := "Forgebox: the controller is not answering",
+		"The Forgebox controller is not answering right now: it may be restarting (after an update of Container Manager, for example). "+
+			"GitLab's containers keep running meanwhile. This page tries again every 5 seconds. "+
+			"If it stays like this, open Container Manager and look at the forgebox project's log, or stop and start Forgebox in Package Center."
+	if started == "no" {
+		body = "Forgebox is stopped. Start it in Package Center; this page tries again every 5 seconds."
+	}
+	if zh {
+		title = "Forgebox：控制器未响应"
+		body = "Forgebox 控制器暂时没有响应，可能正在重启（例如 Container Manager 更新之后）。在此期间 GitLab 的容器仍在运行。本页面每 5 秒自动重试。" +
+			"如果一直如此，请在 Container Manager 中查看 forgebox 项目的日志，或在套件中心中停止并重新启动 Forgebox。"
+		if started == "no" {
+			body = "Forgebox 已停止。请在套件中心中启动它；本页面每 5 秒自动重试。"
+		}
+	}
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\"><title>%s</title></head>"+
+		"<body style=\"font-family:sans-serif;margin:2em\"><h1 style=\"font-size:1.3em\">%s</h1><p id=\"controller-health\">%s</p></body></html>\n",
+		html.EscapeString(title), html.EscapeString(title), html.EscapeString(body))
 }
 
 func unauthorized(w http.ResponseWriter, message string) {

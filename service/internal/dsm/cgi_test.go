@@ -1,15 +1,20 @@
 package dsm
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cgi"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -71,7 +76,7 @@ func newFrontFixture(t *testing.T) *frontFixture {
 	srv := httptest.NewServer(f.ctrl)
 	t.Cleanup(srv.Close)
 	f.standin = writeStandins(t, dir)
-	root := filepath.Join(dir, "pkg")
+	root := filepath.Join(dir, "var/packages/forgebox") // laid out as on a NAS whose "/" is dir
 	vars := map[string]string{EnvPkgRoot: root, EnvControllerURL: srv.URL}
 	f.env = LoadEnv(func(k string) string { return vars[k] })
 	// Set here rather than through the environment, which only a test build reads for these.
@@ -105,6 +110,7 @@ func (f *frontFixture) serve(t *testing.T, r *http.Request, pathInfo string) *ht
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		PathInfo:   pathInfo,
 		ScriptName: "/webman/3rdparty/forgebox/index.cgi",
+		RequestURI: r.RequestURI,
 	}
 	w := httptest.NewRecorder()
 	front.ServeHTTP(w, r)
@@ -294,5 +300,198 @@ func TestIsCGIRequest(t *testing.T) {
 		if got := IsCGIRequest(c.args, env(c.gw)); got != c.want {
 			t.Errorf("IsCGIRequest(%v, %q) = %v", c.args, c.gw, got)
 		}
+	}
+}
+
+// serveCGIEnv runs one request through the front as a CGI process gets it: the request built
+// from the CGI variables (as net/http/cgi does) and the front's routing from the same ones.
+func (f *frontFixture) serveCGIEnv(t *testing.T, vars map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
+	m := map[string]string{"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "nas.example:5001",
+		"HTTP_COOKIE": "id=admin-session", "REMOTE_ADDR": "192.0.2.7"}
+	for k, v := range vars {
+		m[k] = v
+	}
+	r, err := cgi.RequestFromMap(m)
+	if err != nil {
+		t.Fatalf("request from %v: %v", m, err)
+	}
+	front := NewFront(f.env, func(k string) string { return m[k] })
+	front.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	front.Environ = func() []string {
+		var out []string
+		for k, v := range m {
+			out = append(out, k+"="+v)
+		}
+		return out
+	}
+	front.Auth = DSMAuth{AuthenticateCGI: f.env.AuthenticateCGI, LoginCGI: f.env.LoginCGI, IDTool: f.env.IDTool,
+		Environ: func() []string {
+			out := []string{"STANDIN_LOG=" + f.log}
+			for k, v := range m {
+				out = append(out, k+"="+v)
+			}
+			return out
+		}}
+	w := httptest.NewRecorder()
+	front.ServeHTTP(w, r.WithContext(t.Context()))
+	return w
+}
+
+// TestFrontRouting runs the front with each combination of the CGI variables DSM may set (only
+// PATH_INFO; only REQUEST_URI; both; neither), for the app window's first page (exactly
+// index.cgi, then what a redirect points to) and an API call. A redirect is followed the way
+// the same DSM would hand it back; more than one is a loop.
+func TestFrontRouting(t *testing.T) {
+	const script = "/webman/3rdparty/forgebox/index.cgi"
+	// cgiVars is what DSM would set for a request of uri, in each combination.
+	cgiVars := map[string]func(uri string) map[string]string{
+		"only PATH_INFO": func(uri string) map[string]string {
+			p, q, _ := strings.Cut(uri, "?")
+			return map[string]string{"PATH_INFO": strings.TrimPrefix(p, script), "QUERY_STRING": q}
+		},
+		"only REQUEST_URI": func(uri string) map[string]string {
+			_, q, _ := strings.Cut(uri, "?")
+			return map[string]string{"REQUEST_URI": uri, "QUERY_STRING": q}
+		},
+		"both": func(uri string) map[string]string {
+			p, q, _ := strings.Cut(uri, "?")
+			return map[string]string{"PATH_INFO": strings.TrimPrefix(p, script), "SCRIPT_NAME": script, "REQUEST_URI": uri, "QUERY_STRING": q}
+		},
+		"neither": func(uri string) map[string]string {
+			_, q, _ := strings.Cut(uri, "?")
+			return map[string]string{"QUERY_STRING": q}
+		},
+	}
+	for name, vars := range cgiVars {
+		for _, c := range []struct{ uri, wantPath, wantQuery string }{
+			{script + "?lang=enu", "/", "lang=enu"},
+			{script + "/?lang=enu", "/", "lang=enu"},
+			{script + "/api/v1/status?x=1", "/api/v1/status", "x=1"},
+		} {
+			if name == "neither" && c.wantPath != "/" {
+				continue // nothing tells the path: see the next test
+			}
+			t.Run(name+" "+c.uri, func(t *testing.T) {
+				f := newFrontFixture(t)
+				uri := c.uri
+				redirects := 0
+				for {
+					w := f.serveCGIEnv(t, vars(uri))
+					if w.Code != http.StatusFound {
+						if w.Code != http.StatusOK {
+							t.Fatalf("status %d: %s", w.Code, w.Body)
+						}
+						break
+					}
+					redirects++
+					loc := w.Header().Get("Location")
+					if redirects > 1 || loc == uri {
+						t.Fatalf("redirect loop: %s -> %s (%d redirects)", uri, loc, redirects)
+					}
+					if !strings.HasPrefix(loc, script+"/") {
+						t.Fatalf("redirected to %q, not below index.cgi/", loc)
+					}
+					uri = loc
+				}
+				got, _ := f.ctrl.last(t)
+				if got.URL.Path != c.wantPath || got.URL.RawQuery != c.wantQuery {
+					t.Errorf("controller got %s?%s, want %s?%s", got.URL.Path, got.URL.RawQuery, c.wantPath, c.wantQuery)
+				}
+				if f.ctrl.count() != 1 {
+					t.Errorf("%d requests reached the controller", f.ctrl.count())
+				}
+			})
+		}
+	}
+}
+
+// TestFrontRoutingNeither: with neither PATH_INFO nor REQUEST_URI, the front cannot know the
+// path; it serves the app's root and never redirects (which could only loop).
+func TestFrontRoutingNeither(t *testing.T) {
+	f := newFrontFixture(t)
+	w := f.serveCGIEnv(t, map[string]string{})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d, Location %q", w.Code, w.Header().Get("Location"))
+	}
+	if got, _ := f.ctrl.last(t); got.URL.Path != "/" {
+		t.Errorf("controller got %s", got.URL.Path)
+	}
+}
+
+// TestFrontLocationWithoutScriptName: a controller redirect stays below index.cgi when DSM sets
+// no SCRIPT_NAME.
+func TestFrontLocationWithoutScriptName(t *testing.T) {
+	f := newFrontFixture(t)
+	f.ctrl.handler = func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/login", http.StatusSeeOther) }
+	w := f.serveCGIEnv(t, map[string]string{"REQUEST_URI": "/webman/3rdparty/forgebox/index.cgi/x"})
+	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || loc != "/webman/3rdparty/forgebox/index.cgi/login" {
+		t.Errorf("status %d Location %q", w.Code, loc)
+	}
+}
+
+// adminAuth lets everyone in as admin: for tests of what the front does after the login check.
+type adminAuth struct{}
+
+func (adminAuth) User(context.Context, *http.Request) (string, error) { return "admin", nil }
+func (adminAuth) IsAdmin(context.Context, string) (bool, error)       { return true, nil }
+
+// TestFrontPermissionProblem: when DSM runs index.cgi as a user that cannot read the package's
+// files, the answer says so, with the effective uid, instead of "the controller has not
+// started". As root (who reads everything) the test runs the front in a child process as
+// nobody.
+func TestFrontPermissionProblem(t *testing.T) {
+	if os.Getenv("FORGEBOX_TEST_FRONT_AS_CHILD") == "1" {
+		front := &Front{Env: LoadEnv(os.Getenv), Auth: adminAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PathInfo: "/api/v1/status"}
+		w := httptest.NewRecorder()
+		front.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		fmt.Printf("STATUS %d\n%s", w.Code, w.Body)
+		return
+	}
+	f := newFrontFixture(t)
+	uid := os.Geteuid()
+	var status int
+	var body string
+	if uid != 0 {
+		os.Chmod(f.env.DataDir, 0)
+		defer os.Chmod(f.env.DataDir, 0o700)
+		front := &Front{Env: f.env, Auth: adminAuth{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PathInfo: "/api/v1/status"}
+		w := httptest.NewRecorder()
+		front.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+		status, body = w.Code, w.Body.String()
+	} else {
+		uid = 65534
+		dir, err := os.MkdirTemp("", "forgebox-front-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		os.Chmod(dir, 0o755)
+		self, _ := os.Executable()
+		bin := filepath.Join(dir, "dsm.test")
+		if out, err := exec.Command("cp", self, bin).CombinedOutput(); err != nil {
+			t.Fatalf("cp: %v %s", err, out)
+		}
+		cmd := exec.Command(bin, "-test.run", "^TestFrontPermissionProblem$")
+		cmd.Env = []string{"FORGEBOX_TEST_FRONT_AS_CHILD=1", EnvPkgRoot + "=" + f.env.PkgRoot, EnvControllerURL + "=" + f.env.ControllerURL}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child as nobody: %v\n%s", err, out)
+		}
+		s := string(out)
+		i := strings.Index(s, "STATUS ")
+		if i < 0 {
+			t.Fatalf("child said:\n%s", s)
+		}
+		fmt.Sscanf(s[i:], "STATUS %d", &status)
+		body = s[i:]
+	}
+	if status != http.StatusInternalServerError || !strings.Contains(body, `"front_permission"`) ||
+		!strings.Contains(body, fmt.Sprintf("uid %d", uid)) || strings.Contains(body, "has not started") {
+		t.Errorf("status %d: %s", status, body)
+	}
+	if f.ctrl.count() != 0 {
+		t.Error("the request reached the controller")
 	}
 }

@@ -26,9 +26,14 @@ const (
 	ShareName      = "forgebox"
 	ConfigFileName = "forgebox.toml"
 	DataDirName    = "data"
-	// GitLabShareDir is GitLab's part of the share (repositories, uploads, logs); the delete
-	// choice of the uninstall wizard removes it, and leaves the rest (backups) to the user.
+	// GitLabShareDir is where GitLab's data was in the share before it moved to the var dir
+	// (GitLabDirName); the delete choice of the uninstall wizard removes it, and leaves the
+	// rest (backups) to the user.
 	GitLabShareDir = "gitlab"
+	// GitLabDirName is GitLab's live data in the var dir (@appdata): containers that chmod
+	// inside a Synology shared folder get "Operation not permitted" (shared research
+	// audit-spk.md finding 8), so only backups and exports go to the share.
+	GitLabDirName = "gitlab"
 
 	DefaultControllerURL = "http://127.0.0.1:8470"
 	AdminGroup           = "administrators"
@@ -71,6 +76,7 @@ type Env struct {
 	ShareDir   string // the data share, through DSM's /var/packages/<pkg>/shares symlink
 	ConfigFile string // <var>/forgebox.toml
 	DataDir    string // <var>/data: PostgreSQL, Redis, secrets (the config's default data_dir)
+	GitLabDir  string // <var>/gitlab: GitLab's live data (the config's gitlab_dir)
 
 	ControllerURL   string
 	AuthenticateCGI string
@@ -110,6 +116,7 @@ func LoadEnv(getenv func(string) string) Env {
 	}
 	e.ConfigFile = filepath.Join(e.VarDir, ConfigFileName)
 	e.DataDir = filepath.Join(e.VarDir, DataDirName)
+	e.GitLabDir = filepath.Join(e.VarDir, GitLabDirName)
 	return e
 }
 

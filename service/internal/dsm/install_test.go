@@ -28,6 +28,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 	"github.com/goccy/go-yaml"
@@ -331,6 +332,17 @@ type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 }
 
+// composeVolume is a long-syntax bind (Compose file spec: services.volumes).
+type composeVolume struct {
+	Type     string `yaml:"type"`
+	Source   string `yaml:"source"`
+	Target   string `yaml:"target"`
+	ReadOnly bool   `yaml:"read_only"`
+	Bind     struct {
+		CreateHostPath bool `yaml:"create_host_path"`
+	} `yaml:"bind"`
+}
+
 type composeService struct {
 	Image         string            `yaml:"image"`
 	PullPolicy    string            `yaml:"pull_policy"`
@@ -338,7 +350,7 @@ type composeService struct {
 	Command       []string          `yaml:"command"`
 	Environment   map[string]string `yaml:"environment"`
 	Ports         []string          `yaml:"ports"`
-	Volumes       []string          `yaml:"volumes"`
+	Volumes       []composeVolume   `yaml:"volumes"`
 	Restart       string            `yaml:"restart"`
 	Healthcheck   struct {
 		Test        []string `yaml:"test"`
@@ -409,16 +421,31 @@ func (n *nas) dockerProjectAcquire() {
 		if k == "FORGEBOX_CONTROLLER_CONTAINER" {
 			v = n.container
 		}
+		if k == EnvControllerImage {
+			// On this shared engine, other runs' controller images are not "older": the
+			// cleanup is tested on images of its own (TestRemoveOldControllerImages).
+			v = ""
+		}
 		env = append(env, k+"="+n.remap(v))
 	}
+	// As Compose does: a bind with create_host_path goes to the Binds API (Docker makes a
+	// missing source at start), any other to the Mounts API (a missing source is an error).
 	var binds []string
+	var mounts []mount.Mount
 	for _, v := range svc.Volumes {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 || parts[0] != parts[1] {
-			n.t.Errorf("volume %q is not mounted at the same path inside", v)
+		if v.Type != "bind" || v.Source != v.Target {
+			n.t.Errorf("volume %+v is not a bind at the same path inside", v)
 		}
-		parts[0], parts[1] = n.remap(parts[0]), n.remap(parts[1])
-		binds = append(binds, strings.Join(parts, ":"))
+		src, dst := n.remap(v.Source), n.remap(v.Target)
+		if v.Bind.CreateHostPath {
+			b := src + ":" + dst
+			if v.ReadOnly {
+				b += ":ro"
+			}
+			binds = append(binds, b)
+			continue
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: dst, ReadOnly: v.ReadOnly})
 	}
 	exposed, portBindings := nat.PortSet{}, nat.PortMap{}
 	for _, p := range svc.Ports {
@@ -438,7 +465,7 @@ func (n *nas) dockerProjectAcquire() {
 		Healthcheck: &container.HealthConfig{Test: svc.Healthcheck.Test, Interval: dur(svc.Healthcheck.Interval),
 			Timeout: dur(svc.Healthcheck.Timeout), Retries: svc.Healthcheck.Retries, StartPeriod: dur(svc.Healthcheck.StartPeriod)},
 	}, &container.HostConfig{
-		Binds: binds, PortBindings: portBindings,
+		Binds: binds, Mounts: mounts, PortBindings: portBindings,
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(svc.Restart)},
 	}, nil, nil, n.container)
 	if err != nil {
@@ -529,10 +556,10 @@ func (n *nas) upgrade(spk string) string {
 	n.fhs()
 	n.placePackage(stage, payload)
 	n.whenPostinst()
-	n.mustScript("postinst", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
-	msg := n.mustScript("postupgrade", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
+	msg := n.mustScript("postinst", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
+	msg += n.mustScript("postupgrade", "", "UPGRADE", map[string]string{"SYNOPKG_OLD_PKGVER": old})
 	n.start("UPGRADE")
-	return msg
+	return msg // what each step said
 }
 
 // uninstall: stop, preuninst, WHEN_PREUNINST (docker-project deletes the project),
@@ -715,11 +742,16 @@ func TestInstallLikeDSM(t *testing.T) {
 		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test", testHooksTag); err != nil {
 		t.Fatal(err)
 	}
+	cgi := filepath.Join(work, "forgebox-cgi")
+	if err := spkbuild.CompileCGI(context.Background(), root, arch, cgi,
+		"-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=install-test", testHooksTag); err != nil {
+		t.Fatal(err)
+	}
 	nb, _ := rand.Int(rand.Reader, big.NewInt(800000))
 	build := 100000 + int(nb.Int64())
 	var spks [2]spkbuild.Result
 	for i := range spks {
-		spks[i], err = spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build + i, Binary: bin,
+		spks[i], err = spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build + i, Binary: bin, CGIBinary: cgi,
 			OutDir: filepath.Join(work, "dist"), ModTime: time.Now()})
 		if err != nil {
 			t.Fatal(err)
@@ -735,7 +767,7 @@ func TestInstallLikeDSM(t *testing.T) {
 	// INFO and the checksum, as Package Center checks them, and the rest of the contents.
 	info := spktest.CheckSPK(t, spks[0].Path, arch)
 	for k, want := range map[string]string{
-		"package": "forgebox", "version": spks[0].Version, "arch": arch.DSM, "os_min_ver": "7.2-69057",
+		"package": "forgebox", "version": spks[0].Version, "arch": arch.INFOArch(), "os_min_ver": "7.2-69057",
 		"dsmuidir": "ui", "dsmappname": "SYNO.SDS.Forgebox.Application",
 		"install_dep_packages": "ContainerManager>=20.10.23-1432", "displayname": "Forgebox",
 	} {
@@ -875,13 +907,48 @@ func TestInstallLikeDSM(t *testing.T) {
 		if resp.status != http.StatusForbidden {
 			t.Errorf("POST without X-Forgebox-CSRF: %d %s", resp.status, resp.body)
 		}
+		// The diagnostics, from the real index.cgi: its own uid, the share, no secret.
+		resp = n.cgi("GET", ReportPath, "", "id=admin-session", nil, "")
+		var rep Report
+		if err := json.Unmarshal([]byte(resp.body), &rep); resp.status != 200 || err != nil || rep.CGI == nil ||
+			rep.CGI.EffectiveUID != n.uid || !rep.Share.UnderVolume || rep.Controller != "answering" ||
+			strings.Contains(resp.body, readFile(t, filepath.Join(varDir, "data/front.secret"))) {
+			t.Errorf("diagnostics: %d %v %s", resp.status, err, resp.body)
+		}
+		// Last, since a restart forgets the controller's operations: DSM polls status 20
+		// times while Container Manager restarts the controller, and every answer is 0 (a
+		// non-zero one can make DSM stop the package, and GitLab with it).
+		var codes []int
+		for i := range 20 {
+			switch i {
+			case 5:
+				timeout := 10
+				if err := n.docker.ContainerStop(n.ctx, n.container, container.StopOptions{Timeout: &timeout}); err != nil {
+					t.Fatal(err)
+				}
+			case 12:
+				if err := n.docker.ContainerStart(n.ctx, n.container, container.StartOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			codes = append(codes, n.status())
+		}
+		for i, c := range codes {
+			if c != StatusRunning {
+				t.Errorf("status call %d across a controller restart: %d; all %v", i+1, c, codes)
+			}
+		}
+		if log := readFile(t, filepath.Join(varDir, StatusLogName)); !strings.Contains(log, "controller=not answering") {
+			t.Errorf("the status log does not show the controller away:\n%s", log)
+		}
+		waitHealthy(t, n)
 	})
 
 	t.Run("stop", func(t *testing.T) {
 		n.mustScript("start-stop-status", "prestop", "STOP", nil)
 		n.mustScript("start-stop-status", "stop", "STOP", nil)
 		ops := n.operations(t)
-		if len(ops) < 2 || ops[len(ops)-1].Op != "down" || ops[len(ops)-1].State != "succeeded" {
+		if len(ops) < 1 || ops[len(ops)-1].Op != "down" || ops[len(ops)-1].State != "succeeded" {
 			t.Errorf("stop should have taken the stack down and waited: %+v", ops)
 		}
 		timeout := 30
@@ -896,11 +963,14 @@ func TestInstallLikeDSM(t *testing.T) {
 	// Data that must outlive upgrades and keep-data uninstalls.
 	secret := readFile(t, filepath.Join(varDir, "data/front.secret"))
 	os.WriteFile(filepath.Join(varDir, "data/marker"), []byte("kept"), 0o600)
+	// As an earlier version left it: GitLab's data in the share, the config without gitlab_dir.
+	n.editConfig(func(c *config.Config) { c.Stack.GitLabDir = "" })
 	n.mkdir(filepath.Join(share, "gitlab/data"), 0o755, true)
 	os.WriteFile(filepath.Join(share, "gitlab/data/repo"), []byte("kept"), 0o644)
 	n.mkdir(filepath.Join(share, "backups"), 0o755, true)
 	os.WriteFile(filepath.Join(share, "backups/1.tar"), []byte("backup"), 0o644)
 	n.chownR(share)
+	os.Chown(filepath.Join(share, "gitlab/data/repo"), 1000, 1000) // as GitLab's container writes it
 	cfgBefore := readFile(t, filepath.Join(varDir, ConfigFileName))
 
 	t.Run("upgrade keeps config, secrets and data", func(t *testing.T) {
@@ -911,12 +981,30 @@ func TestInstallLikeDSM(t *testing.T) {
 		if n.version != spks[1].Version {
 			t.Errorf("installed version %s", n.version)
 		}
-		if readFile(t, filepath.Join(varDir, ConfigFileName)) != cfgBefore {
-			t.Error("the upgrade changed the config")
+		// The one change: GitLab's data now belongs in the var dir.
+		c, err := config.Load(filepath.Join(varDir, ConfigFileName))
+		if err != nil || c.Stack.GitLabDir != filepath.Join(n.pkgRoot, "var/gitlab") {
+			t.Errorf("upgraded config: %v gitlab_dir %q", err, c.Stack.GitLabDir)
+		}
+		c.Stack.GitLabDir = ""
+		if b, _ := config.Encode(c); string(b) != cfgBefore {
+			t.Error("the upgrade changed more of the config than gitlab_dir")
+		}
+		if !strings.Contains(msg, "moves from") {
+			t.Errorf("the upgrade does not say GitLab's data moves: %q", msg)
 		}
 		waitHealthy(t, n)
-		if readFile(t, filepath.Join(varDir, "data/front.secret")) != secret || !exists(filepath.Join(varDir, "data/marker")) ||
-			!exists(filepath.Join(share, "gitlab/data/repo")) {
+		// start asked for up, and the controller moved the data before anything else.
+		repo := filepath.Join(varDir, "gitlab/data/repo")
+		var st syscall.Stat_t
+		if err := syscall.Stat(repo, &st); err != nil || readFile(t, repo) != "kept" || st.Uid != 1000 {
+			t.Errorf("GitLab's data did not move to the var dir: %v (owner %d)", err, st.Uid)
+		}
+		moved, _ := filepath.Glob(filepath.Join(share, "gitlab"+MovedSuffix+"*"))
+		if len(moved) != 1 || exists(filepath.Join(share, "gitlab")) || readFile(t, filepath.Join(moved[0], "data/repo")) != "kept" {
+			t.Errorf("the old folder: %v", moved)
+		}
+		if readFile(t, filepath.Join(varDir, "data/front.secret")) != secret || !exists(filepath.Join(varDir, "data/marker")) {
 			t.Error("the upgrade lost the secret or data")
 		}
 		insp, err := docker.ContainerInspect(n.ctx, n.container)
@@ -940,7 +1028,7 @@ func TestInstallLikeDSM(t *testing.T) {
 			t.Error("the controller container is still there")
 		}
 		for _, p := range []string{filepath.Join(varDir, ConfigFileName), filepath.Join(varDir, "data/marker"),
-			filepath.Join(varDir, "data/front.secret"), filepath.Join(share, "gitlab/data/repo"), filepath.Join(share, "backups/1.tar")} {
+			filepath.Join(varDir, "data/front.secret"), filepath.Join(varDir, "gitlab/data/repo"), filepath.Join(share, "backups/1.tar")} {
 			if !exists(p) {
 				t.Errorf("keep-data lost %s", p)
 			}
@@ -993,7 +1081,7 @@ func TestInstallLikeDSM(t *testing.T) {
 		if len(left) != 0 {
 			t.Errorf("delete left %v in the var dir", left)
 		}
-		if exists(filepath.Join(share, "gitlab")) {
+		if moved, _ := filepath.Glob(filepath.Join(share, "gitlab*")); len(moved) != 0 {
 			t.Error("delete left GitLab's data in the share")
 		}
 		if !exists(filepath.Join(share, "backups/1.tar")) {

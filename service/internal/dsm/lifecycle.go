@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,6 +185,7 @@ func (s *Script) portTaken(port int) (string, []any) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		out, err := exec.CommandContext(ctx, s.Env.ServiceTool, "--conf-port-conflict-check", "--tcp", strconv.Itoa(port)).Output()
 		cancel()
+		recordFact(s.Env, "preinst.servicetool_exit."+strconv.Itoa(port), exitCode(err), "preinst.servicetool_user", strconv.Itoa(os.Geteuid()))
 		if m := conflictPattern.FindStringSubmatch(string(out)); err == nil && m != nil && m[1] == "true" {
 			return "port.conflict", []any{port, m[2]}
 		} else if err != nil {
@@ -248,6 +250,10 @@ func (s *Script) postinst() int {
 		}
 		if !kept {
 			s.Log.Warn("no config to keep; writing the defaults", "path", s.Env.ConfigFile)
+		} else if adoptGitLabDir(s.Env, &c) {
+			kept = false // write it: GitLab's data moves to the var dir at the next start
+			s.Log.Info("GitLab's data moves from the shared folder to the var dir at the next start", "gitlab_dir", c.Stack.GitLabDir)
+			s.note("gitlab.moving", filepath.Join(s.Env.ShareDir, GitLabShareDir), realPath(s.Env.VarDir))
 		}
 	} else {
 		host := NASHostName()
@@ -285,6 +291,7 @@ func (s *Script) postinst() int {
 		}
 		s.Log.Info("config written", "path", s.Env.ConfigFile)
 	}
+	s.recordPostinstFacts()
 	s.writePorts(c)
 	if s.Status != "UPGRADE" {
 		if mem, err := memTotal(s.Env.MemInfo); err == nil && mem < 4<<30 {
@@ -293,6 +300,44 @@ func (s *Script) postinst() int {
 		s.note("installed", fmt.Sprintf("http://%s:%d", hostOr(c.GitLab.Host, "NAS"), c.GitLab.HTTPPort))
 	}
 	return 0
+}
+
+// recordPostinstFacts notes, for the diagnostics, what Container Manager's docker-project
+// worker had done by postinst: whether the controller already answers (it "creates (or
+// updates) and builds" the project at WHEN_POSTINST; does it also start it?) and what is at the
+// share's path then.
+func (s *Script) recordPostinstFacts() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	answering := s.health(ctx) == nil
+	cancel()
+	share := "absent"
+	if fi, err := os.Lstat(s.Env.ShareDir); err == nil {
+		share = "directory"
+		if fi.Mode()&os.ModeSymlink != 0 {
+			share = "symlink"
+		}
+	}
+	recordFact(s.Env, "postinst.status", s.Status, "postinst.controller_answering", strconv.FormatBool(answering),
+		"postinst.share_path", share, "postinst.at", time.Now().UTC().Format(time.RFC3339))
+}
+
+// exitCode is a command's exit code as text: "0", the code, or why it did not run.
+func exitCode(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "0"
+	case errors.As(err, &ee):
+		return strconv.Itoa(ee.ExitCode())
+	}
+	return "did not run: " + err.Error()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
 }
 
 func hostOr(h, def string) string {
@@ -325,6 +370,8 @@ func (s *Script) writePorts(c config.Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err = exec.CommandContext(ctx, s.Env.PkgHelper, "update", PackageName, "port-config").CombinedOutput()
+	recordFact(s.Env, "postinst.synopkghelper_exit", exitCode(err), "postinst.synopkghelper_output", truncate(strings.TrimSpace(string(out)), 300),
+		"postinst.synopkghelper_user", strconv.Itoa(os.Geteuid()))
 	if err != nil {
 		// Not fatal: the ports work; only DSM's firewall list shows the shipped defaults.
 		s.Log.Warn("synopkghelper could not update port-config", "err", err, "output", strings.TrimSpace(string(out)))
@@ -389,6 +436,7 @@ func (s *Script) preuninst() int {
 		return 0 // an upgrade runs the old preuninst too: never delete then
 	}
 	share := s.Env.ShareDir
+	images := s.stackImages() // read before the config goes
 	if s.Env.Getenv(KeyDeleteData) != "true" {
 		s.Log.Info("uninstall keeps the data", "var", s.Env.VarDir, "share", share)
 		s.note("uninstall.kept", realPath(s.Env.VarDir), ShareName)
@@ -397,11 +445,18 @@ func (s *Script) preuninst() int {
 	// The config may name the data dir and share; delete only what lies in the package's own
 	// var dir and the share's GitLab part, whatever the config says.
 	left := removeContents(s.Env.VarDir, s.Log)
-	if err := os.RemoveAll(filepath.Join(share, GitLabShareDir)); err != nil {
-		s.Log.Warn("could not delete GitLab's data in the share", "err", err)
-		left = append(left, filepath.Join(share, GitLabShareDir))
+	// GitLab's data of an earlier version, in the share, and the folder its move left.
+	legacy, _ := filepath.Glob(filepath.Join(share, GitLabShareDir+MovedSuffix+"*"))
+	for _, p := range append([]string{filepath.Join(share, GitLabShareDir)}, legacy...) {
+		if err := os.RemoveAll(p); err != nil {
+			s.Log.Warn("could not delete GitLab's data in the share", "path", p, "err", err)
+			left = append(left, p)
+		}
 	}
 	s.note("uninstall.deleted", ShareName)
+	if len(images) > 0 {
+		s.note("uninstall.images", strings.Join(images, ", "), strings.Join(images, " "))
+	}
 	if len(left) > 0 {
 		real := make([]string, len(left))
 		for i, p := range left {
@@ -411,6 +466,25 @@ func (s *Script) preuninst() int {
 	}
 	s.Log.Info("uninstall deleted the data", "var", s.Env.VarDir, "left", len(left))
 	return 0
+}
+
+// stackImages are the images the config names, and the controller's: what uninstalling leaves
+// on the engine. The package user cannot reach the Docker socket to remove them itself.
+func (s *Script) stackImages() []string {
+	c, _, err := LoadOrDefault(s.Env)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, im := range []string{c.GitLab.Image, c.Runner.Image, c.Runner.HelperImage, c.Postgres.Image, c.Redis.Image} {
+		if im != "" && !slices.Contains(out, im) {
+			out = append(out, im)
+		}
+	}
+	if v := s.Env.Getenv("SYNOPKG_PKGVER"); v != "" {
+		out = append(out, ControllerImageRepo+":"+v)
+	}
+	return out
 }
 
 // removeContents deletes everything inside dir (not dir itself, which DSM owns) and returns
@@ -478,6 +552,20 @@ func waitFromEnv(env Env, key string, def time.Duration) time.Duration {
 // itself when it starts, so that a stack the user stopped stays stopped when Container Manager
 // restarts the controller.
 func (s *Script) start(ctx context.Context) int {
+	// First: from now on DSM's status polls say "running", whatever the controller does.
+	if err := s.markStarted(true); err != nil {
+		s.Log.Error("cannot mark the package started; DSM would see it as stopped", "err", err)
+		s.note("start.marker", s.Env.StartedMarker(), err)
+		return 1
+	}
+	if rec, err := RecordShare(s.Env); err != nil {
+		s.Log.Error("the shared folder is not where it must be; the stack was not asked to come up", "share", s.Env.ShareDir, "resolved", rec.Resolved, "err", err)
+		s.notes = append(s.notes, err.Error())
+		if err := s.markStarted(false); err != nil {
+			s.Log.Warn("cannot remove the started marker", "err", err)
+		}
+		return 1
+	}
 	wait := waitFromEnv(s.Env, EnvStartWait, defaultStartWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -514,6 +602,9 @@ func (s *Script) start(ctx context.Context) int {
 // and waits for it, so that a stopped package leaves no GitLab running. Then Container Manager
 // stops the controller (WHEN_HALT). stop never fails: DSM stops the controller either way.
 func (s *Script) stop(ctx context.Context) int {
+	if err := s.markStarted(false); err != nil {
+		s.Log.Warn("cannot remove the started marker; status still answers running", "err", err)
+	}
 	wait := waitFromEnv(s.Env, EnvStopWait, defaultStopWait)
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -552,12 +643,45 @@ func (s *Script) stop(ctx context.Context) int {
 	}
 }
 
-// status is cheap, because DSM asks often: running while the controller answers /healthz.
+// status answers from the marker that start writes and stop removes, never from the
+// controller's health: DSM may stop a package whose status answers "not running" while it
+// runs (a community report on DSM 7.4.1, shared research audit-spk.md finding 3), and stop
+// takes GitLab down, so a controller restart or a slow /healthz during a poll must not count.
+// The controller's health is shown in the app window instead (the front's page when it does
+// not answer) and kept in the status log, which `forgebox dsm report` includes.
 func (s *Script) status(ctx context.Context) int {
-	if err := s.health(ctx); err != nil {
-		return StatusNotRunning
+	code := StatusNotRunning
+	if _, err := os.Stat(s.Env.StartedMarker()); err == nil {
+		code = StatusRunning
 	}
-	return StatusRunning
+	health := "ok"
+	if code == StatusRunning {
+		// Only for the log: a short look, and its answer changes nothing.
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		if err := s.health(hctx); err != nil {
+			health = "not answering"
+		}
+		cancel()
+	} else {
+		health = "not asked"
+	}
+	s.Env.recordStatus(code, health)
+	return code
+}
+
+// markStarted writes or removes the marker status answers from.
+func (s *Script) markStarted(started bool) error {
+	path := s.Env.StartedMarker()
+	if !started {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove the started marker: %w", err)
+		}
+		return nil
+	}
+	if err := config.WriteFileAtomic(path, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write the started marker: %w", err)
+	}
+	return nil
 }
 
 func (s *Script) health(ctx context.Context) error {

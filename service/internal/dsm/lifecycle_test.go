@@ -36,7 +36,10 @@ func newScriptFixture(t *testing.T) *scriptFixture {
 	os.WriteFile(filepath.Join(target, "port_conf/forgebox.sc"), []byte(
 		"[forgebox-gitlab-http]\ntitle=\"GitLab (HTTP)\"\ndst.ports=\"30080/tcp\"\n\n[forgebox-gitlab-ssh]\ntitle=\"GitLab (SSH)\"\ndst.ports=\"30022/tcp\"\n"), 0o644)
 	os.MkdirAll(filepath.Join(root, "var"), 0o755)
-	os.MkdirAll(filepath.Join(root, "shares/forgebox"), 0o755)
+	// DSM's data-share: the shared folder on a volume, linked from the package root.
+	os.MkdirAll(filepath.Join(dir, "volume1/forgebox"), 0o755)
+	os.MkdirAll(filepath.Join(root, "shares"), 0o755)
+	os.Symlink(filepath.Join(dir, "volume1/forgebox"), filepath.Join(root, "shares/forgebox"))
 	f := &scriptFixture{dir: dir, log: filepath.Join(dir, "standin.log")}
 	t.Setenv("STANDIN_LOG", f.log) // the tools the scripts run inherit the process environment
 	f.vars = map[string]string{
@@ -135,8 +138,9 @@ func TestPostinstWritesConfig(t *testing.T) {
 		c.GitLab.Memory != "standard" || c.GitLab.AdminEmail != "ops@example.com" {
 		t.Errorf("config.gitlab = %+v", c.GitLab)
 	}
-	if c.Stack.DataDir != env.DataDir || c.Stack.ShareDir != env.ShareDir {
-		t.Errorf("config paths %q %q, want %q %q", c.Stack.DataDir, c.Stack.ShareDir, env.DataDir, env.ShareDir)
+	if c.Stack.DataDir != env.DataDir || c.Stack.ShareDir != env.ShareDir || c.GitLabDir() != filepath.Join(env.VarDir, "gitlab") ||
+		c.BackupDir() != filepath.Join(env.ShareDir, "backups") {
+		t.Errorf("config paths %q %q %q %q, want GitLab's data in the var dir and backups in the share", c.Stack.DataDir, c.Stack.ShareDir, c.GitLabDir(), c.BackupDir())
 	}
 	if st, err := os.Stat(env.DataDir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("data dir: %v %v", st, err)
@@ -212,7 +216,8 @@ func TestPreuninstHonoursKeepData(t *testing.T) {
 	if !strings.Contains(msg, env.VarDir) {
 		t.Errorf("the message does not say where the data stays:\n%s", msg)
 	}
-	code, msg = f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true"})
+	code, msg = f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true",
+		"SYNOPKG_PKGVER": "0.1.0-0057"})
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
@@ -224,6 +229,11 @@ func TestPreuninstHonoursKeepData(t *testing.T) {
 	}
 	if !strings.Contains(msg, "Shared Folder") {
 		t.Errorf("the message does not say the share stays:\n%s", msg)
+	}
+	// The images stay (the package user cannot reach the engine): the message offers their removal.
+	if def := config.Default(); !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) || !strings.Contains(msg, def.Postgres.Image) ||
+		!strings.Contains(msg, "forgebox/controller:0.1.0-0057") {
+		t.Errorf("the message does not offer to remove the images:\n%s", msg)
 	}
 }
 
@@ -288,14 +298,20 @@ func TestStartStopStatus(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(f.env().DataDir, "front.secret"), []byte(ctrl.secret+"\n"), 0o640)
 
-	if code, _ := f.run(t, "status", nil); code != StatusRunning {
-		t.Errorf("status %d with the controller answering", code)
+	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
+		t.Errorf("status %d before start, with the controller answering", code)
 	}
 	if code, _ := f.run(t, "start", map[string]string{"SYNOPKG_PKG_STATUS": "START"}); code != 0 {
 		t.Errorf("start exit %d", code)
 	}
+	if code, _ := f.run(t, "status", nil); code != StatusRunning {
+		t.Errorf("status %d after start", code)
+	}
 	if code, _ := f.run(t, "stop", map[string]string{"SYNOPKG_PKG_STATUS": "STOP"}); code != 0 {
 		t.Errorf("stop exit %d", code)
+	}
+	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
+		t.Errorf("status %d after stop", code)
 	}
 	ctrl.mu.Lock()
 	calls, users := strings.Join(ctrl.calls, ","), ctrl.users
@@ -314,12 +330,12 @@ func TestStartStopStatus(t *testing.T) {
 	ctrl.mu.Unlock()
 
 	srv.Close()
-	if code, _ := f.run(t, "status", nil); code != StatusNotRunning {
-		t.Errorf("status %d with the controller gone", code)
-	}
 	began := time.Now()
 	if code, _ := f.run(t, "start", map[string]string{EnvStartWait: "2s"}); code != 0 {
 		t.Errorf("start without a controller exit %d, want 0 (with a log line)", code)
+	}
+	if code, _ := f.run(t, "status", nil); code != StatusRunning {
+		t.Errorf("status %d after start, with the controller gone: DSM would stop the package", code)
 	}
 	if d := time.Since(began); d > 10*time.Second {
 		t.Errorf("start waited %v", d)
@@ -357,5 +373,111 @@ func TestInstallAnswers(t *testing.T) {
 	}
 	if img := FlavourImage("omnibus"); !strings.HasPrefix(img, "gitlab/gitlab-ce:") || !strings.HasSuffix(img, "-ce.0") {
 		t.Errorf("omnibus image %q", img)
+	}
+}
+
+// TestStatusAcrossControllerRestart: DSM polls status 20 times while the controller goes away
+// and comes back on the same port; every answer is 0, because a non-zero one can make DSM stop
+// the package, and stop takes GitLab down. The controller's absence shows in the status log.
+func TestStatusAcrossControllerRestart(t *testing.T) {
+	f := newScriptFixture(t)
+	ctrl := &fakeOps{secret: "s3cret-s3cret-s3cret", state: map[string]string{}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	srv := &http.Server{Handler: ctrl}
+	go srv.Serve(l)
+	f.vars[EnvControllerURL] = "http://" + addr
+	if code, msg := f.run(t, "postinst", nil); code != 0 {
+		t.Fatal(msg)
+	}
+	os.WriteFile(filepath.Join(f.env().DataDir, "front.secret"), []byte(ctrl.secret), 0o640)
+	if code, _ := f.run(t, "start", map[string]string{"SYNOPKG_PKG_STATUS": "START"}); code != 0 {
+		t.Fatalf("start exit %d", code)
+	}
+	var codes []int
+	for i := range 20 {
+		switch i {
+		case 6: // the controller goes away (Container Manager restarts it)
+			srv.Close()
+		case 13: // and comes back where it was
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv = &http.Server{Handler: ctrl}
+			go srv.Serve(l)
+			defer srv.Close()
+		}
+		code, _ := f.run(t, "status", nil)
+		codes = append(codes, code)
+	}
+	for i, c := range codes {
+		if c != StatusRunning {
+			t.Errorf("status call %d answered %d; all: %v", i+1, c, codes)
+		}
+	}
+	log, _ := os.ReadFile(f.env().StatusLog())
+	if n := strings.Count(string(log), "status=0 controller=not answering"); n != 7 {
+		t.Errorf("the status log shows the controller away %d times, want 7:\n%s", n, log)
+	}
+	if n := strings.Count(string(log), "status=0 controller=ok"); n != 13 {
+		t.Errorf("the status log shows the controller answering %d times, want 13:\n%s", n, log)
+	}
+}
+
+// TestFrontControllerPage: while the controller does not answer, the app window shows that,
+// and that the package still runs; never "stopped".
+func TestFrontControllerPage(t *testing.T) {
+	f := newFrontFixture(t)
+	f.env.ControllerURL = "http://127.0.0.1:1"
+	os.WriteFile(f.env.StartedMarker(), []byte("x"), 0o644)
+	r := httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/?lang=enu", nil)
+	r.Header.Set("Cookie", "id=admin-session")
+	r.Header.Set("Accept", "text/html,application/xhtml+xml")
+	w := f.serve(t, r, "/")
+	body := w.Body.String()
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "not answering") || strings.Contains(strings.ToLower(body), "stopped") ||
+		!strings.Contains(body, `http-equiv="refresh"`) || w.Header().Get("X-Forgebox-Package-Started") != "yes" {
+		t.Errorf("%d %v\n%s", w.Code, w.Header(), body)
+	}
+	// The web app's own API calls still get JSON.
+	r = httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/api/v1/status", nil)
+	r.Header.Set("Cookie", "id=admin-session")
+	r.Header.Set("Accept", "application/json")
+	w = f.serve(t, r, "/api/v1/status")
+	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
+		t.Errorf("API call: %d %s", w.Code, code)
+	}
+}
+
+// TestUpgradePointsGitLabAtVar: the config of an earlier version (GitLab's data in the share)
+// is pointed at the var dir on upgrade, and the message says the data moves; a share of the
+// user's own choosing is left alone.
+func TestUpgradePointsGitLabAtVar(t *testing.T) {
+	f := newScriptFixture(t)
+	env := f.env()
+	old := config.Default()
+	old.Stack.DataDir, old.Stack.ShareDir = env.DataDir, env.ShareDir
+	if err := config.Save(env.ConfigFile, old); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := config.Load(env.ConfigFile); c.GitLabDir() != filepath.Join(env.ShareDir, "gitlab") {
+		t.Fatalf("an old config's GitLab data is at %s", c.GitLabDir())
+	}
+	code, msg := f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
+	c, err := config.Load(env.ConfigFile)
+	if code != 0 || err != nil || c.Stack.GitLabDir != env.GitLabDir || !strings.Contains(msg, "moves from "+filepath.Join(env.ShareDir, "gitlab")) {
+		t.Errorf("upgrade: %d %v gitlab_dir %q: %s", code, err, c.Stack.GitLabDir, msg)
+	}
+	other := old
+	other.Stack.ShareDir = filepath.Join(f.dir, "elsewhere")
+	config.Save(env.ConfigFile, other)
+	before, _ := os.ReadFile(env.ConfigFile)
+	f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
+	if after, _ := os.ReadFile(env.ConfigFile); !bytes.Equal(before, after) {
+		t.Error("the upgrade moved GitLab's data off a share of the user's choosing")
 	}
 }

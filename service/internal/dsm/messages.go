@@ -27,8 +27,11 @@ var messages = map[string]map[string]string{
 		"upgrade.refused": "The new version of Forgebox does not accept the current configuration (%s). " +
 			"The old version stays installed. Fix these settings in the Forgebox window, then upgrade again:",
 		"config.invalid":     "The Forgebox configuration %s is not valid; fix it in the Forgebox window or in the file:",
-		"uninstall.kept":     "Forgebox's configuration, secrets, database and Redis data are kept in %s, and GitLab's data in the shared folder %s. Installing Forgebox again uses them.",
+		"uninstall.kept":     "Forgebox's configuration, secrets, database, Redis and GitLab data are kept in %s, and the backups in the shared folder %s. Installing Forgebox again uses them.",
 		"uninstall.deleted":  "Forgebox's configuration, secrets and data are deleted. The shared folder %s is kept, with any backups in it: delete it in Control Panel > Shared Folder if you no longer need it.",
+		"uninstall.images":   "The container images stay on this NAS: %s. If nothing else uses them, remove them in Container Manager > Image, or over SSH with: sudo docker rmi %s",
+		"gitlab.moving":      "GitLab's data moves from %s to %s, the package's own folder, when the stack next comes up: file permissions there work as GitLab needs. The old folder is renamed, not deleted: delete it once GitLab works. Backups stay in the shared folder.",
+		"start.marker":       "Forgebox cannot write %s (%v), so DSM would see it as stopped. Check that the package's var folder belongs to the package user.",
 		"uninstall.leftover": "These could not be deleted, because containers wrote them as other users: %s. An administrator can delete them over SSH with: sudo rm -rf %s",
 	},
 	"chs": {
@@ -52,8 +55,11 @@ var messages = map[string]map[string]string{
 		"upgraded":           "Forgebox 已从 %s 升级到 %s。配置、密钥和数据均已保留。",
 		"upgrade.refused":    "新版本的 Forgebox 不接受当前配置（%s）。旧版本保持安装。请在 Forgebox 窗口中修正以下设置后再升级：",
 		"config.invalid":     "Forgebox 配置 %s 无效，请在 Forgebox 窗口或该文件中修正：",
-		"uninstall.kept":     "Forgebox 的配置、密钥、数据库和 Redis 数据保留在 %s，GitLab 数据保留在共享文件夹 %s 中。重新安装 Forgebox 时会继续使用它们。",
+		"uninstall.kept":     "Forgebox 的配置、密钥、数据库、Redis 和 GitLab 数据保留在 %s，备份保留在共享文件夹 %s 中。重新安装 Forgebox 时会继续使用它们。",
 		"uninstall.deleted":  "Forgebox 的配置、密钥和数据已删除。共享文件夹 %s 及其中的备份仍然保留：如不再需要，请在“控制面板 > 共享文件夹”中删除。",
+		"uninstall.images":   "以下容器镜像仍保留在这台 NAS 上：%s。如果没有其他项目使用它们，请在 Container Manager > 映像 中删除，或通过 SSH 执行：sudo docker rmi %s",
+		"gitlab.moving":      "下次启动堆栈时，GitLab 的数据会从 %s 移到套件自己的文件夹 %s：那里的文件权限符合 GitLab 的需要。旧文件夹只会改名，不会删除：确认 GitLab 正常后可将其删除。备份仍保存在共享文件夹中。",
+		"start.marker":       "Forgebox 无法写入 %s（%v），DSM 会认为它已停止。请检查套件的 var 文件夹是否属于套件用户。",
 		"uninstall.leftover": "以下内容由容器以其他用户身份写入，无法删除：%s。管理员可以通过 SSH 执行以下命令删除：sudo rm -rf %s",
 	},
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -138,6 +139,7 @@ func BuildConfig(env Env, a Answers, host string) (config.Config, bool, error) {
 	if a.AdminEmail != "" {
 		c.GitLab.AdminEmail = a.AdminEmail
 	}
+	adoptGitLabDir(env, &c)
 	if len(probs) > 0 {
 		return config.Config{}, existed, &ProblemsError{List: probs}
 	}
@@ -145,6 +147,17 @@ func BuildConfig(env Env, a Answers, host string) (config.Config, bool, error) {
 		return config.Config{}, existed, err
 	}
 	return c, existed, nil
+}
+
+// adoptGitLabDir moves a config of an earlier version, whose GitLab data is in the share, to
+// the var dir; the controller moves the data itself at the next up (MoveLegacyGitLabData). It
+// says whether it changed c.
+func adoptGitLabDir(env Env, c *config.Config) bool {
+	if c.Stack.GitLabDir != "" || filepath.Clean(c.ShareDir()) != filepath.Clean(env.ShareDir) {
+		return false // already moved, or a share of the user's choosing: leave it
+	}
+	c.Stack.GitLabDir = env.GitLabDir
+	return true
 }
 
 // FlavourImage is the GitLab image a flavour starts on: the config package's table of default
@@ -163,6 +176,7 @@ func LoadOrDefault(env Env) (config.Config, bool, error) {
 		c = config.Default()
 		c.Stack.DataDir = env.DataDir
 		c.Stack.ShareDir = env.ShareDir
+		c.Stack.GitLabDir = env.GitLabDir
 		return c, false, nil
 	}
 	return config.Config{}, true, err

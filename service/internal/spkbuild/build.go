@@ -18,13 +18,16 @@ import (
 
 // Options say what to build.
 type Options struct {
-	Root    string    // the repository: spk/, conf/, scripts/, ui/dsm/
-	Arch    Arch      // the DSM family to build for
-	Build   int       // build number, appended to spk/info.toml's version
-	Binary  string    // the static linux forgebox binary for Arch (see CompileBinary)
-	OutDir  string    // where the .spk goes
-	ModTime time.Time // every archive entry's time; keeps builds reproducible
-	CACerts string    // CA bundle for the controller image; DefaultCACerts when empty
+	Root   string // the repository: spk/, conf/, scripts/, ui/dsm/
+	Arch   Arch   // the DSM family to build for
+	Build  int    // build number, appended to spk/info.toml's version
+	Binary string // the static linux forgebox binary for Arch (see CompileBinary)
+	// CGIBinary is index.cgi, the small front binary for Arch (see CompileCGI); empty: a hard
+	// link to Binary, which answers as index.cgi too, but starts several times slower.
+	CGIBinary string
+	OutDir    string    // where the .spk goes
+	ModTime   time.Time // every archive entry's time; keeps builds reproducible
+	CACerts   string    // CA bundle for the controller image; DefaultCACerts when empty
 }
 
 // Result is a built package.
@@ -57,6 +60,11 @@ func Build(o Options) (Result, error) {
 	}
 	if err := checkBinary(o.Binary, o.Arch); err != nil {
 		return Result{}, err
+	}
+	if o.CGIBinary != "" {
+		if err := checkBinary(o.CGIBinary, o.Arch); err != nil {
+			return Result{}, err
+		}
 	}
 	v := NewValues(spec, version, o.Arch)
 
@@ -160,7 +168,8 @@ func openFile(p string) (io.ReadCloser, error) { return os.Open(p) }
 //
 //	bin/forgebox                the binary: scripts and index.cgi run it
 //	ui/                         dsmuidir: config, forgebox.js, texts, icons, index.cgi
-//	ui/index.cgi                a hard link to bin/forgebox: CGI mode by its name
+//	ui/index.cgi                the small front binary (forgebox-cgi), else a hard link to
+//	                            bin/forgebox, which is CGI by that name
 //	compose/compose.yaml        the controller's Container Manager project
 //	controller-image.tar.gz     its image, preloaded by the docker-project worker
 //	port_conf/<package>.sc      GitLab's ports for DSM's firewall (port-config worker)
@@ -198,7 +207,15 @@ func payloadTree(o Options, v Values) (*tree, error) {
 		}
 		t.file(fmt.Sprintf("%s/images/icon_%d.png", v.UI.Dir, size), 0o644, b)
 	}
-	t.hardlink(path.Join(v.UI.Dir, CGIPath), BinaryPath)
+	if o.CGIBinary != "" {
+		st, err := os.Stat(o.CGIBinary)
+		if err != nil {
+			return nil, err
+		}
+		t.fileFrom(path.Join(v.UI.Dir, CGIPath), 0o755, o.CGIBinary, st.Size())
+	} else {
+		t.hardlink(path.Join(v.UI.Dir, CGIPath), BinaryPath)
+	}
 
 	compose, err := RenderCompose(o.Root, v)
 	if err != nil {
@@ -264,7 +281,7 @@ func RenderINFO(s Spec, version string, arch Arch, checksum string, extractKB in
 		{"package", s.Package},
 		{"version", version},
 		{"os_min_ver", s.OSMinVer},
-		{"arch", arch.DSM},
+		{"arch", arch.INFOArch()},
 		{"displayname", s.DisplayName},
 		{"description", s.Description["enu"]},
 	}
@@ -305,11 +322,20 @@ func RenderINFO(s Spec, version string, arch Arch, checksum string, extractKB in
 // build.sh uses: CGO off, -trimpath, and ldflags (the version stamp). Tests may add build tags
 // (forgebox_testhooks); a release is built with none.
 func CompileBinary(ctx context.Context, root string, arch Arch, out, ldflags string, tags ...string) error {
+	return compile(ctx, root, arch, out, ldflags, "./service/cmd/forgebox", tags)
+}
+
+// CompileCGI builds index.cgi, the small front binary, the same way.
+func CompileCGI(ctx context.Context, root string, arch Arch, out, ldflags string, tags ...string) error {
+	return compile(ctx, root, arch, out, ldflags, "./service/cmd/forgebox-cgi", tags)
+}
+
+func compile(ctx context.Context, root string, arch Arch, out, ldflags, pkg string, tags []string) error {
 	args := []string{"build", "-trimpath", "-ldflags", ldflags}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
-	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, "./service/cmd/forgebox")...)
+	cmd := exec.CommandContext(ctx, "go", append(args, "-o", out, pkg)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch.GOARCH)
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -25,7 +25,11 @@ func buildSPK(t *testing.T, arch spkbuild.Arch, build int) (spkbuild.Result, str
 	if err := spkbuild.CompileBinary(ctx, root, arch, bin, "-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=spkbuild-test"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build, Binary: bin, OutDir: dir, ModTime: time.Unix(1700000000, 0)})
+	cgi := filepath.Join(dir, "forgebox-cgi-"+arch.GOARCH)
+	if err := spkbuild.CompileCGI(ctx, root, arch, cgi, "-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=spkbuild-test"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := spkbuild.Build(spkbuild.Options{Root: root, Arch: arch, Build: build, Binary: bin, CGIBinary: cgi, OutDir: dir, ModTime: time.Unix(1700000000, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,8 @@ func TestBuildArmv8(t *testing.T) {
 	spktest.CheckSPK(t, res.Path, arch)
 
 	// The same input gives the same bytes.
-	again, err := spkbuild.Build(spkbuild.Options{Root: spktest.RepoRoot(t), Arch: arch, Build: 42, Binary: bin, OutDir: t.TempDir(), ModTime: time.Unix(1700000000, 0)})
+	cgi := filepath.Join(filepath.Dir(bin), "forgebox-cgi-"+arch.GOARCH)
+	again, err := spkbuild.Build(spkbuild.Options{Root: spktest.RepoRoot(t), Arch: arch, Build: 42, Binary: bin, CGIBinary: cgi, OutDir: t.TempDir(), ModTime: time.Unix(1700000000, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}

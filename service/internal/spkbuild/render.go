@@ -21,7 +21,7 @@ const (
 	ImageFile  = "controller-image.tar.gz" // conf/resource docker-project preload-image
 	ComposeDir = "compose"                 // conf/resource docker-project projects[].path
 	BinaryPath = "bin/forgebox"
-	CGIPath    = "index.cgi" // under the UI dir: the binary again, as a hard link
+	CGIPath    = "index.cgi" // under the UI dir: the small front binary (forgebox-cgi)
 )
 
 // Values fill the templates in conf/, spk/compose/ and spk/wizard/. The [[ ]] delimiters keep

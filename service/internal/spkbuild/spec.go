@@ -153,16 +153,31 @@ func (s Spec) PackageVersion(build int) (string, error) {
 
 // Arch is one build target: its DSM arch (INFO), Go arch and OCI platform arch in one place.
 type Arch struct {
-	DSM    string // INFO arch value (Synology developer guide, Appendix A)
-	GOARCH string
-	OCI    string // the controller image's config architecture
-	ELF    string // debug/elf machine name, for checks
+	DSM       string   // the DSM family (Synology developer guide, Appendix A); names the SPK
+	Platforms []string // the family's platforms, also listed in INFO arch
+	GOARCH    string
+	OCI       string // the controller image's config architecture
+	ELF       string // debug/elf machine name, for checks
 }
 
-// Arches are the DSM families forgebox ships for: x86_64 and 64-bit ARM (armv8).
+// Arches are the DSM families forgebox ships for: x86_64 and 64-bit ARM (armv8). DSM's family
+// matching is not complete (Tailscale's x86_64 package was refused on a cedarview model,
+// tailscale/tailscale#15462, though Appendix A puts cedarview under x86_64), so INFO lists
+// the platforms as well, as SynoCommunity spksrc's DSM 7.2 toolchains do: the lists are
+// spksrc's TC_ARCH of toolchain/syno-x64-7.2 and syno-aarch64-7.2 (HEAD 8a30d14; shared
+// research audit-spk.md finding 4).
 var Arches = []Arch{
-	{DSM: "x86_64", GOARCH: "amd64", OCI: "amd64", ELF: "EM_X86_64"},
-	{DSM: "armv8", GOARCH: "arm64", OCI: "arm64", ELF: "EM_AARCH64"},
+	{DSM: "x86_64", GOARCH: "amd64", OCI: "amd64", ELF: "EM_X86_64", Platforms: []string{
+		"apollolake", "avoton", "braswell", "broadwell", "broadwellnk", "broadwellnkv2", "broadwellntbap",
+		"bromolow", "denverton", "epyc7002", "geminilake", "geminilakenk", "grantley", "icelaked", "kvmx64",
+		"purley", "r1000", "r1000nk", "v1000", "v1000nk"}},
+	{DSM: "armv8", GOARCH: "arm64", OCI: "arm64", ELF: "EM_AARCH64", Platforms: []string{
+		"rtd1296", "rtd1619b", "armada37xx"}},
+}
+
+// INFOArch is INFO's arch value: the family, then its platforms, space-separated.
+func (a Arch) INFOArch() string {
+	return strings.Join(append([]string{a.DSM}, a.Platforms...), " ")
 }
 
 // ArchByDSM finds an arch by its DSM name.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/testenv"
 )
@@ -223,13 +225,38 @@ func TestResourceMatchesPayload(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		`"127.0.0.1:8470:8470"`, "restart: unless-stopped", "/var/run/docker.sock:/var/run/docker.sock",
-		`"/var/packages/forgebox/var:/var/packages/forgebox/var"`,
-		`"/var/packages/forgebox/shares/forgebox:/var/packages/forgebox/shares/forgebox"`,
+		`"127.0.0.1:8470:8470"`, "restart: unless-stopped", `FORGEBOX_PLATFORM: "dsm"`,
 		`image: "forgebox/controller:` + goldenVersion + `"`, `FORGEBOX_CONTROLLER_CONTAINER: "forgebox-controller"`,
 	} {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("compose.yaml lacks %s", want)
+		}
+	}
+	// Every volume is a long-syntax bind at the same path inside; Docker may make only the
+	// share's missing host path (see service/internal/dsm/share.go for why that one).
+	var cf struct {
+		Services map[string]struct {
+			Volumes []struct {
+				Type, Source, Target string
+				Bind                 struct {
+					CreateHostPath *bool `yaml:"create_host_path"`
+				}
+			}
+		}
+	}
+	if err := yaml.Unmarshal(compose, &cf); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"/var/run/docker.sock": false, "/var/packages/forgebox/var": false,
+		"/var/packages/forgebox/shares/forgebox": true, "/etc/localtime": false}
+	vols := cf.Services["controller"].Volumes
+	if len(vols) != len(want) {
+		t.Errorf("controller volumes: %+v", vols)
+	}
+	for _, v := range vols {
+		create, ok := want[v.Source]
+		if !ok || v.Type != "bind" || v.Target != v.Source || v.Bind.CreateHostPath == nil || *v.Bind.CreateHostPath != create {
+			t.Errorf("volume %+v: want a bind at the same path with create_host_path %v", v, create)
 		}
 	}
 	if strings.Contains(string(compose), "logging:") {
@@ -336,7 +363,10 @@ func TestWizardValidators(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []struct {
-		Items []struct {
+		Title  string `json:"step_title"`
+		NextV1 *bool  `json:"invalid_next_disabled"`
+		NextV2 *bool  `json:"invalid_next_disabled_v2"`
+		Items  []struct {
 			Subitems []struct {
 				Key       string `json:"key"`
 				Validator struct {
@@ -350,6 +380,11 @@ func TestWizardValidators(t *testing.T) {
 	}
 	fns := map[string]string{}
 	for _, s := range steps {
+		// The documented key, and the one DSM 7's wizards use (spksrc's recent wizards): Next
+		// stays disabled while a field is invalid whichever DSM reads.
+		if s.NextV1 == nil || !*s.NextV1 || s.NextV2 == nil || !*s.NextV2 {
+			t.Errorf("step %q lacks invalid_next_disabled and invalid_next_disabled_v2", s.Title)
+		}
 		for _, it := range s.Items {
 			for _, sub := range it.Subitems {
 				if sub.Validator.Fn != "" {
@@ -408,6 +443,19 @@ func TestAppWindowScript(t *testing.T) {
 		app["icon"] != "images/icon_{0}.png" {
 		t.Errorf("app config %v", app)
 	}
+	// DSM loads i18n strings when the app opens; the start menu's title and description need
+	// them before that (guide: Integrate DSM > i18n, preloadTexts).
+	preload := map[string]bool{}
+	if list, ok := app["preloadTexts"].([]any); ok {
+		for _, k := range list {
+			preload[fmt.Sprint(k)] = true
+		}
+	}
+	for _, k := range []string{fmt.Sprint(app["title"]), fmt.Sprint(app["desc"])} {
+		if strings.HasPrefix(k, "app:") && !preload[k] {
+			t.Errorf("the app's %s is not in preloadTexts %v", k, app["preloadTexts"])
+		}
+	}
 	stub := `
 var Ext = {
   namespace: function (ns) { var o = globalThis; ns.split(".").forEach(function (p) { o = o[p] = o[p] || {}; }); },
@@ -427,15 +475,26 @@ globalThis._S = function (k) { return k === "lang" ? "chs" : ""; };
 require("vm").runInThisContext(require("fs").readFileSync(process.argv[1], "utf8"));
 SYNO.SDS.Session = { SynoToken: "tok en" };
 var w = new SYNO.SDS.Forgebox.MainWindow({ appInstance: {} });
-process.stdout.write(w.cfg.html);
+var opened = "";
+globalThis.window = { open: function (u) { opened = u; } };
+w.cfg.tbar[0].handler();
+process.stdout.write(w.cfg.html + "\n" + w.cfg.tbar[0].text + "\n" + opened);
 `
 	out, err := exec.Command(node, "-e", stub, filepath.Join(root, "ui/dsm/forgebox.js")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("forgebox.js: %v\n%s", err, out)
 	}
-	html := string(out)
+	lines := strings.Split(string(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("forgebox.js printed %q", out)
+	}
+	html := lines[0]
 	if !strings.HasPrefix(html, `<iframe src="webman/3rdparty/forgebox/index.cgi/?lang=chs&_ts=`) ||
 		!strings.Contains(html, "&SynoToken=tok%20en") || strings.Count(html, "<iframe") != 1 {
 		t.Errorf("the window holds %s", html)
+	}
+	// "Download diagnostics" opens the front's own report route, with the session's token.
+	if lines[1] != "Download diagnostics" || lines[2] != "webman/3rdparty/forgebox/index.cgi/_dsm/report?SynoToken=tok%20en" {
+		t.Errorf("the diagnostics button: %q opens %q", lines[1], lines[2])
 	}
 }

@@ -52,7 +52,7 @@ func gitlabComponent(cfg config.Config, secrets SecretSource, env Env) (Componen
 	if err != nil {
 		return Component{}, err
 	}
-	share := filepath.Join(cfg.ShareDir(), "gitlab")
+	share := cfg.GitLabDir()
 	c := Component{
 		Name:        "gitlab",
 		Stage:       1,
