@@ -59,6 +59,7 @@ func Run(ctx context.Context, cfg config.Config, eng Engine, connectErr error) [
 	out = append(out, diskCheck(cfg.Stack.DataDir))
 	out = append(out, portChecks(ctx, cfg, eng)...)
 	out = append(out, memoryCheck("/proc/meminfo"))
+	out = append(out, registryChecks(ctx, cfg, cfg.Images())...)
 	return out
 }
 

@@ -116,3 +116,4 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
+
