@@ -116,4 +116,3 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
-
