@@ -47,6 +47,8 @@ Commands:
                       CI pipelines of every project, a job's log (followed while it runs), runners
   backup create|list|restore NAME  back up GitLab, config, secrets and host keys; list; put one back
   upgrade plan|apply [--to VERSION]  walk GitLab along its required upgrade stops, one hop at a time
+  bundle save [--arch amd64|arm64] FILE | bundle load FILE
+                      every image the config needs in one verified file, for a NAS offline
   config validate [FILE]  check a config file; errors name the key and line
   config show         print the effective config (secrets are never printed)
   config default      print the embedded default config
@@ -145,6 +147,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.backupCmd(ctx, cmdArgs)
 	case "upgrade":
 		err = g.upgradeCmd(ctx, cmdArgs)
+	case "bundle":
+		err = g.bundleCmd(ctx, cmdArgs)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:

@@ -43,6 +43,9 @@ type Stack struct {
 	DataDir    string `toml:"data_dir" json:"data_dir"`
 	ShareDir   string `toml:"share_dir" json:"share_dir"`
 	PullPolicy string `toml:"pull_policy" json:"pull_policy"`
+	// PullVia says who downloads images: "engine", "forgebox" or "auto".
+	PullVia         string   `toml:"pull_via" json:"pull_via"`
+	RegistryMirrors []string `toml:"registry_mirrors" json:"registry_mirrors"`
 
 	// GitLabDir is GitLab's live data (repositories, uploads, config, logs); empty: share_dir's
 	// gitlab folder. The DSM package keeps it in its var dir, where POSIX modes work.

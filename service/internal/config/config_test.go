@@ -501,6 +501,10 @@ func TestInvalidValues(t *testing.T) {
 		{"root share_dir", lines("[stack]", `share_dir = "/"`), "stack.share_dir", 2, "root directory", ""},
 		{"pull_policy", lines("[stack]", `pull_policy = "sometimes"`), "stack.pull_policy", 2, `"sometimes" is not allowed`, "allowed: missing, always, never"},
 		{"pull_policy empty", lines("[stack]", `pull_policy = ""`), "stack.pull_policy", 2, "missing", "always"},
+		{"pull_via", lines("[stack]", `pull_via = "torrent"`), "stack.pull_via", 2, `"torrent" is not allowed`, "allowed: auto, engine, forgebox"},
+		{"mirror not a URL", lines("[stack]", `registry_mirrors = ["mirror.example"]`), "stack.registry_mirrors", 2, "entry 1: \"mirror.example\" is not an http:// or https:// URL", "Docker Hub mirror"},
+		{"mirror with a path", lines("[stack]", `registry_mirrors = ["https://m.example/v2"]`), "stack.registry_mirrors", 2, "has a path", "registry.gitlab.com="},
+		{"mirrors with the engine's pull", lines("[stack]", `pull_via = "engine"`, `registry_mirrors = ["https://m.example"]`), "stack.registry_mirrors", 3, "pull_via is \"engine\"", "daemon.json"},
 
 		{"superuser gitlab", lines("[postgres]", `superuser = "gitlab"`), "postgres.superuser", 2, "gitlab", ""},
 		{"superuser invalid", lines("[postgres]", `superuser = "Post Gres"`), "postgres.superuser", 2, "role name", ""},
@@ -718,7 +722,7 @@ func TestLoad(t *testing.T) {
 // custom is a valid config that differs from the defaults almost everywhere.
 func custom() Config {
 	c := Default()
-	c.Stack = Stack{Name: "nas", DataDir: "/volume1/forgebox", ShareDir: "/volume1/gitlab", PullPolicy: "never"}
+	c.Stack = Stack{Name: "nas", DataDir: "/volume1/forgebox", ShareDir: "/volume1/gitlab", PullPolicy: "never", PullVia: "forgebox", RegistryMirrors: []string{"https://mirror.example", "registry.gitlab.com=http://10.0.0.5:5000"}}
 	c.Postgres = Postgres{Image: "postgres:16", Superuser: "pgadmin"}
 	c.Redis.Image = "redis:7.4"
 	c.GitLab = GitLab{Flavour: "omnibus", Image: "gitlab/gitlab-ce:18.5.1-ce.0", Host: "nas.local",

@@ -68,6 +68,17 @@ func (c Config) validate(src []byte) []FieldError {
 	v.absPath("stack.share_dir", c.Stack.ShareDir, false)
 	v.absPath("stack.gitlab_dir", c.Stack.GitLabDir, false)
 	v.oneOf("stack.pull_policy", c.Stack.PullPolicy, "missing", "always", "never")
+	v.oneOf("stack.pull_via", c.Stack.PullVia, "auto", "engine", "forgebox")
+	for i, m := range c.Stack.RegistryMirrors {
+		if _, _, err := ParseMirror(m); err != nil {
+			v.add("stack.registry_mirrors", fmt.Sprintf("entry %d: %v", i+1, err),
+				`write "https://mirror.example" for a Docker Hub mirror, or "registry.gitlab.com=https://mirror.example" for another registry's`)
+		}
+	}
+	if len(c.Stack.RegistryMirrors) > 0 && c.Stack.PullVia == "engine" {
+		v.add("stack.registry_mirrors", `mirrors are used by forgebox's own downloads, and stack.pull_via is "engine"`,
+			`set stack.pull_via = "auto" or "forgebox", or set the mirrors in the engine's daemon.json instead`)
+	}
 
 	v.image("postgres.image", c.Postgres.Image)
 	if !roleNamePattern.MatchString(c.Postgres.Superuser) {

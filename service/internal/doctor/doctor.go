@@ -60,6 +60,7 @@ func Run(ctx context.Context, cfg config.Config, eng Engine, connectErr error) [
 	out = append(out, portChecks(ctx, cfg, eng)...)
 	out = append(out, memoryCheck("/proc/meminfo"))
 	out = append(out, profileChecks(cfg)...)
+	out = append(out, registryChecks(ctx, cfg, cfg.Images())...)
 	return out
 }
 

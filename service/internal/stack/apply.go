@@ -56,10 +56,7 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 	case ActRemoveNetwork:
 		return s.removeNetwork(ctx, a.Target)
 	case ActPull:
-		return s.eng.Pull(ctx, a.Target, s.pullRetry, func(p engine.PullProgress) {
-			s.emit(events.Event{Kind: events.KindPull, Component: a.Component, Image: p.Image, Layer: p.Layer,
-				Message: p.Status, Current: p.Current, Total: p.Total})
-		})
+		return s.pullImage(ctx, a.Component, a.Target)
 	case ActCreate:
 		return s.createAndStart(ctx, comp, ids)
 	case ActRecreate:

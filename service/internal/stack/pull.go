@@ -1,0 +1,118 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/download"
+	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/events"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// imageLoader is what forgebox's own downloads need of the engine besides Engine: its platform,
+// and a way to load an image archive. The engine package's client has both.
+type imageLoader interface {
+	Info(ctx context.Context) (engine.Info, error)
+	LoadImage(ctx context.Context, archive io.Reader) ([]string, error)
+}
+
+// ImageCacheDir is where forgebox's own downloads are kept: content-addressed, verified blobs,
+// and the partial ones they resume from.
+func ImageCacheDir(cfg config.Config) string {
+	return filepath.Join(cfg.Stack.DataDir, "cache", "images")
+}
+
+// pullImage brings ref onto the engine the way stack.pull_via asks (see default.toml).
+func (s *Stack) pullImage(ctx context.Context, component, ref string) error {
+	via := s.cfg.Stack.PullVia
+	if via == "auto" && len(s.cfg.Stack.RegistryMirrors) > 0 {
+		via = "forgebox"
+	}
+	if via != "forgebox" {
+		err := s.eng.Pull(ctx, ref, s.pullRetry, func(p engine.PullProgress) {
+			s.emit(events.Event{Kind: events.KindPull, Component: component, Image: p.Image, Layer: p.Layer,
+				Message: p.Status, Current: p.Current, Total: p.Total})
+		})
+		if err == nil || via == "engine" || ctx.Err() != nil {
+			return err
+		}
+		if _, ok := s.eng.(imageLoader); !ok {
+			return err
+		}
+		s.emit(events.Event{Kind: events.KindInfo, Component: component, Image: ref,
+			Message: fmt.Sprintf("the engine's pull of %s failed (%v); forgebox downloads it instead, resuming from what it has", ref, err)})
+		s.log.Warn("engine pull failed; forgebox downloads", "image", ref, "err", err)
+	}
+	return s.download(ctx, component, ref)
+}
+
+// download fetches ref into the image cache (resuming), then loads it into the engine.
+func (s *Stack) download(ctx context.Context, component, ref string) error {
+	eng, ok := s.eng.(imageLoader)
+	if !ok {
+		return fmt.Errorf("pull %s: this engine client cannot load images", ref)
+	}
+	f, err := s.fetcher(ctx, eng, component)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	res, err := f.Fetch(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	s.emit(events.Event{Kind: events.KindInfo, Component: component, Image: ref,
+		Message: fmt.Sprintf("downloaded %s from %s (%s over the network, %s in all); loading it into the engine",
+			ref, res.Source, units.BytesSize(float64(res.Downloaded)), units.BytesSize(float64(res.Size)))})
+	if err := f.Load(ctx, eng, ref); err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// fetcher is a download.Fetcher for this stack: its cache, mirrors and the engine's platform.
+func (s *Stack) fetcher(ctx context.Context, eng imageLoader, component string) (*download.Fetcher, error) {
+	info, err := eng.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := download.OpenCache(ImageCacheDir(s.cfg))
+	if err != nil {
+		return nil, withDiskAdvice(err)
+	}
+	f := &download.Fetcher{
+		Cache:    cache,
+		Platform: v1.Platform{OS: orDefault(info.OS, "linux"), Architecture: orDefault(info.Arch, "amd64")},
+	}
+	for _, m := range s.cfg.Stack.RegistryMirrors {
+		mm, err := download.ParseMirror(m)
+		if err != nil {
+			return nil, fmt.Errorf("stack.registry_mirrors: %w", err)
+		}
+		f.Mirrors = append(f.Mirrors, mm)
+	}
+	f.Progress = func(p download.Progress) {
+		msg := fmt.Sprintf("%s: %s of %s from %s", p.Status, units.BytesSize(float64(p.Current)), units.BytesSize(float64(p.Total)), p.Source)
+		if p.Rate > 0 {
+			msg += fmt.Sprintf(", %s/s", units.BytesSize(p.Rate))
+		}
+		if p.Left > 0 {
+			msg += fmt.Sprintf(", about %s left", p.Left.Round(time.Second))
+		}
+		s.emit(events.Event{Kind: events.KindPull, Component: component, Image: p.Image, Layer: "download",
+			Message: msg, Current: p.Current, Total: p.Total})
+	}
+	return f, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
