@@ -45,6 +45,8 @@ func main() {
 	cgiBin := flag.String("cgi", "", "the small front binary (forgebox-cgi)")
 	n := flag.Int("n", 300, "requests per way")
 	idle := flag.Duration("idle", time.Minute, "idle window for the Engine API count")
+	image := flag.String("image", os.Getenv("FORGEBOX_TEST_REDIS_IMAGE"), "image of the stand-in stack containers")
+	containers := flag.Int("containers", 4, "running containers labelled as the stack's, as on a converged stack")
 	flag.Parse()
 	if *forgebox == "" || *cgiBin == "" {
 		fatal("give -forgebox and -cgi")
@@ -74,6 +76,21 @@ func main() {
 	cfg = regexp.MustCompile(`(?m)^name = "forgebox"$`).ReplaceAllString(cfg, `name = "frontbench`+strconv.Itoa(os.Getpid()%10000)+`"`)
 	cfgPath := filepath.Join(varDir, "forgebox.toml")
 	check(os.WriteFile(cfgPath, []byte(cfg), 0o644))
+	// Containers the controller takes for its stack's (by its labels): what it watches and
+	// samples on a converged stack, without bringing one up.
+	stackName := regexp.MustCompile(`(?m)^name = "(frontbench[0-9]+)"$`).FindStringSubmatch(cfg)[1]
+	if *containers > 0 && *image == "" {
+		fatal("-containers needs -image (or FORGEBOX_TEST_REDIS_IMAGE)")
+	}
+	for i, comp := range []string{"postgres", "redis", "gitlab", "runner", "extra"}[:min(*containers, 5)] {
+		name := fmt.Sprintf("%s-%s", stackName, comp)
+		out, err := exec.Command("docker", "run", "-d", "--name", name, "--label", "io.forgebox.stack="+stackName,
+			"--label", "io.forgebox.component="+comp, *image).CombinedOutput()
+		if err != nil {
+			fatal(fmt.Sprintf("container %d: %v %s", i, err, out))
+		}
+		defer exec.Command("docker", "rm", "-f", name).Run()
+	}
 
 	sock := filepath.Join(root, "docker.sock")
 	calls := startProxy(sock, "/var/run/docker.sock")
@@ -167,7 +184,7 @@ func main() {
 	fmt.Printf("| index.cgi: forgebox-cgi (%.1f MiB) | %s | %s | %s | %s |\n", mib(fi.Size()), ms(small[0]), ms(small[1]), ms(small[0]-direct[0]), ms(smallCPU))
 	fmt.Printf("| index.cgi: the forgebox binary (%.1f MiB) | %s | %s | %s | %s |\n\n", mib(ff.Size()), ms(full[0]), ms(full[1]), ms(full[0]-direct[0]), ms(fullCPU))
 	fmt.Printf("Load average at the end: %s", load)
-	fmt.Printf("Idle controller, nobody watching: %d Engine API requests in %s (%.1f per minute).\n", idleCalls, *idle, perMin)
+	fmt.Printf("Idle controller, nobody watching, %d running stack containers: %d Engine API requests in %s (%.1f per minute).\n", *containers, idleCalls, *idle, perMin)
 }
 
 // measure runs f n times and returns the p50 and p99 of its duration.

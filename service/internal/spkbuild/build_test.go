@@ -20,7 +20,7 @@ func buildSPK(t *testing.T, arch spkbuild.Arch, build int) (spkbuild.Result, str
 	root := spktest.RepoRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "forgebox-"+arch.GOARCH)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute) // two compiles on a busy machine
 	defer cancel()
 	if err := spkbuild.CompileBinary(ctx, root, arch, bin, "-s -w -X github.com/forgebox/forgebox/service/internal/buildinfo.Version=spkbuild-test"); err != nil {
 		t.Fatal(err)
