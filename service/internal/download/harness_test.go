@@ -218,6 +218,8 @@ type cutProxy struct {
 	cuts     atomic.Int64
 	conns    atomic.Int64
 	l        net.Listener
+	mu       sync.Mutex
+	open     map[net.Conn]bool
 }
 
 func startCutProxy(t *testing.T, target string) *cutProxy {
@@ -226,10 +228,19 @@ func startCutProxy(t *testing.T, target string) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{Addr: l.Addr().String(), target: target, l: l}
+	p := &cutProxy{Addr: l.Addr().String(), target: target, l: l, open: map[net.Conn]bool{}}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	t.Cleanup(func() { close(done); l.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		close(done)
+		l.Close()
+		p.mu.Lock()
+		for c := range p.open { // idle keep-alive connections would hold serve forever
+			c.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -254,6 +265,8 @@ func (p *cutProxy) serve(client net.Conn, done <-chan struct{}) {
 		return
 	}
 	defer up.Close()
+	p.track(client, up)
+	defer p.untrack(client, up)
 	go func() { io.Copy(up, client); up.(*net.TCPConn).CloseWrite() }()
 	buf := make([]byte, 32<<10)
 	var onConn int64
@@ -286,6 +299,22 @@ func (p *cutProxy) serve(client net.Conn, done <-chan struct{}) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+func (p *cutProxy) track(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		p.open[c] = true
+	}
+}
+
+func (p *cutProxy) untrack(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		delete(p.open, c)
 	}
 }
 
