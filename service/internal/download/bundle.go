@@ -184,6 +184,9 @@ func LoadBundle(ctx context.Context, c *Cache, eng Loader, file string, progress
 
 // verifyBundle reads the whole bundle, verifies each blob and records its images in the cache.
 func verifyBundle(c *Cache, file string, progress func(string)) (BundleManifest, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
 	var bm BundleManifest
 	fh, err := os.Open(file)
 	if err != nil {
@@ -253,11 +256,7 @@ func verifyBundle(c *Cache, file string, progress func(string)) (BundleManifest,
 		if !got[d.Digest.String()] {
 			return bm, bad("image %s has no manifest blob", d.Annotations[annotationRef])
 		}
-		img, err := c.Image(d.Digest)
-		if err != nil {
-			return bm, bad("image %s: %v", d.Annotations[annotationRef], err)
-		}
-		blobs, err := imageBlobs(img)
+		blobs, err := c.manifestBlobs(d.Digest)
 		if err != nil {
 			return bm, bad("image %s: %v", d.Annotations[annotationRef], err)
 		}

@@ -112,6 +112,21 @@ func (c *Cache) lookup(ref string, pf v1.Platform) (v1.Descriptor, bool, error) 
 	return v1.Descriptor{}, false, nil
 }
 
+// manifestBlobs lists the config and layers an image manifest in the cache names, read from the
+// manifest blob itself (it need not be in index.json yet).
+func (c *Cache) manifestBlobs(h v1.Hash) ([]v1.Descriptor, error) {
+	f, err := os.Open(c.blobPath(h))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := v1.ParseManifest(f)
+	if err != nil {
+		return nil, err
+	}
+	return append([]v1.Descriptor{m.Config}, m.Layers...), nil
+}
+
 // Image opens a cached image by the manifest digest.
 func (c *Cache) Image(h v1.Hash) (v1.Image, error) {
 	return layout.Path(c.dir).Image(h)

@@ -174,39 +174,36 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string) (Fetched, error) {
 	if err != nil {
 		return Fetched{}, err
 	}
+	// Sources are asked in order and only as far as needed: the first that serves the manifest
+	// serves the blobs, and the ones after it are asked only for a blob it cannot serve.
 	var (
-		srcs     []source
 		img      v1.Image
 		manifest []byte
 		desc     v1.Descriptor
 		tried    []string
+		first    = -1
 	)
 	for i, repo := range repos {
-		rt, err := transport.NewWithContext(ctx, repo.Registry, f.auth(repo), f.transport(), []string{repo.Scope(transport.PullScope)})
+		s, err := f.source(ctx, repo, labels[i])
+		if err == nil {
+			img, manifest, desc, err = f.resolveRetrying(ctx, s, r)
+		}
 		if err != nil {
 			tried = append(tried, fmt.Sprintf("%s: %v", labels[i], err))
 			continue
 		}
-		s := source{label: labels[i], repo: repo, rt: rt}
-		srcs = append(srcs, s)
-		if img != nil {
-			continue // a later source, kept for blobs the first could not serve
-		}
-		img, manifest, desc, err = f.resolveRetrying(ctx, s, r)
-		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s: %v", labels[i], err))
-			srcs = srcs[:len(srcs)-1]
-			continue
-		}
+		first = i
+		break
 	}
 	if img == nil {
 		return Fetched{}, fmt.Errorf("image %s: no mirror or registry could serve it for %s (%s)", ref, platformString(f.Platform), strings.Join(tried, "; "))
 	}
+	srcs := &sources{f: f, repos: repos[first:], labels: labels[first:]}
 	blobs, err := imageBlobs(img)
 	if err != nil {
 		return Fetched{}, fmt.Errorf("image %s: %w", ref, err)
 	}
-	res := Fetched{Ref: ref, Manifest: desc.Digest, Source: srcs[0].label}
+	res := Fetched{Ref: ref, Manifest: desc.Digest, Source: labels[first]}
 	var missing int64
 	for _, b := range blobs {
 		res.Size += b.Size
@@ -239,6 +236,39 @@ func (f *Fetcher) Fetch(ctx context.Context, ref string) (Fetched, error) {
 	}
 	track.report("done", "")
 	return res, nil
+}
+
+// source makes the authenticated transport for one source (this asks the registry how it
+// authenticates).
+func (f *Fetcher) source(ctx context.Context, repo name.Repository, label string) (source, error) {
+	rt, err := transport.NewWithContext(ctx, repo.Registry, f.auth(repo), f.transport(), []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return source{}, err
+	}
+	return source{label: label, repo: repo, rt: rt}, nil
+}
+
+// sources hands out the sources of one image in order, connecting to each only when it is
+// first needed.
+type sources struct {
+	f      *Fetcher
+	repos  []name.Repository
+	labels []string
+	made   []source
+	errs   []error
+}
+
+// at returns the i-th source, or false when there are no more.
+func (s *sources) at(ctx context.Context, i int) (source, error, bool) {
+	if i >= len(s.repos) {
+		return source{}, nil, false
+	}
+	for len(s.made) <= i {
+		src, err := s.f.source(ctx, s.repos[len(s.made)], s.labels[len(s.made)])
+		s.made = append(s.made, src)
+		s.errs = append(s.errs, err)
+	}
+	return s.made[i], s.errs[i], true
 }
 
 func (f *Fetcher) auth(repo name.Repository) authn.Authenticator {
@@ -350,12 +380,20 @@ func imageBlobs(img v1.Image) ([]v1.Descriptor, error) {
 
 // fetchBlob downloads one blob, trying each source in turn; on a source, failures that make no
 // progress are counted and bounded, with a growing pause between them.
-func (f *Fetcher) fetchBlob(ctx context.Context, srcs []source, b v1.Descriptor, track *tracker) (int64, error) {
+func (f *Fetcher) fetchBlob(ctx context.Context, srcs *sources, b v1.Descriptor, track *tracker) (int64, error) {
 	retry := f.retry()
 	p := f.Cache.partial(b)
 	start := track.downloaded()
 	var errs []string
-	for _, s := range srcs {
+	for i := 0; ; i++ {
+		s, err, ok := srcs.at(ctx, i)
+		if !ok {
+			break
+		}
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", srcs.labels[i], err))
+			continue
+		}
 		track.source = s.label
 		failures, wait := 0, retry.Backoff
 		for {
