@@ -101,6 +101,9 @@ cmd_test() {
   FORGEBOX_COMPOSE_BIN="$(bash bench/compose.sh)"
   export FORGEBOX_COMPOSE_BIN
   echo "== compose: $("$FORGEBOX_COMPOSE_BIN" version)"
+  # The real distribution registry for the download tests (built once per version, cached).
+  eval "$(bash testimages/registry.sh)"
+  echo "== registry: $FORGEBOX_TEST_REGISTRY_BIN"
   # The fault suite's kill trials: a fresh seed each run, printed here (FORGEBOX_FAULT_SEED
   # replays it), and as many trials as start within the budget (bench/soak.sh runs many more).
   export FORGEBOX_FAULT_SEED="${FORGEBOX_FAULT_SEED:-$(od -An -N6 -tu8 /dev/urandom | tr -d ' ')}"

@@ -38,7 +38,7 @@ var fastRetry = Retry{Attempts: 8, Backoff: 20 * time.Millisecond, MaxBackoff: 2
 
 // testImage pushes a two-layer image built on the Redis test image (real content, a few tens of
 // MiB) to reg and returns it with its reference there.
-func testImage(t *testing.T, addr, repo string) (v1.Image, string) {
+func testImage(t testing.TB, addr, repo string) (v1.Image, string) {
 	t.Helper()
 	im := testenv.TestImages(t)
 	base := engineImage(t, im.Redis)
@@ -55,7 +55,7 @@ func testImage(t *testing.T, addr, repo string) (v1.Image, string) {
 	return img, ref
 }
 
-func newFetcher(t *testing.T, cacheDir string) *Fetcher {
+func newFetcher(t testing.TB, cacheDir string) *Fetcher {
 	t.Helper()
 	c, err := OpenCache(cacheDir)
 	if err != nil {
@@ -64,7 +64,7 @@ func newFetcher(t *testing.T, cacheDir string) *Fetcher {
 	return &Fetcher{Cache: c, Platform: amd64, Retry: fastRetry, Stall: 2 * time.Second}
 }
 
-func smallestLayer(t *testing.T, img v1.Image) int64 {
+func smallestLayer(t testing.TB, img v1.Image) int64 {
 	t.Helper()
 	m, err := img.Manifest()
 	if err != nil {
@@ -191,7 +191,7 @@ wait:
 	}
 }
 
-func seedFromEnv(t *testing.T) uint64 {
+func seedFromEnv(t testing.TB) uint64 {
 	if s := os.Getenv("FORGEBOX_DOWNLOAD_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
@@ -356,7 +356,7 @@ func TestBundleSaveLoadAndRefuseDamage(t *testing.T) {
 	}
 }
 
-func withArch(t *testing.T, img v1.Image, arch string) v1.Image {
+func withArch(t testing.TB, img v1.Image, arch string) v1.Image {
 	t.Helper()
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -372,7 +372,7 @@ func withArch(t *testing.T, img v1.Image, arch string) v1.Image {
 }
 
 // flipByteInLargestMember copies a bundle, changing one byte in the middle of its largest blob.
-func flipByteInLargestMember(t *testing.T, src, dst string) {
+func flipByteInLargestMember(t testing.TB, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
 	if err != nil {
@@ -518,7 +518,7 @@ var _ Loader = (*engine.Client)(nil)
 
 // pushTLS pushes img as ref (whose host is a name only the test knows) to the TLS registry at
 // addr, dialling it directly.
-func pushTLS(t *testing.T, img v1.Image, addr string, pool *x509.CertPool, ref string) {
+func pushTLS(t testing.TB, img v1.Image, addr string, pool *x509.CertPool, ref string) {
 	t.Helper()
 	tr := &http.Transport{
 		TLSClientConfig: tlsTo(pool),

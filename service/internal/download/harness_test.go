@@ -42,7 +42,7 @@ type registryOpts struct {
 	certFile, keyFile string
 }
 
-func startRegistry(t *testing.T, o registryOpts) *testRegistry {
+func startRegistry(t testing.TB, o registryOpts) *testRegistry {
 	t.Helper()
 	bin := testenv.RegistryBinary(t)
 	dir := t.TempDir()
@@ -95,7 +95,7 @@ http:
 	return &testRegistry{Addr: addr}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,7 +112,7 @@ var (
 	saved   = map[string]v1.Image{}
 )
 
-func engineImage(t *testing.T, ref string) v1.Image {
+func engineImage(t testing.TB, ref string) v1.Image {
 	t.Helper()
 	savedMu.Lock()
 	defer savedMu.Unlock()
@@ -165,7 +165,7 @@ func engineImage(t *testing.T, ref string) v1.Image {
 	return img
 }
 
-func push(t *testing.T, img v1.Image, ref string) {
+func push(t testing.TB, img v1.Image, ref string) {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -176,7 +176,7 @@ func push(t *testing.T, img v1.Image, ref string) {
 	}
 }
 
-func pushIndex(t *testing.T, idx v1.ImageIndex, ref string) {
+func pushIndex(t testing.TB, idx v1.ImageIndex, ref string) {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -188,7 +188,7 @@ func pushIndex(t *testing.T, idx v1.ImageIndex, ref string) {
 }
 
 // imageBytes is what a download of img must move at least: its manifest and blobs.
-func imageBytes(t *testing.T, img v1.Image) int64 {
+func imageBytes(t testing.TB, img v1.Image) int64 {
 	t.Helper()
 	raw, err := img.RawManifest()
 	if err != nil {
@@ -222,7 +222,7 @@ type cutProxy struct {
 	open     map[net.Conn]bool
 }
 
-func startCutProxy(t *testing.T, target string) *cutProxy {
+func startCutProxy(t testing.TB, target string) *cutProxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -325,7 +325,7 @@ type connectProxy struct {
 	tunnels atomic.Int64
 }
 
-func startConnectProxy(t *testing.T, routes map[string]string) *connectProxy {
+func startConnectProxy(t testing.TB, routes map[string]string) *connectProxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -370,7 +370,7 @@ func startConnectProxy(t *testing.T, routes map[string]string) *connectProxy {
 
 // selfSigned writes a certificate and key for host and returns their paths and a pool that
 // trusts the certificate.
-func selfSigned(t *testing.T, host string) (string, string, *x509.CertPool) {
+func selfSigned(t testing.TB, host string) (string, string, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -402,7 +402,7 @@ func selfSigned(t *testing.T, host string) (string, string, *x509.CertPool) {
 
 func tlsTo(pool *x509.CertPool) *tls.Config { return &tls.Config{RootCAs: pool} }
 
-func testContext(t *testing.T) context.Context {
+func testContext(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
