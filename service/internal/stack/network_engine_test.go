@@ -420,7 +420,10 @@ func TestSingleNetworkStackConvergesToTheSplitWithItsData(t *testing.T) {
 	// Data written into GitLab's database while the old layout runs.
 	marker := fmt.Sprintf("made on %s", old)
 	conn := f.gitlabConnOn(ctx, old)
-	if _, err := conn.Exec(ctx, `CREATE TABLE forgebox_marker (note text); INSERT INTO forgebox_marker VALUES ($1)`, marker); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE TABLE forgebox_marker (note text)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO forgebox_marker VALUES ($1)`, marker); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
