@@ -371,7 +371,9 @@ func singleNetworkLayout(ctx context.Context, t *testing.T, f *fixture) string {
 		}
 		switch c.Name {
 		case "postgres":
-			det, err := f.eng.WaitHealthy(ctx, id, engine.WaitOptions{Deadline: 10 * time.Minute})
+			// Setting up the old layout, not the thing under test: wait on a login rather
+			// than on Docker's healthcheck, which a loaded machine can time out.
+			det, err := f.eng.Inspect(ctx, id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,6 +381,18 @@ func singleNetworkLayout(ctx context.Context, t *testing.T, f *fixture) string {
 			role, _ := f.secrets.Get(config.SecretPostgresGitLab)
 			target := pgprov.Target{Host: det.IPs[old], Port: 5432, Superuser: f.cfg.Postgres.Superuser, SuperPassword: super,
 				Role: stack.GitLabRole, RolePassword: role, Database: stack.GitLabDatabase, Extensions: pgprov.Extensions}
+			for deadline := time.Now().Add(10 * time.Minute); ; {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err := pgprov.Ping(pctx, target)
+				cancel()
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("old-layout PostgreSQL does not answer: %v", err)
+				}
+				time.Sleep(time.Second)
+			}
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 			_, err = pgprov.Provision(pctx, target)
 			cancel()
@@ -420,7 +434,10 @@ func TestSingleNetworkStackConvergesToTheSplitWithItsData(t *testing.T) {
 	// Data written into GitLab's database while the old layout runs.
 	marker := fmt.Sprintf("made on %s", old)
 	conn := f.gitlabConnOn(ctx, old)
-	if _, err := conn.Exec(ctx, `CREATE TABLE forgebox_marker (note text); INSERT INTO forgebox_marker VALUES ($1)`, marker); err != nil {
+	if _, err := conn.Exec(ctx, `CREATE TABLE forgebox_marker (note text)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO forgebox_marker VALUES ($1)`, marker); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)

@@ -98,7 +98,9 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 		}
 		o.Images[ref] = id
 	}
-	if pg, ok := o.Containers["postgres"]; ok && pg.Running() && pg.Health == "healthy" {
+	// A container not yet on the internal network (one an older forgebox made, on its single
+	// network) cannot be asked there; it is recreated onto it, and asked after that.
+	if pg, ok := o.Containers["postgres"]; ok && pg.Running() && pg.Health == "healthy" && pg.IPs[d.Network] != "" {
 		target, err := s.postgresTarget(pg, d)
 		if err != nil {
 			return o, err
@@ -112,7 +114,7 @@ func (s *Stack) observe(ctx context.Context, d Desired) (Observed, error) {
 			o.Postgres = &st
 		}
 	}
-	if gl, ok := o.Containers["gitlab"]; ok && gl.Running() {
+	if gl, ok := o.Containers["gitlab"]; ok && gl.Running() && gl.IPs[d.Network] != "" {
 		g, err := s.observeGitLab(ctx, d, gl)
 		if err != nil {
 			return o, err

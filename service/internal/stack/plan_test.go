@@ -157,6 +157,8 @@ func TestPlanGolden(t *testing.T) {
 				c.IPs = map[string]string{"forgebox-net": "172.18.0.9"}
 				o.Containers[name] = c
 			}
+			// Not asked on the old network: they are recreated first.
+			o.Postgres, o.GitLab = nil, nil
 		},
 		"leftover-component": func(o *Observed) {
 			o.Extra = []engine.Container{{ID: "old-id", Name: "forgebox-mailer", Component: "mailer", State: "running"}}
