@@ -26,6 +26,9 @@ func TestDownCancelsARunningUp(t *testing.T) {
 		h.do(h.bearer("GET", "/api/v1/events?after=0&limit=2000", nil), &page)
 		for _, e := range page.Events {
 			reached = reached || (e.Kind == events.KindStep && e.Component == "gitlab")
+			if !reached && (e.Kind == events.KindError || e.Kind == events.KindDone) && e.Op == "up" {
+				t.Fatalf("the up ended before it came to GitLab: %s", e.Message)
+			}
 		}
 		if !reached && time.Now().After(deadline) {
 			t.Fatal("the up did not come to GitLab within 4 minutes")

@@ -53,7 +53,8 @@ type WaitOptions struct {
 }
 
 // WaitHealthy polls the container until it is healthy (or, without a healthcheck, running for
-// settleWithoutHealthcheck) and fails fast when it exits, restarts or turns unhealthy.
+// settleWithoutHealthcheck) and fails fast when it exits, restarts or turns unhealthy (with a
+// Ready probe, unhealthy waits for the probe instead).
 func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Detail, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
@@ -69,19 +70,21 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 	ctx, cancel := context.WithTimeout(ctx, o.Deadline)
 	defer cancel()
 	var first *Detail
+	var last Detail            // the last state seen, for a deadline that ends an Inspect
 	var runningSince time.Time // first seen running, without a healthcheck
 	lastReport := start
 	for {
 		d, err := c.Inspect(ctx, id)
 		if err != nil {
 			if parent.Err() != nil { // the caller gave up (a down cancels an up): no health verdict
-				return d, fmt.Errorf("wait for container %s: %w", id, parent.Err())
+				return last, fmt.Errorf("wait for container %s: %w", orID(last.Name, id), parent.Err())
 			}
 			if ctx.Err() != nil {
-				return d, c.healthFailure(id, d, fmt.Sprintf("was not healthy after %s", o.Deadline.Round(time.Second)), ErrHealthTimeout, o.LogLines)
+				return last, c.healthFailure(id, last, fmt.Sprintf("was not healthy after %s", o.Deadline.Round(time.Second)), ErrHealthTimeout, o.LogLines)
 			}
 			return d, err
 		}
+		last = d
 		if first == nil {
 			first = &d
 		}
@@ -109,6 +112,14 @@ func (c *Client) WaitHealthy(ctx context.Context, id string, o WaitOptions) (Det
 			// wait began: that one restart is what is being waited for.
 		case d.State == "restarting" || d.RestartCount > first.RestartCount:
 			return d, c.healthFailure(id, d, fmt.Sprintf("keeps restarting (exit code %d)", d.ExitCode), nil, o.LogLines)
+		case d.Health == "unhealthy" && o.Ready != nil && d.State == "running" && d.RestartCount == first.RestartCount:
+			// Docker's verdict can be stale: a first start that outlasts the healthcheck's start
+			// period (PostgreSQL's initdb on a slow or loaded machine) is called unhealthy while
+			// it still works its way up. The direct probe decides; without an answer the wait
+			// goes on to its deadline.
+			if o.Ready(ctx, d) {
+				return d, nil
+			}
 		case d.Health == "unhealthy":
 			return d, c.healthFailure(id, d, "is unhealthy", nil, o.LogLines)
 		}

@@ -142,6 +142,36 @@ func TestWaitHealthyUnhealthy(t *testing.T) {
 	}
 }
 
+// TestWaitHealthyUnhealthyButReady: with a direct probe, Docker's "unhealthy" (a slow first
+// start outlasting the start period) is not the end: the wait goes on until the probe answers.
+func TestWaitHealthyUnhealthyButReady(t *testing.T) {
+	t.Parallel()
+	eng := testenv.Engine(t)
+	im := testenv.TestImages(t)
+	stack := newStack(t)
+	id := startContainer(t, eng, stack, engine.ContainerSpec{
+		Name:       stack + "-slow",
+		Image:      im.Redis,
+		Entrypoint: []string{"sh", "-c", "exec sleep 1000"},
+		Health:     &engine.Healthcheck{Test: []string{"CMD", "false"}, Interval: time.Second, Timeout: 5 * time.Second, Retries: 1},
+	})
+	var sawUnhealthy, probed int
+	d, err := eng.WaitHealthy(ctxFor(t, 2*time.Minute), id, engine.WaitOptions{Deadline: time.Minute, Poll: 200 * time.Millisecond,
+		Ready: func(ctx context.Context, d engine.Detail) bool {
+			probed++
+			if d.Health == "unhealthy" {
+				sawUnhealthy++
+			}
+			return sawUnhealthy >= 3 // the service answers a while after Docker gave up on it
+		}})
+	if err != nil {
+		t.Fatalf("WaitHealthy with a probe that answers: %v", err)
+	}
+	if d.Health != "unhealthy" || sawUnhealthy < 3 {
+		t.Errorf("returned at health %q after %d unhealthy probes (%d in all), want unhealthy and 3", d.Health, sawUnhealthy, probed)
+	}
+}
+
 func TestWaitHealthyHealthy(t *testing.T) {
 	t.Parallel()
 	eng := testenv.Engine(t)
@@ -202,7 +232,7 @@ func TestWaitHealthyDeadline(t *testing.T) {
 	var reports []report
 	start := time.Now()
 	d, err := eng.WaitHealthy(ctxFor(t, 2*time.Minute), id, engine.WaitOptions{
-		Deadline: 3 * time.Second,
+		Deadline: 8 * time.Second,
 		Poll:     100 * time.Millisecond,
 		Every:    500 * time.Millisecond,
 		Progress: func(d engine.Detail, waited time.Duration) {
@@ -222,26 +252,26 @@ func TestWaitHealthyDeadline(t *testing.T) {
 	if he.Container != name {
 		t.Errorf("HealthError.Container = %q, want %q", he.Container, name)
 	}
-	wantContains(t, "error", err.Error(), name, "not healthy after 3s")
-	if took < 3*time.Second-100*time.Millisecond || took > 15*time.Second {
-		t.Errorf("WaitHealthy with a 3s deadline returned after %s", took)
+	wantContains(t, "error", err.Error(), name, "not healthy after 8s")
+	if took < 8*time.Second-100*time.Millisecond || took > 30*time.Second {
+		t.Errorf("WaitHealthy with an 8s deadline returned after %s", took)
 	}
 
-	// Progress every 500ms at most, in order, all while starting. How many fit in 3s depends
-	// on how long each Inspect takes on a loaded engine, so only the bounds that hold however
-	// slow it is are checked: at least two (the wait reports more than once), never more often
-	// than every 500ms.
+	// Progress every 500ms at most, in order, all while starting. How many fit in 8s depends
+	// on how long each Inspect takes on a loaded engine (seconds, on a 2-core box running
+	// several suites), so only the bounds that hold however slow it is are checked: at least
+	// two (the wait reports more than once), never more often than every 500ms.
 	mu.Lock()
 	defer mu.Unlock()
-	if len(reports) < 2 || len(reports) > 7 {
-		t.Errorf("%d progress reports in 3s at every 500ms, want 2 to 7", len(reports))
+	if len(reports) < 2 || len(reports) > 17 {
+		t.Errorf("%d progress reports in 8s at every 500ms, want 2 to 17", len(reports))
 	}
 	var last time.Duration
 	for i, r := range reports {
 		if r.d.Health != "starting" || r.d.State != "running" || r.d.ID != id {
 			t.Errorf("report %d: %+v", i, r.d)
 		}
-		if r.waited < last+400*time.Millisecond || r.waited > 3*time.Second+200*time.Millisecond {
+		if r.waited < last+400*time.Millisecond || r.waited > 8*time.Second+200*time.Millisecond {
 			t.Errorf("report %d after %s (previous %s)", i, r.waited, last)
 		}
 		last = r.waited

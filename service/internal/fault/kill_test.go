@@ -65,7 +65,11 @@ func faultTrials(t *testing.T) (count int, budget time.Duration) {
 	return defaultTrials, 0
 }
 
-// runTrials runs trial(i, rng) for each trial, killConcurrent at a time, each as a subtest.
+// trialSlots bounds the stacks converging at once across all kill tests of the package.
+var trialSlots = make(chan struct{}, killConcurrent)
+
+// runTrials runs trial(i, rng) for each trial, killConcurrent at a time (shared with the other
+// kill tests), each as a subtest.
 func runTrials(t *testing.T, seed uint64, trial func(t *testing.T, i int, rng *rand.Rand)) {
 	count, budget := faultTrials(t)
 	start := time.Now()
@@ -78,8 +82,14 @@ func runTrials(t *testing.T, seed uint64, trial func(t *testing.T, i int, rng *r
 				if i >= count || (budget > 0 && i > 0 && time.Since(start) > budget) {
 					return
 				}
+				trialSlots <- struct{}{}
+				if budget > 0 && i > 0 && time.Since(start) > budget {
+					<-trialSlots
+					return
+				}
 				ran.Add(1)
 				t.Run(fmt.Sprintf("trial%d", i+1), func(t *testing.T) {
+					defer func() { <-trialSlots }()
 					defer func() {
 						if t.Failed() {
 							t.Logf("replay: FORGEBOX_FAULT_SEED=%d FORGEBOX_FAULT_TRIALS=%d (this is trial %d)", seed, i+1, i+1)

@@ -1,28 +1,47 @@
 package fault_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
-// killOps are the commands besides `up` that a kill may interrupt, each with how many of its
-// progress lines a kill may follow (fewer than it prints, so the kill lands while it runs).
+// killOps are the operations besides a CLI `up` that a kill may interrupt. prepare readies the
+// stack and returns the command; lines is how many of its progress lines a kill may follow
+// (fewer than it prints, so the kill lands while it runs).
 var killOps = []struct {
-	args  []string
-	lines int
+	name    string
+	lines   int
+	prepare func(s *fbStack) []string
 }{
-	{[]string{"down"}, 3},             // "stop and remove" per component, then the network
-	{[]string{"backup", "create"}, 3}, // the step, GitLab's backup, writing the archive
+	// "stop and remove" per component, then the network.
+	{"down", 3, func(*fbStack) []string { return []string{"down"} }},
+	// The step, GitLab's backup, writing the archive.
+	{"backup create", 3, func(*fbStack) []string { return []string{"backup", "create"} }},
+	// Checking the archive, the safety backup, unpacking, GitLab's restore.
+	{"backup restore", 4, func(s *fbStack) []string {
+		s.must("backup", "create")
+		return []string{"backup", "restore", s.newestBackup(), "--yes"}
+	}},
+	{"serve", 0, nil}, // forgebox serve, killed during an up it runs: killServeDuringUp
 }
 
-// TestKillDuringOtherOps kills `down` or `backup create` at a random point on a converged stack
-// with a row of data, runs the command again, which must succeed, and checks the stack comes
-// back converged with the row, and no temporary file or lock left behind.
+// TestKillDuringOtherOps kills `down`, `backup create`, `backup restore` or `forgebox serve`
+// (during an up it runs) at a random point on a converged stack holding a row of data, runs the
+// command again (an `up` for serve), which must succeed, and checks the stack comes back
+// converged with the row, and no temporary file, unfinished archive or lock left behind.
 func TestKillDuringOtherOps(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
@@ -32,21 +51,27 @@ func TestKillDuringOtherOps(t *testing.T) {
 	seed := faultSeed(t)
 	runTrials(t, seed, func(t *testing.T, i int, rng *rand.Rand) {
 		op := killOps[rng.IntN(len(killOps))]
-		after := 1 + rng.IntN(op.lines)
-		delay := time.Duration(rng.IntN(800)) * time.Millisecond
-		name := strings.Join(op.args, " ")
 		s := newStack(t, testenv.Config(t, eng, im))
+		if op.prepare == nil {
+			s.killServeDuringUp(rng)
+			s.assertConverged()
+			s.assertNoTempFiles()
+			return
+		}
 		s.must("up")
 		marker := s.writeMarker()
-		line, err := s.killedAfter(op.args, after, delay)
+		args := op.prepare(s)
+		after := 1 + rng.IntN(op.lines)
+		delay := time.Duration(rng.IntN(800)) * time.Millisecond
+		line, err := s.killedAfter(args, after, delay)
 		if err != nil {
-			t.Fatalf("kill %s after progress line %d + %s: %v", name, after, delay, err)
+			t.Fatalf("kill %s after progress line %d + %s: %v", op.name, after, delay, err)
 		}
-		t.Logf("killed %s %s after progress line %d: %q", name, delay, after, line)
-		if out, err := s.forgebox(op.args...); err != nil {
-			t.Fatalf("%s after the kill failed: %v\n%s", name, err, out)
+		t.Logf("killed %s %s after progress line %d: %q", op.name, delay, after, line)
+		if out, err := s.forgebox(args...); err != nil {
+			t.Fatalf("%s after the kill failed: %v\n%s", op.name, err, out)
 		}
-		if op.args[0] == "down" {
+		if op.name == "down" {
 			if per := s.containers(); len(per) != 0 {
 				t.Errorf("containers after the second down: %v", per)
 			}
@@ -60,8 +85,20 @@ func TestKillDuringOtherOps(t *testing.T) {
 	})
 }
 
+// newestBackup names the newest backup `backup list` shows.
+func (s *fbStack) newestBackup() string {
+	s.t.Helper()
+	var list []struct {
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &list); err != nil || len(list) == 0 {
+		s.t.Fatalf("backup list --json: %v (%d backups)", err, len(list))
+	}
+	return list[0].Name
+}
+
 // assertBackupsComplete: the backup directory holds finished archives only, and `backup list`
-// finds no problem with any of them.
+// finds every one readable.
 func (s *fbStack) assertBackupsComplete() {
 	s.t.Helper()
 	entries, err := os.ReadDir(s.cfg.BackupDir())
@@ -73,7 +110,86 @@ func (s *fbStack) assertBackupsComplete() {
 			s.t.Errorf("unfinished file in the backup dir: %s", e.Name())
 		}
 	}
-	if out := s.must("backup", "list"); strings.Contains(strings.ToLower(out), "unreadable") || strings.Contains(strings.ToLower(out), "problem") {
-		s.t.Errorf("backup list after a killed backup:\n%s", out)
+	var list []struct {
+		Name    string `json:"name"`
+		Problem string `json:"problem"`
+	}
+	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &list); err != nil {
+		s.t.Fatalf("backup list --json: %v", err)
+	}
+	for _, b := range list {
+		if b.Problem != "" {
+			s.t.Errorf("backup %s after a killed backup: %s", b.Name, b.Problem)
+		}
+	}
+}
+
+// killServeDuringUp starts `forgebox serve`, asks it for an up over the API, kills it with
+// SIGKILL once the up has reached a randomly chosen component's step (plus a random delay), and
+// runs `forgebox up` from the CLI, which must take over and succeed.
+func (s *fbStack) killServeDuringUp(rng *rand.Rand) {
+	s.t.Helper()
+	component := []string{"postgres", "redis", "gitlab", "runner"}[rng.IntN(4)]
+	delay := time.Duration(rng.IntN(800)) * time.Millisecond
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(s.t))
+	cmd := s.command(s.t.Context(), "serve", "--listen", addr)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	base := "http://" + addr
+	api := func(method, path string) (int, []byte) {
+		tok, _ := os.ReadFile(filepath.Join(s.cfg.Stack.DataDir, config.AdminTokenFile))
+		req, err := http.NewRequest(method, base+path, nil)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, []byte(err.Error())
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	waitFor(s.t, 2*time.Minute, "forgebox serve answers", func() (bool, string) {
+		code, b := api("GET", "/healthz")
+		return code == http.StatusOK, string(b)
+	})
+	if code, b := api("POST", "/api/v1/up"); code != http.StatusAccepted {
+		s.t.Fatalf("POST /api/v1/up: %d %s\n%s", code, b, out.String())
+	}
+	waitFor(s.t, 8*time.Minute, "the up reaches "+component, func() (bool, string) {
+		code, b := api("GET", "/api/v1/events?after=0&limit=2000")
+		var page struct{ Events []events.Event }
+		if code != http.StatusOK || json.Unmarshal(b, &page) != nil {
+			return false, string(b)
+		}
+		for _, e := range page.Events {
+			if e.Kind == events.KindStep && e.Component == component {
+				return true, ""
+			}
+			if e.Kind == events.KindDone || e.Kind == events.KindError {
+				s.t.Fatalf("the up ended before it reached %s: %s", component, e.Message)
+			}
+		}
+		return false, fmt.Sprintf("%d events", len(page.Events))
+	})
+	time.Sleep(delay) // where in that step the kill lands (not synchronisation)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	killed = true
+	s.t.Logf("killed forgebox serve %s after the up reached %s", delay, component)
+	if o, err := s.forgebox("up"); err != nil {
+		s.t.Fatalf("up after serve was killed: %v\n%s", err, o)
 	}
 }

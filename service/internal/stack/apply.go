@@ -289,9 +289,11 @@ func (s *Stack) readyProbe(c Component) func(context.Context, engine.Detail) boo
 
 // probedHealth is the health forgebox acts on: Docker's, except that a container Docker still
 // calls "starting" counts as healthy once its service answers a direct probe. Without this a
-// converge that ended on the probe would find "starting" again and wait once more.
+// converge that ended on the probe would find "starting" again and wait once more. The same for
+// "unhealthy" that the probe contradicts (a slow first start outlasting the start period), so a
+// serving PostgreSQL is not restarted for Docker's stale verdict.
 func (s *Stack) probedHealth(ctx context.Context, c Component, d engine.Detail) string {
-	if d.Running() && d.Health == "starting" {
+	if d.Running() && (d.Health == "starting" || d.Health == "unhealthy") {
 		if ready := s.readyProbe(c); ready != nil && ready(ctx, d) {
 			return "healthy"
 		}

@@ -294,3 +294,25 @@ func TestObserveFailsWhenTheEngineDoes(t *testing.T) {
 	}
 	wantOneRedis(t, f, "running")
 }
+
+// TestDownRemovesACreateThatLandsLate: a create that a cancelled up had sent lands after down's
+// first look; down looks again and removes it too.
+func TestDownRemovesACreateThatLandsLate(t *testing.T) {
+	f, stack := fakeStack(t)
+	upRedis(t, stack(nil))
+	var once atomic.Bool
+	f.hook = func(call string) error {
+		if strings.HasPrefix(call, "stop ") && once.CompareAndSwap(false, true) {
+			_, err := f.create(engine.ContainerSpec{Name: "fbfake-postgres", Image: "postgres",
+				Labels: map[string]string{engine.LabelStack: "fbfake", engine.LabelComponent: "postgres"}})
+			return err
+		}
+		return nil
+	}
+	if err := stack(nil).Down(context.Background()); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if got := f.named(); len(got) != 0 {
+		t.Errorf("containers after down: %v", got)
+	}
+}

@@ -231,25 +231,15 @@ func (s *Stack) Down(ctx context.Context) error {
 		return err
 	}
 	defer lock.Unlock()
-	list, err := s.eng.ListContainers(ctx, s.cfg.Stack.Name)
-	if err != nil {
-		return err
-	}
-	// Last started, first stopped: the runner before GitLab, GitLab before its database.
-	order := []string{"runner", "gitlab", "redis", "postgres"}
-	slices.SortStableFunc(list, func(a, b engine.Container) int {
-		return rank(order, a.Component) - rank(order, b.Component)
-	})
-	for _, c := range list {
-		if c.Component == "" {
-			continue // a CI job container: the runner owns it and removes it itself
-		}
-		s.emit(events.Event{Kind: events.KindStep, Op: "down", Component: c.Component, Message: fmt.Sprintf("stop and remove %s (data kept)", c.Name)})
-		if err := s.eng.Stop(ctx, c.ID, stopTimeout(c.Component)); err != nil {
+	// Looked at again after each pass: a create that a cancelled or killed up had sent can land
+	// after the first look (the engine finishes what it was asked), and must go too.
+	for pass := 1; ; pass++ {
+		removed, err := s.downContainers(ctx)
+		if err != nil {
 			return err
 		}
-		if err := s.eng.Remove(ctx, c.ID); err != nil {
-			return err
+		if removed == 0 || pass == maxLooks {
+			break
 		}
 	}
 	// Every network of the stack: both of today's and an older forgebox's single one.
@@ -272,6 +262,35 @@ func (s *Stack) Down(ctx context.Context) error {
 	}
 	s.emit(events.Event{Kind: events.KindDone, Op: "down", Message: "stack is down; data kept in " + s.cfg.Stack.DataDir})
 	return nil
+}
+
+// downContainers stops and removes the stack's component containers, last started first, and
+// reports how many it removed.
+func (s *Stack) downContainers(ctx context.Context) (int, error) {
+	list, err := s.eng.ListContainers(ctx, s.cfg.Stack.Name)
+	if err != nil {
+		return 0, err
+	}
+	// Last started, first stopped: the runner before GitLab, GitLab before its database.
+	order := []string{"runner", "gitlab", "redis", "postgres"}
+	slices.SortStableFunc(list, func(a, b engine.Container) int {
+		return rank(order, a.Component) - rank(order, b.Component)
+	})
+	removed := 0
+	for _, c := range list {
+		if c.Component == "" {
+			continue // a CI job container: the runner owns it and removes it itself
+		}
+		s.emit(events.Event{Kind: events.KindStep, Op: "down", Component: c.Component, Message: fmt.Sprintf("stop and remove %s (data kept)", c.Name)})
+		if err := s.eng.Stop(ctx, c.ID, stopTimeout(c.Component)); err != nil {
+			return removed, err
+		}
+		if err := s.eng.Remove(ctx, c.ID); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
 }
 
 func rank(order []string, name string) int {

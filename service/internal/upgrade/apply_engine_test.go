@@ -221,7 +221,10 @@ func TestWaitMigrationsStopsOnAFailedOne(t *testing.T) {
 	if _, err := db.Exec(ctx, `UPDATE batched_background_migrations SET status = 0 WHERE job_class_name = 'BackfillBroken'`); err != nil {
 		t.Fatal(err)
 	}
-	if err := upgrade.WaitMigrations(ctx, x, 800*time.Millisecond, 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), "still not finished") {
+	// The deadline ends the wait between two looks ("still not finished") or, on a loaded
+	// machine, during one ("still running"): either way it says so.
+	if err := upgrade.WaitMigrations(ctx, x, 3*time.Second, 200*time.Millisecond); err == nil ||
+		!(strings.Contains(err.Error(), "still not finished") || strings.Contains(err.Error(), "still running after")) {
 		t.Fatalf("paused one past the deadline: %v", err)
 	}
 }

@@ -745,6 +745,14 @@ func (s *server) handleGitInfoRefs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the stand-in serves only smart HTTP git-upload-pack", http.StatusForbidden)
 		return
 	}
+	if ok, err := s.gitAuthorized(r, m[1]); err != nil {
+		s.internalError(w, "check the job token", err)
+		return
+	} else if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="GitLab"`)
+		http.Error(w, "HTTP Basic: Access denied", http.StatusUnauthorized)
+		return
+	}
 	var runnerID *int64
 	rid := r.Header.Get(FetchHeader)
 	if rid == "" {
@@ -823,4 +831,31 @@ func (s *server) handleFetches(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// gitAuthorized decides a clone of one of the stand-in's projects (they are private) as GitLab
+// does for a CI job (gitlabhq lib/gitlab/auth.rb, build_access_token_check): HTTP basic user
+// gitlab-ci-token with the token of a job that is running, here of the project cloned. A path
+// that is no project of the stand-in (the runner stand-in's probe repository) stays open.
+func (s *server) gitAuthorized(r *http.Request, projectPath string) (bool, error) {
+	var project int64
+	err := s.db.with(r.Context(), func(c *pgx.Conn) error {
+		return c.QueryRow(r.Context(), `SELECT id FROM standin_projects WHERE path = $1`, projectPath).Scan(&project)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	user, token, ok := r.BasicAuth()
+	if !ok || user != "gitlab-ci-token" || token == "" {
+		return false, nil
+	}
+	var n int
+	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
+		return c.QueryRow(r.Context(), `SELECT count(*) FROM standin_jobs WHERE project_id = $1 AND token_digest = $2 AND status = $3`,
+			project, digest(token), stRunning).Scan(&n)
+	})
+	return n > 0, err
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -214,6 +215,24 @@ func TestStandinCI(t *testing.T) {
 	if r, _ := request(dockerTok); r.status != 204 {
 		t.Errorf("a second request while test waits for build: %d", r.status)
 	}
+	// A clone of the (private) project needs HTTP basic gitlab-ci-token and the token of a job
+	// that runs (gitlabhq lib/gitlab/auth.rb, build_access_token_check).
+	refs := base + "/demo/app.git/info/refs?service=git-upload-pack"
+	basic := func(user, pw string) map[string]string {
+		return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))}
+	}
+	for name, h := range map[string]map[string]string{
+		"anonymous": nil, "a wrong token": basic("gitlab-ci-token", "glcbt-wrong"),
+		"another user": basic("root", build.Token), "a runner token": basic("gitlab-ci-token", dockerTok),
+	} {
+		if r := rawCall(t, "GET", refs, h, ""); r.status != 401 || r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("clone with %s: %d %q", name, r.status, r.header.Get("WWW-Authenticate"))
+		}
+	}
+	if r := rawCall(t, "GET", refs, basic("gitlab-ci-token", build.Token), ""); r.status != 200 ||
+		r.header.Get("Content-Type") != "application/x-git-upload-pack-advertisement" {
+		t.Errorf("clone with the running job's token: %d %s", r.status, r.body)
+	}
 	if r := patch(build, "5-9", "later"); r.status != 416 || r.header.Get("Range") != "0-0" {
 		t.Errorf("trace at a wrong offset: %d, Range %q", r.status, r.header.Get("Range"))
 	}
@@ -237,6 +256,9 @@ func TestStandinCI(t *testing.T) {
 	}
 	if r := put(build, `{"token":"TOKEN","state":"success"}`); r.status != 403 || r.header.Get("Job-Status") != "success" {
 		t.Errorf("update a finished job: %d %q", r.status, r.header.Get("Job-Status"))
+	}
+	if r := rawCall(t, "GET", refs, basic("gitlab-ci-token", build.Token), ""); r.status != 401 {
+		t.Errorf("clone with the token of a finished job: %d", r.status)
 	}
 	job, _, err := c.Jobs.GetJob(projectID, buildID)
 	if err != nil || job.Status != "success" || job.Runner.ID != dockerID || job.Commit == nil || job.Commit.Title != "Add the widget" ||

@@ -21,6 +21,8 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -649,6 +651,18 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 		return ciResult{err: err}
 	}
 	t.section(false, "prepare_executor", "")
+	// The sources first, with the job token, as the runner's helper would: a GitLab that
+	// refuses the token fails the job here.
+	t.section(true, "get_sources", "Getting source from Git repository")
+	remote, err := remoteURL(p.cfg, j)
+	if err == nil {
+		err = fetchRefs(ctx, d.httpc, remote)
+	}
+	if err != nil {
+		return ciResult{err: fmt.Errorf("fetch the sources: %w", err)}
+	}
+	t.line("Fetched the sources of %s", j.variable("CI_PROJECT_PATH"))
+	t.section(false, "get_sources", "")
 	hc, anon, err := hostConfig(*p.cfg.Docker)
 	if err != nil {
 		return ciResult{err: err}
@@ -733,4 +747,54 @@ func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image st
 	case <-ctx.Done():
 		return ciResult{err: ctx.Err(), container: name}
 	}
+}
+
+// remoteURL is where a job's sources come from (gitlab-runner common/build.go, GetRemoteURL):
+// GitLab's repo_url, unless the runner entry sets clone_url; then clone_url's scheme and host
+// with the project path, and the job token as HTTP basic credentials, user gitlab-ci-token.
+func remoteURL(cfg Runner, j *ciPayload) (string, error) {
+	if cfg.CloneURL == "" {
+		return j.GitInfo.RepoURL, nil
+	}
+	u, err := url.Parse(cfg.CloneURL)
+	if err != nil || u.Scheme == "" {
+		return j.GitInfo.RepoURL, nil
+	}
+	u.User = url.UserPassword("gitlab-ci-token", j.Token)
+	u.Path = path.Join(u.Path, j.variable("CI_PROJECT_PATH")+".git")
+	return u.String(), nil
+}
+
+// fetchRefs is the first request of a smart-HTTP fetch of remote, with the credentials the
+// URL carries sent as HTTP basic authentication (as git does once GitLab asks for them).
+func fetchRefs(ctx context.Context, hc *http.Client, remote string) error {
+	u, err := url.Parse(remote)
+	if err != nil {
+		return err
+	}
+	user := u.User
+	u.User = nil
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String()+"/info/refs?service=git-upload-pack", nil)
+	if err != nil {
+		return err
+	}
+	if user != nil {
+		pw, _ := user.Password()
+		req.SetBasicAuth(user.Username(), pw)
+	}
+	req.Header.Set("User-Agent", "git/2.47.2 (forgebox-runner-standin)")
+	req.Header.Set("Git-Protocol", "version=0")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s/info/refs: HTTP %d", u.Redacted(), resp.StatusCode)
+	}
+	if !strings.HasPrefix(string(body), advertisementStart) {
+		return fmt.Errorf("GET %s/info/refs: not an upload-pack advertisement", u.Redacted())
+	}
+	return nil
 }

@@ -55,6 +55,8 @@ type fakeCoordinator struct {
 	canceled map[int64]bool
 	running  map[int64]bool
 	maxRun   int
+	refuse   map[int64]bool // jobs whose token the clone refuses
+	fetched  map[int64]bool // jobs whose sources were fetched with their token
 }
 
 func (f *fakeCoordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -75,15 +77,29 @@ func (f *fakeCoordinator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		j := f.queue[0]
 		f.queue = f.queue[1:]
 		f.running[j["id"].(int64)] = true
+		j["git_info"] = map[string]any{"repo_url": "http://gitlab-ci-token:" + j["token"].(string) + "@" + r.Host + "/demo/app.git"}
 		n := 0
-		for _, v := range f.running {
-			if v {
+		for id, v := range f.running {
+			if v && !f.canceled[id] { // a canceled job sends no result; its slot is free once it is gone
 				n++
 			}
 		}
 		f.maxRun = max(f.maxRun, n)
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(j)
+	case r.Method == "GET" && r.URL.Path == "/demo/app.git/info/refs":
+		// As GitLab: HTTP basic gitlab-ci-token and the token of a running job.
+		user, tok, ok := r.BasicAuth()
+		for jid, run := range f.running {
+			if ok && run && user == "gitlab-ci-token" && tok == fmt.Sprintf("glcbt-testjobtoken%04d", jid) && !f.refuse[jid] {
+				f.fetched[jid] = true
+				w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+				fmt.Fprint(w, advertisementStart+"0000")
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="GitLab"`)
+		w.WriteHeader(http.StatusUnauthorized)
 	case r.Method == "PATCH":
 		j := id()
 		if f.canceled[j] {
@@ -192,12 +208,13 @@ func TestCIJobsOnEngine(t *testing.T) {
 	stamped := ciJob(4, `printf 'fetching 1/2\r'; sleep 1; printf 'fetching 2/2\r'; sleep 1; echo 'fetched 2 of 2'`, "echo 'warning: slow' >&2")
 	stamped["variables"] = append(stamped["variables"].([]map[string]any), map[string]any{"key": "FF_TIMESTAMPS", "value": "true", "public": true})
 	fake := &fakeCoordinator{traces: map[int64][]byte{}, ranges: map[int64][]string{}, final: map[int64]map[string]any{},
-		canceled: map[int64]bool{}, running: map[int64]bool{}}
+		canceled: map[int64]bool{}, running: map[int64]bool{}, refuse: map[int64]bool{4: true}, fetched: map[int64]bool{}}
 	fake.queue = []map[string]any{
 		ciJob(1, "echo one", "sleep 1.5", "echo two; echo err >&2", "echo $CI_JOB_TOKEN"),
 		ciJob(2, "echo failing", "exit 3", "echo never"),
 		stamped,
 		ciJob(3, "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo tick $i; sleep 1; done"),
+		ciJob(4, "echo never"),
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -278,7 +295,18 @@ func TestCIJobsOnEngine(t *testing.T) {
 	if r := fake.result(3); r != nil {
 		t.Errorf("a canceled job sent a result: %v", r)
 	}
+	// Job 4: GitLab refuses its token on the clone; the job fails before its script runs.
+	waitFor(t, "job 4 ends", time.Minute, func() bool { return fake.result(4) != nil })
+	if r := fake.result(4); r["state"] != "failed" {
+		t.Errorf("job 4 result %v", r)
+	}
+	if tr := fake.trace(4); !strings.Contains(tr, "fetch the sources") || !strings.Contains(tr, "HTTP 401") || strings.Contains(tr, "\nnever") {
+		t.Errorf("job 4 trace:\n%s", tr)
+	}
 	fake.mu.Lock()
+	if !fake.fetched[1] || !fake.fetched[2] || fake.fetched[4] {
+		t.Errorf("sources fetched with the job token: %v, want jobs 1 and 2, not 4", fake.fetched)
+	}
 	if fake.maxRun != 1 {
 		t.Errorf("%d jobs ran at once with limit 1", fake.maxRun)
 	}
