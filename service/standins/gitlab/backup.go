@@ -138,7 +138,9 @@ func runBackupTask(action, name string, vars map[string]string, flavour string) 
 	delete(vars, "SKIP")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	conn, err := connectWithRetry(ctx, cfg, 0, func(string, ...any) {})
+	// Waits a little for the server, as the container's own start does: a loaded test machine
+	// can time a login out once.
+	conn, err := connectWithRetry(ctx, cfg, 30*time.Second, func(string, ...any) {})
 	if err != nil {
 		return execFail("%v", err)
 	}
