@@ -4,7 +4,7 @@
 // i18n.js (builds-i18n.js); API data only ever goes into the page as text.
 import { t, getLang } from './i18n.js';
 import './builds-i18n.js';
-import { TraceParser, visible } from './tracefmt.js';
+import { TraceParser, visible as visibleText } from './tracefmt.js';
 
 // Helpers from app.js, handed over by initBuilds (app.js owns the API client and DOM helpers).
 let api, h, fill, toast;
@@ -428,7 +428,7 @@ function appendLog(data, ended) {
 }
 
 function logLine(line, n, partial) {
-  const l = visible(line.text);
+  const l = visibleText(line.text);
   const tx = h('span', { class: 'tx' });
   const st = bs.trace.ansi;
   let last = 0;

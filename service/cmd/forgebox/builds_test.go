@@ -102,7 +102,7 @@ func TestBuildsCLI(t *testing.T) {
 	if strings.Contains(log, "\x1b[") || strings.Contains(log, "section_start") || strings.Contains(log, "section_end") {
 		t.Errorf("escape codes or section markers in a log printed to a file:\n%q", log)
 	}
-	if regexp.MustCompile(`\d{6}Z [0-9a-f]{2}[OE]`).MatchString(log) || strings.Contains(log, "fetching") || !strings.Contains(log, "\nfetched 2 of 2\n") ||
+	if regexp.MustCompile(`\d{6}Z [0-9a-f]{2}[OE]`).MatchString(log) || regexp.MustCompile(`(?m)^fetching`).MatchString(log) || !strings.Contains(log, "\nfetched 2 of 2\n") ||
 		!strings.Contains(log, "\nwarning: disk almost full\n") {
 		t.Errorf("the runner's line headers or a continued line printed raw:\n%q", log)
 	}

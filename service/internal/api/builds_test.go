@@ -375,8 +375,6 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 		return r.length === 2 && d ? 'ok' : 'runners ' + r.length })()`, 15*time.Second)
 	sh.shot(ctx, "builds-04-stuck-and-runners.png")
 
-	timestampedLog(t, ctx, h, gl, sh)
-
 	// 中文.
 	if err := step(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'))`)); err != nil {
 		t.Fatal(err)
@@ -387,6 +385,8 @@ func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 	sh.shot(ctx, "builds-05-zh.png")
 	noPageErrors(t, ctx)
 	chromedp.Run(ctx, evalVoid(`const s = document.querySelector('#lang-select'); s.value = 'en'; s.dispatchEvent(new Event('change'))`))
+
+	timestampedLog(t, ctx, h, gl, sh)
 }
 
 // headerRE is the runner's line header (FF_TIMESTAMPS), as text that must never show.
