@@ -58,7 +58,12 @@ func (f *Fetcher) SaveBundle(ctx context.Context, refs []string, file string) (B
 	}
 	var entries []entry
 	seen := map[v1.Hash]int64{}
-	for _, ref := range dedupe(refs) {
+	saved := map[string]bool{}
+	for _, ref := range refs {
+		if ref == "" || saved[ref] {
+			continue
+		}
+		saved[ref] = true
 		res, err := f.Fetch(ctx, ref)
 		if err != nil {
 			return bm, err
@@ -326,16 +331,4 @@ func parsePlatform(s string) (v1.Platform, error) {
 		p.Variant = parts[2]
 	}
 	return p, nil
-}
-
-func dedupe(refs []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range refs {
-		if r != "" && !seen[r] {
-			seen[r] = true
-			out = append(out, r)
-		}
-	}
-	return out
 }
