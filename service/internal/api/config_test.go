@@ -218,6 +218,17 @@ func TestPrivilegedProfileWarning(t *testing.T) {
 		t.Errorf("a profile created without privileged: %s", body)
 	}
 
+	// A third profile needs a third job slot (runner.concurrent is at least the profiles).
+	res, body = h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	r := h.front("PUT", "/api/v1/config", map[string]any{"runner": map[string]any{"concurrent": 3}})
+	r.Header.Set("If-Match", `"`+page.Revision+`"`)
+	res, body = h.do(r, &page)
+	expectStatus(t, res, body, http.StatusOK)
+	if page.Config.Runner.Concurrent != 3 {
+		t.Fatalf("runner.concurrent is %d after setting 3: %s", page.Config.Runner.Concurrent, body)
+	}
+
 	var dind warned
 	res, body = h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}, "privileged": true}), &dind)
 	expectStatus(t, res, body, http.StatusCreated)
