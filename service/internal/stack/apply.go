@@ -15,6 +15,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // apply carries out a plan step by step. It makes no decisions of its own: what to do and why
@@ -171,7 +172,7 @@ func withDiskAdvice(err error) error {
 // diskAdvice says what to do about the storage errors a NAS owner meets.
 func diskAdvice(err error) string {
 	switch {
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(err, syscall.ENOSPC) || pgDiskFull(err):
 		return " (the disk is full: free space there, then run again; nothing was changed)"
 	case errors.Is(err, syscall.EROFS):
 		return " (the file system is read-only: check the volume's health in Storage Manager, or pick another stack.data_dir)"
@@ -179,6 +180,13 @@ func diskAdvice(err error) string {
 		return " (permission denied: run forgebox as root, or give its user that directory)"
 	}
 	return ""
+}
+
+// pgDiskFull is PostgreSQL's own report of a full disk (SQLSTATE 53100, disk_full), which
+// reaches forgebox as a server error rather than as ENOSPC.
+func pgDiskFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53100"
 }
 
 func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine.Detail, error) {
@@ -236,7 +244,7 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 		if pgprov.IsAuthError(err) {
 			return fmt.Errorf("PostgreSQL refused the superuser password from %s: its data dir was initialised with another one (a secret store from another install?); put back the secrets file that belongs to this data: %w", s.secretsPath, err)
 		}
-		return err
+		return withDiskAdvice(err)
 	}
 	if len(changes) == 0 {
 		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "role, database and extensions were already in place"})

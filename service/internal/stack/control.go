@@ -78,12 +78,19 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	d, err := s.desiredOn(ctx, s.secrets, info.ServerVersion)
+	// The networks first: the component's spec names the internal subnet (pg_hba.conf, GitLab's
+	// allowlist), which exists only once the network does.
+	var done Plan
+	nw, err := s.ensureNetworks(ctx, info, "up "+name, &done)
 	if err != nil {
-		return Plan{}, err
+		return done, err
+	}
+	d, err := s.desiredFor(ctx, s.secrets, &nw, info.ServerVersion)
+	if err != nil {
+		return done, err
 	}
 	if _, err := s.component(d, name); err != nil {
-		return Plan{}, err
+		return done, err
 	}
 	if name == "gitlab" {
 		if err := s.checkGitLabVersion(ctx); err != nil { // versionguard.go
@@ -103,14 +110,15 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 		}
 	}
 	op := "up " + name
-	if plan.Empty() {
+	if plan.Empty() && done.Empty() {
 		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: name, Message: "nothing to do: " + name + " is as configured"})
 		return plan, nil
 	}
 	for _, a := range plan.Actions {
 		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: a.Component, Message: a.String()})
 	}
-	return plan, s.apply(ctx, d, plan)
+	err = s.apply(ctx, d, plan)
+	return Plan{Actions: append(done.Actions, plan.Actions...)}, err
 }
 
 // DownComponent stops and removes one component's container; its data stays.

@@ -147,6 +147,33 @@ func (s *Stack) desiredFor(ctx context.Context, secrets SecretSource, nw *engine
 	return Build(s.cfg, secrets, s.version, env)
 }
 
+// ensureNetworks creates the stack's missing networks first, because GitLab's settings and
+// PostgreSQL's pg_hba.conf name the internal network's subnet, and attaches the controller. It
+// adds what it did to done and returns the internal network.
+func (s *Stack) ensureNetworks(ctx context.Context, info engine.Info, op string, done *Plan) (engine.Network, error) {
+	for _, n := range stackNetworks(s.cfg, info.ServerVersion) {
+		_, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, n.Name)
+		if err != nil {
+			return engine.Network{}, err
+		}
+		if ok {
+			continue
+		}
+		a := Action{Kind: ActCreateNetwork, Target: n.Name, Reason: fmt.Sprintf("network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))}
+		s.emit(events.Event{Kind: events.KindPlan, Op: op, Message: a.String()})
+		s.emit(events.Event{Kind: events.KindStep, Op: op, Message: a.String()})
+		if _, err := s.eng.CreateStackNetwork(ctx, s.cfg.Stack.Name, engine.NetworkSpec{Name: n.Name, Internal: n.Internal}); err != nil {
+			return engine.Network{}, settleNetwork(n.Name, err)
+		}
+		done.Actions = append(done.Actions, a)
+	}
+	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
+	if err != nil || !ok {
+		return engine.Network{}, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
+	}
+	return nw, s.attachController(ctx, nw)
+}
+
 // convergeOnce creates the networks first when they are missing, because GitLab's settings and
 // PostgreSQL's pg_hba.conf name the internal network's subnet, then observes, plans and applies
 // the rest.
@@ -162,27 +189,8 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	if err != nil {
 		return done, err
 	}
-	for _, n := range stackNetworks(s.cfg, info.ServerVersion) {
-		_, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, n.Name)
-		if err != nil {
-			return done, err
-		}
-		if ok {
-			continue
-		}
-		a := Action{Kind: ActCreateNetwork, Target: n.Name, Reason: fmt.Sprintf("network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))}
-		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: a.String()})
-		s.emit(events.Event{Kind: events.KindStep, Op: "up", Message: a.String()})
-		if _, err := s.eng.CreateStackNetwork(ctx, s.cfg.Stack.Name, engine.NetworkSpec{Name: n.Name, Internal: n.Internal}); err != nil {
-			return done, settleNetwork(n.Name, err)
-		}
-		done.Actions = append(done.Actions, a)
-	}
-	nw, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, s.cfg.NetworkName())
-	if err != nil || !ok {
-		return done, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
-	}
-	if err := s.attachController(ctx, nw); err != nil {
+	nw, err := s.ensureNetworks(ctx, info, "up", &done)
+	if err != nil {
 		return done, err
 	}
 	d, err := s.desiredFor(ctx, s.secrets, &nw, info.ServerVersion)

@@ -29,7 +29,7 @@ import (
 
 const (
 	ffTimestamps = "FF_TIMESTAMPS"
-	stampLayout    = "2006-01-02T15:04:05.000000Z"
+	stampLayout  = "2006-01-02T15:04:05.000000Z"
 	// stampBuf is how much of a line without a line feed the runner holds before it cuts it.
 	stampBuf = 8 * 1024
 )
