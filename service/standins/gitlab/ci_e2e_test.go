@@ -97,6 +97,9 @@ func TestStandinCI(t *testing.T) {
 	}
 	glID, glIP := h.start(ctx, spec{name: "gitlab", image: im.GitLab, alias: "gitlab", env: envList})
 	base := "http://" + glIP
+	// sameersbn's first boot restarts GitLab after gitlab:setup (restart.go): root exists once
+	// the restarted supervisord is PID 1.
+	h.waitPID1(ctx, glID, "supervisord", 60*time.Second)
 	waitHTTP(t, base+"/-/readiness", "", 200, 60*time.Second)
 	token := mintToken(t, h.exec(ctx, glID, "git", "bundle", "exec", "rails", "runner", "-e", "production", patScriptFor("forgebox", 300)))
 	api := base + "/api/v4"

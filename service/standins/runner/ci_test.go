@@ -174,6 +174,8 @@ func waitFor(t *testing.T, what string, within time.Duration, ok func() bool) {
 }
 
 func TestCIJobsOnEngine(t *testing.T) {
+	// This runner plays 18.5.0, before FF_TIMESTAMPS was on by default (trace.go).
+	t.Setenv("FORGEBOX_STANDIN_VERSION", "18.5.0")
 	image := os.Getenv("FORGEBOX_TEST_REDIS_IMAGE") // any local image with /bin/sh
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
@@ -208,13 +210,13 @@ func TestCIJobsOnEngine(t *testing.T) {
 	stamped := ciJob(4, `printf 'fetching 1/2\r'; sleep 1; printf 'fetching 2/2\r'; sleep 1; echo 'fetched 2 of 2'`, "echo 'warning: slow' >&2")
 	stamped["variables"] = append(stamped["variables"].([]map[string]any), map[string]any{"key": "FF_TIMESTAMPS", "value": "true", "public": true})
 	fake := &fakeCoordinator{traces: map[int64][]byte{}, ranges: map[int64][]string{}, final: map[int64]map[string]any{},
-		canceled: map[int64]bool{}, running: map[int64]bool{}, refuse: map[int64]bool{4: true}, fetched: map[int64]bool{}}
+		canceled: map[int64]bool{}, running: map[int64]bool{}, refuse: map[int64]bool{5: true}, fetched: map[int64]bool{}}
 	fake.queue = []map[string]any{
 		ciJob(1, "echo one", "sleep 1.5", "echo two; echo err >&2", "echo $CI_JOB_TOKEN"),
 		ciJob(2, "echo failing", "exit 3", "echo never"),
 		stamped,
 		ciJob(3, "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo tick $i; sleep 1; done"),
-		ciJob(4, "echo never"),
+		ciJob(5, "echo never"),
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
@@ -295,17 +297,17 @@ func TestCIJobsOnEngine(t *testing.T) {
 	if r := fake.result(3); r != nil {
 		t.Errorf("a canceled job sent a result: %v", r)
 	}
-	// Job 4: GitLab refuses its token on the clone; the job fails before its script runs.
-	waitFor(t, "job 4 ends", time.Minute, func() bool { return fake.result(4) != nil })
-	if r := fake.result(4); r["state"] != "failed" {
-		t.Errorf("job 4 result %v", r)
+	// Job 5: GitLab refuses its token on the clone; the job fails before its script runs.
+	waitFor(t, "job 5 ends", time.Minute, func() bool { return fake.result(5) != nil })
+	if r := fake.result(5); r["state"] != "failed" {
+		t.Errorf("job 5 result %v", r)
 	}
-	if tr := fake.trace(4); !strings.Contains(tr, "fetch the sources") || !strings.Contains(tr, "HTTP 401") || strings.Contains(tr, "\nnever") {
-		t.Errorf("job 4 trace:\n%s", tr)
+	if tr := fake.trace(5); !strings.Contains(tr, "fetch the sources") || !strings.Contains(tr, "HTTP 401") || strings.Contains(tr, "\nnever") {
+		t.Errorf("job 5 trace:\n%s", tr)
 	}
 	fake.mu.Lock()
-	if !fake.fetched[1] || !fake.fetched[2] || fake.fetched[4] {
-		t.Errorf("sources fetched with the job token: %v, want jobs 1 and 2, not 4", fake.fetched)
+	if !fake.fetched[1] || !fake.fetched[2] || !fake.fetched[4] || fake.fetched[5] {
+		t.Errorf("sources fetched with the job token: %v, want jobs 1, 2 and 4, not 5", fake.fetched)
 	}
 	if fake.maxRun != 1 {
 		t.Errorf("%d jobs ran at once with limit 1", fake.maxRun)
