@@ -88,13 +88,15 @@ func TestKillDuringOtherOps(t *testing.T) {
 // newestBackup names the newest backup `backup list` shows.
 func (s *fbStack) newestBackup() string {
 	s.t.Helper()
-	var list []struct {
-		Name string `json:"name"`
+	var out struct {
+		Backups []struct {
+			Name string `json:"name"`
+		} `json:"backups"`
 	}
-	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &list); err != nil || len(list) == 0 {
-		s.t.Fatalf("backup list --json: %v (%d backups)", err, len(list))
+	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &out); err != nil || len(out.Backups) == 0 {
+		s.t.Fatalf("backup list --json: %v (%d backups)", err, len(out.Backups))
 	}
-	return list[0].Name
+	return out.Backups[0].Name
 }
 
 // assertBackupsComplete: the backup directory holds finished archives only, and `backup list`
