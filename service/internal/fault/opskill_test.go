@@ -112,14 +112,16 @@ func (s *fbStack) assertBackupsComplete() {
 			s.t.Errorf("unfinished file in the backup dir: %s", e.Name())
 		}
 	}
-	var list []struct {
-		Name    string `json:"name"`
-		Problem string `json:"problem"`
+	var out struct {
+		Backups []struct {
+			Name    string `json:"name"`
+			Problem string `json:"problem"`
+		} `json:"backups"`
 	}
-	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &list); err != nil {
+	if err := json.Unmarshal([]byte(s.must("backup", "list", "--json")), &out); err != nil {
 		s.t.Fatalf("backup list --json: %v", err)
 	}
-	for _, b := range list {
+	for _, b := range out.Backups {
 		if b.Problem != "" {
 			s.t.Errorf("backup %s after a killed backup: %s", b.Name, b.Problem)
 		}
