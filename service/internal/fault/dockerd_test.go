@@ -1,201 +1,13 @@
 package fault_test
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/forgebox/forgebox/service/internal/testenv"
 )
-
-// privateEngine is a second dockerd that only this test uses, so it can be restarted without
-// breaking the tests that share the machine's engine. It runs in a network namespace of its own:
-// its bridges, published ports and container addresses exist only there, so it can touch neither
-// the host's networks nor its firewall (on a host whose FORWARD policy is DROP, as Docker's own
-// rules leave it, a second dockerd with --iptables=false on the host's namespace would see its
-// containers cut off from each other). forgebox runs inside that namespace too (nsenter), the
-// way it runs beside the engine on a NAS; the engine's socket is a file, reached from anywhere.
-type privateEngine struct {
-	t    *testing.T
-	dir  string // data root, exec root, socket, pid file, log
-	ns   string // network namespace, /run/netns/<ns>
-	sock string
-	cmd  *exec.Cmd
-	log  *os.File
-}
-
-func startPrivateEngine(t *testing.T) *privateEngine {
-	t.Helper()
-	requireRoot(t)
-	for _, tool := range []string{"dockerd", "docker", "ip", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			need(t, tool+" is not installed: the engine-restart test runs a private dockerd")
-		}
-	}
-	// Short: containerd's socket path lives under the exec root and unix socket paths are short.
-	dir, err := os.MkdirTemp("", "fbd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &privateEngine{t: t, dir: dir, ns: "fbfault-" + randHex(4), sock: filepath.Join(dir, "docker.sock")}
-	t.Cleanup(e.remove)
-	for _, args := range [][]string{{"netns", "add", e.ns}, {"-n", e.ns, "link", "set", "lo", "up"}} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if e.log, err = os.Create(filepath.Join(dir, "dockerd.log")); err != nil {
-		t.Fatal(err)
-	}
-	e.start()
-	return e
-}
-
-func (e *privateEngine) host() string { return "unix://" + e.sock }
-
-// netnsPrefix runs a command inside the engine's network namespace.
-func (e *privateEngine) netnsPrefix() []string {
-	return []string{"nsenter", "--net=/run/netns/" + e.ns, "--"}
-}
-
-func (e *privateEngine) start() {
-	e.t.Helper()
-	args := append(e.netnsPrefix(), "dockerd",
-		"--host", e.host(),
-		"--data-root", filepath.Join(e.dir, "root"),
-		"--exec-root", filepath.Join(e.dir, "x"),
-		"--pidfile", filepath.Join(e.dir, "docker.pid"),
-		"--config-file", filepath.Join(e.dir, "daemon.json"), // not the machine's /etc/docker/daemon.json
-		"--containerd-namespace", e.ns, "--containerd-plugins-namespace", e.ns+"-plugins",
-		"--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
-		"--storage-driver=overlay2", "--log-level=warn")
-	e.cmd = exec.Command(args[0], args[1:]...)
-	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
-	// Its own process group: a signal meant for the test never reaches it, and the reverse.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.cmd.Start(); err != nil {
-		e.t.Fatalf("start dockerd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func(cmd *exec.Cmd) { cmd.Wait(); close(exited) }(e.cmd)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if exec.Command("docker", "-H", e.host(), "version").Run() == nil {
-			return
-		}
-		select {
-		case <-exited:
-			e.t.Fatalf("the private dockerd exited at start:\n%s", e.logTail())
-		default:
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the private dockerd did not answer within 60s:\n%s", e.logTail())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// stop ends dockerd as the system would on a restart (SIGTERM: it stops the containers with
-// their stop timeouts), killing it only if it hangs.
-func (e *privateEngine) stop() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
-	}
-	e.cmd.Process.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(90 * time.Second)
-	for e.cmd.Process.Signal(syscall.Signal(0)) == nil {
-		if time.Now().After(deadline) {
-			e.cmd.Process.Kill()
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond) // the waiting goroutine reaps it
-	e.cmd = nil
-}
-
-func (e *privateEngine) restart() {
-	e.t.Helper()
-	e.stop()
-	e.start()
-}
-
-func (e *privateEngine) remove() {
-	if e.cmd != nil {
-		// Containers first, so dockerd unmounts their file systems itself.
-		if out, err := exec.Command("docker", "-H", e.host(), "ps", "-aq").Output(); err == nil {
-			if ids := strings.Fields(string(out)); len(ids) > 0 {
-				exec.Command("docker", append([]string{"-H", e.host(), "rm", "-f"}, ids...)...).Run()
-			}
-		}
-		e.stop()
-	}
-	if e.log != nil {
-		e.log.Close()
-	}
-	// Whatever is still mounted below the dir (deepest first), then the dir and the namespace.
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-		}
-	}
-	exec.Command("rm", "-rf", "--one-file-system", e.dir).Run()
-	exec.Command("ip", "netns", "del", e.ns).Run()
-}
-
-func (e *privateEngine) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// load copies images from the machine's engine into the private one (docker save | docker load).
-func (e *privateEngine) load(images ...string) {
-	e.t.Helper()
-	start := time.Now()
-	save := exec.Command("docker", append([]string{"save"}, images...)...)
-	load := exec.Command("docker", "-H", e.host(), "load", "-q")
-	pipe, err := save.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	load.Stdin = pipe
-	var saveErr, loadOut strings.Builder
-	save.Stderr = &saveErr
-	load.Stdout, load.Stderr = &loadOut, &loadOut
-	if err := save.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := load.Run(); err != nil {
-		e.t.Fatalf("docker load: %v\n%s", err, loadOut.String())
-	}
-	if err := save.Wait(); err != nil {
-		e.t.Fatalf("docker save: %v\n%s", err, saveErr.String())
-	}
-	e.t.Logf("loaded %d images into the private engine in %s", len(images), time.Since(start).Round(100*time.Millisecond))
-}
 
 // TestEngineRestart restarts the Docker daemon under a running stack. The containers must come
 // back by themselves (restart policy unless-stopped), the same containers, not new ones; `up`
@@ -208,11 +20,11 @@ func TestEngineRestart(t *testing.T) {
 	eng := testenv.Engine(t)
 	im := testenv.TestImages(t)
 	forgeboxBinary(t)
-	pe := startPrivateEngine(t)
-	pe.load(im.Postgres, im.Redis, im.GitLab, im.Runner)
+	pe := testenv.StartPrivateEngine(t, testenv.PrivateEngineOptions{})
+	pe.Load(im.Postgres, im.Redis, im.GitLab, im.Runner)
 
 	s := newStack(t, testenv.Config(t, eng, im))
-	s.host, s.wrap = pe.host(), pe.netnsPrefix()
+	s.host, s.wrap = pe.Host(), pe.NetnsPrefix()
 	start := time.Now()
 	s.must("up")
 	t.Logf("cold up on the private engine: %s", time.Since(start).Round(100*time.Millisecond))
@@ -231,7 +43,7 @@ func TestEngineRestart(t *testing.T) {
 	}
 
 	start = time.Now()
-	pe.restart()
+	pe.Restart()
 	t.Logf("dockerd restarted in %s", time.Since(start).Round(100*time.Millisecond))
 	waitFor(t, 90*time.Second, "every container runs again", func() (bool, string) {
 		out := s.mustDocker("ps", "-a", "--filter", "label=io.forgebox.stack="+s.cfg.Stack.Name, "--format", "{{.Names}}={{.State}}")
@@ -258,45 +70,10 @@ func TestEngineRestart(t *testing.T) {
 	// GitLab answers it; any HTTP answer shows the port is forwarded.
 	ip := s.mustDocker("inspect", "-f", `{{(index .NetworkSettings.Networks "`+s.cfg.NetworkName()+`").IPAddress}}`, s.container("gitlab"))
 	published := fmt.Sprintf("127.0.0.1:%d", s.cfg.GitLab.HTTPPort)
-	if status, err := pe.httpGet(published, "/-/readiness"); err != nil || !strings.HasPrefix(status, "HTTP/1.") {
+	if status, err := pe.HTTPGet(published, "/-/readiness"); err != nil || !strings.HasPrefix(status, "HTTP/1.") {
 		t.Errorf("GET http://%s/-/readiness inside the namespace: %q %v", published, status, err)
 	}
-	if status, err := pe.httpGet(ip+":80", "/-/readiness"); err != nil || !strings.Contains(status, " 200 ") {
+	if status, err := pe.HTTPGet(ip+":80", "/-/readiness"); err != nil || !strings.Contains(status, " 200 ") {
 		t.Errorf("GET http://%s:80/-/readiness inside the namespace: %q %v", ip, status, err)
 	}
-}
-
-// httpGet sends one GET from inside the engine's network namespace and returns the status line.
-// The socket is made on a thread switched into the namespace (a socket belongs to the namespace
-// it was made in); that thread is never unlocked, so it ends with its goroutine.
-func (e *privateEngine) httpGet(addr, path string) (string, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + e.ns)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("setns: %w", err)}
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		return "", r.err
-	}
-	defer r.c.Close()
-	r.c.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(r.c, "GET %s HTTP/1.0\r\nHost: gitlab\r\n\r\n", path)
-	line, err := bufio.NewReader(r.c).ReadString('\n')
-	return strings.TrimSpace(line), err
 }
