@@ -83,6 +83,8 @@ type harnessOptions struct {
 	full      bool // the config runs the whole stack's test images (GitLab and runner stand-ins too)
 	// preflight is Options.Preflight.
 	preflight func(config.Config) error
+	// connect, when set, replaces the engine connection (with engine false).
+	connect func(ctx context.Context) (api.Engine, error)
 }
 
 // newHarness starts a controller on an httptest server with a config file of its own.
@@ -104,6 +106,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		h.cfg.Stack.DataDir = t.TempDir()
 		connect = func(ctx context.Context) (api.Engine, error) {
 			return nil, errors.New("test: no engine here")
+		}
+		if o.connect != nil {
+			connect = o.connect
 		}
 	}
 	h.cfgPath = filepath.Join(t.TempDir(), "forgebox.toml")
