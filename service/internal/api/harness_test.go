@@ -334,32 +334,5 @@ func (h *harness) component(st api.Status, name string) api.ComponentView {
 // date is kept beside it and is not a secret.
 func (h *harness) secretValues() []string {
 	h.t.Helper()
-	return secretLeaves(h.t, h.cfg.Stack.DataDir)
-}
-
-func secretLeaves(t testing.TB, dataDir string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, config.SecretsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for name, v := range m {
-		switch {
-		case strings.HasSuffix(name, "_expires"):
-		case strings.HasPrefix(name, "runner/"):
-			var rec struct{ Token string }
-			if err := json.Unmarshal([]byte(v), &rec); err != nil || !strings.HasPrefix(rec.Token, "glrt-") {
-				t.Fatalf("runner record %s: token %q, %v", name, rec.Token, err)
-			}
-			out = append(out, rec.Token)
-		default:
-			out = append(out, v)
-		}
-	}
-	return out
+	return testenv.SecretLeaves(h.t, h.cfg.Stack.DataDir)
 }
