@@ -1,8 +1,13 @@
 package stack_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net"
+	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -112,4 +117,55 @@ func TestUpRefusesAnotherStacksContainer(t *testing.T) {
 	if strings.TrimSpace(string(state)) != id+" true" {
 		t.Errorf("the other stack's container was touched: %s", state)
 	}
+}
+
+// TestUpDropsADuplicateNetworkAnEarlierRunLeft: a killed run's network create and the next
+// run's can both succeed at API 1.41 (the engine checks names only against networks it already
+// has), leaving two networks of one name; containers on that name then fail to start ("network
+// is ambiguous"). up keeps the lowest ID, removes the copy and converges.
+func TestUpDropsADuplicateNetworkAnEarlierRunLeft(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	name := f.cfg.JobsNetworkName()
+	var ids []string
+	for range 2 {
+		ids = append(ids, createNetworkUnchecked(t, name, f.cfg.Stack.Name))
+	}
+	slices.Sort(ids)
+	if _, err := f.stack().Up(ctx); err != nil {
+		t.Fatalf("up with two networks named %s: %v", name, err)
+	}
+	out, err := exec.Command("docker", "network", "ls", "-q", "--no-trunc", "--filter", "name=^"+name+"$").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(out)); len(got) != 1 || got[0] != ids[0] {
+		t.Fatalf("networks named %s after up: %v, want only %s", name, got, ids[0])
+	}
+	if plan := f.up(ctx); !plan.Empty() {
+		t.Errorf("the next up planned:\n%s", plan)
+	}
+}
+
+// createNetworkUnchecked makes a labelled network over the engine's API with CheckDuplicate
+// off, as two racing creates end up, which the docker CLI (it asks for the check) cannot do.
+func createNetworkUnchecked(t *testing.T, name, stackName string) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", "/var/run/docker.sock")
+	}}}
+	body, _ := json.Marshal(map[string]any{"Name": name, "CheckDuplicate": false, "Driver": "bridge",
+		"Labels": map[string]string{engine.LabelStack: stackName}})
+	res, err := hc.Post("http://docker/v1.41/networks/create", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var created struct{ ID string }
+	if err := json.NewDecoder(res.Body).Decode(&created); err != nil || res.StatusCode != http.StatusCreated {
+		t.Fatalf("create network %s: %d %v", name, res.StatusCode, err)
+	}
+	t.Cleanup(func() { exec.Command("docker", "network", "rm", created.ID).Run() })
+	return created.ID
 }

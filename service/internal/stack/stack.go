@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -151,6 +152,9 @@ func (s *Stack) desiredFor(ctx context.Context, secrets SecretSource, nw *engine
 // PostgreSQL's pg_hba.conf name the internal network's subnet, and attaches the controller. It
 // adds what it did to done and returns the internal network.
 func (s *Stack) ensureNetworks(ctx context.Context, info engine.Info, op string, done *Plan) (engine.Network, error) {
+	if err := s.dropDuplicateNetworks(ctx, op, done); err != nil {
+		return engine.Network{}, err
+	}
 	for _, n := range stackNetworks(s.cfg, info.ServerVersion) {
 		_, ok, err := s.eng.FindNetwork(ctx, s.cfg.Stack.Name, n.Name)
 		if err != nil {
@@ -172,6 +176,42 @@ func (s *Stack) ensureNetworks(ctx context.Context, info engine.Info, op string,
 		return engine.Network{}, fmt.Errorf("network %s vanished right after it was created: %v", s.cfg.NetworkName(), err)
 	}
 	return nw, s.attachController(ctx, nw)
+}
+
+// dropDuplicateNetworks removes all but one of the stack's networks that share a name. An engine
+// asked at API 1.43 or older checks a new network's name only against the networks it already
+// has, so a create sent by a killed run and the next run's own can both succeed (the fault
+// soak's seed 39770811133210); containers then cannot start: "network ... is ambiguous". Every
+// run keeps the same one, the lowest ID, so two runs at once agree.
+func (s *Stack) dropDuplicateNetworks(ctx context.Context, op string, done *Plan) error {
+	nets, err := s.eng.ListNetworks(ctx, s.cfg.Stack.Name)
+	if err != nil {
+		return err
+	}
+	byName := map[string][]engine.Network{}
+	for _, n := range nets {
+		byName[n.Name] = append(byName[n.Name], n)
+	}
+	for name, group := range byName {
+		if len(group) < 2 {
+			continue
+		}
+		slices.SortFunc(group, func(a, b engine.Network) int { return strings.Compare(a.ID, b.ID) })
+		var kept []string
+		for _, n := range group[1:] {
+			a := Action{Kind: ActRemoveNetwork, Target: n.ID, Reason: fmt.Sprintf("network %s exists %d times with this stack's label (an interrupted run's create finished late); keeping %s", name, len(group), short(group[0].ID))}
+			s.emit(events.Event{Kind: events.KindStep, Op: op, Message: a.String()})
+			if err := s.eng.RemoveNetwork(ctx, n.ID); err != nil {
+				kept = append(kept, short(n.ID))
+				continue
+			}
+			done.Actions = append(done.Actions, a)
+		}
+		if len(kept) > 0 {
+			return fmt.Errorf("network %s exists %d times and the copies %s could not be removed (containers on them?); run forgebox down, then up again", name, len(group), strings.Join(kept, ", "))
+		}
+	}
+	return nil
 }
 
 // convergeOnce creates the networks first when they are missing, because GitLab's settings and
