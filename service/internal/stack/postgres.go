@@ -76,9 +76,9 @@ func postgresComponent(cfg config.Config, secrets SecretSource, env Env) (Compon
 			Health: &engine.Healthcheck{
 				// Over TCP, not the socket: during first-start initialisation the official
 				// image runs a socket-only server that would already answer on the socket.
-				Test:        []string{"CMD", "pg_isready", "-U", cfg.Postgres.Superuser, "-d", "postgres", "-h", "127.0.0.1"},
-				Interval:    2 * time.Second,
-				Timeout:     5 * time.Second,
+				Test:     []string{"CMD", "pg_isready", "-U", cfg.Postgres.Superuser, "-d", "postgres", "-h", "127.0.0.1"},
+				Interval: 2 * time.Second,
+				Timeout:  5 * time.Second,
 				// Long: on a slow NAS the first start (initdb) can outlast minutes, and an
 				// "unhealthy" verdict then would make the next up restart it in the middle of
 				// initdb, leaving a data dir PostgreSQL cannot start from. It costs nothing:
