@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +101,8 @@ func TestPreinstChecksAnswers(t *testing.T) {
 		"controller port":     {map[string]string{EnvControllerURL: "http://127.0.0.1:" + busyPort}, []string{busyPort, "controller needs it"}},
 		"too little memory":   {map[string]string{EnvMemInfo: memInfo(t, t.TempDir(), 1.5)}, []string{"1.5 GB", "at least 2 GB"}},
 		"Chinese, DSM's port": {map[string]string{KeyHTTPPort: "443", "SYNOPKG_DSM_LANGUAGE": "chs"}, []string{"无法以这些设置安装", "HTTP 端口"}},
+		"bad mirror":          {map[string]string{KeyMirrors: "https://ok.example, ftp://mirror.example"}, []string{"Mirrors", "entry 2"}},
+		"mirrors, Docker":     {map[string]string{KeyMirrors: "https://ok.example", KeyPullViaEngine: "true", KeyPullViaAuto: "false"}, []string{"Mirrors", "engine"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, msg := f.run(t, "preinst", c.vars)
@@ -124,7 +127,8 @@ func TestPreinstChecksAnswers(t *testing.T) {
 func TestPostinstWritesConfig(t *testing.T) {
 	f := newScriptFixture(t)
 	code, msg := f.run(t, "postinst", map[string]string{KeyHTTPPort: "31080", KeySSHPort: "31022", KeyFlavourOmnibus: "true",
-		KeyFlavourSameersbn: "false", KeyMemoryStandard: "true", KeyMemorySmall: "false"})
+		KeyFlavourSameersbn: "false", KeyMemoryStandard: "true", KeyMemorySmall: "false",
+		KeyMirrors: "https://m1.example, registry.gitlab.com=https://m2.example", KeyPullViaForgebox: "true", KeyPullViaAuto: "false"})
 	if code != 0 {
 		t.Fatalf("postinst failed: %s", msg)
 	}
@@ -132,6 +136,9 @@ func TestPostinstWritesConfig(t *testing.T) {
 	c, err := config.Load(env.ConfigFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Stack.PullVia != "forgebox" || !slices.Equal(c.Stack.RegistryMirrors, []string{"https://m1.example", "registry.gitlab.com=https://m2.example"}) {
+		t.Errorf("wizard's downloads answers: pull_via %q, mirrors %q", c.Stack.PullVia, c.Stack.RegistryMirrors)
 	}
 	if c.GitLab.Host != "nas.example" || c.GitLab.HTTPPort != 31080 || c.GitLab.SSHPort != 31022 ||
 		c.GitLab.Flavour != "omnibus" || !strings.HasPrefix(c.GitLab.Image, "gitlab/gitlab-ce:") ||

@@ -12,6 +12,8 @@ var messages = map[string]map[string]string{
 		"field.flavour":     "GitLab image",
 		"field.memory":      "Memory",
 		"field.admin_email": "Administrator e-mail",
+		"field.mirrors":     "Mirrors",
+		"field.pull_via":    "Who downloads the images",
 
 		"refused":         "Forgebox cannot be installed with these settings:",
 		"port.conflict":   "Port %d is already registered on this NAS by %s.",
@@ -41,6 +43,8 @@ var messages = map[string]map[string]string{
 		"field.flavour":     "GitLab 镜像",
 		"field.memory":      "内存",
 		"field.admin_email": "管理员电子邮件",
+		"field.mirrors":     "加速地址",
+		"field.pull_via":    "由谁下载镜像",
 
 		"refused":            "Forgebox 无法以这些设置安装：",
 		"port.conflict":      "端口 %d 已被这台 NAS 上的 %s 登记使用。",
