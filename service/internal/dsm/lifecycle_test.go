@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -486,5 +488,64 @@ func TestUpgradePointsGitLabAtVar(t *testing.T) {
 	f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
 	if after, _ := os.ReadFile(env.ConfigFile); !bytes.Equal(before, after) {
 		t.Error("the upgrade moved GitLab's data off a share of the user's choosing")
+	}
+}
+
+type fakeRemover struct {
+	removed []string
+	inUse   string
+}
+
+func (r *fakeRemover) RemoveImageTag(ctx context.Context, ref string) error {
+	if ref == r.inUse {
+		return fmt.Errorf("remove image %s: conflict: unable to remove repository reference (must force) - container abc is using it", ref)
+	}
+	r.removed = append(r.removed, ref)
+	return nil
+}
+
+// Uninstalling with "delete data" and "remove images" removes the stack's images (never forced:
+// one a container uses stays, and the message lists it with the command); without the tick, or
+// without "delete data", none is touched; when the engine cannot be reached the message says so
+// and lists them all.
+func TestPreuninstRemovesImagesWhenAsked(t *testing.T) {
+	f := newScriptFixture(t)
+	def := config.Default()
+	r := &fakeRemover{inUse: def.Redis.Image}
+	reach := func(ctx context.Context) (ImageRemover, func(), error) { return r, func() {}, nil }
+	old := ConnectImages
+	t.Cleanup(func() { ConnectImages = old })
+	ConnectImages = reach
+	uninstall := map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true", "SYNOPKG_PKGVER": "0.1.0-0057"}
+
+	f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "true", KeyDeleteData: "false", KeyRemoveImages: "true"})
+	f.run(t, "preuninst", uninstall)
+	if len(r.removed) != 0 {
+		t.Fatalf("images removed without both answers: %v", r.removed)
+	}
+
+	uninstall[KeyRemoveImages] = "true"
+	code, msg := f.run(t, "preuninst", uninstall)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, im := range []string{def.GitLab.Image, def.Postgres.Image, def.Runner.Image, "forgebox/controller:0.1.0-0057"} {
+		if !slices.Contains(r.removed, im) {
+			t.Errorf("%s was not removed (removed %v)", im, r.removed)
+		}
+	}
+	if slices.Contains(r.removed, def.Redis.Image) || !strings.Contains(msg, "sudo docker rmi "+def.Redis.Image) || strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
+		t.Errorf("the image in use must stay and be the only one offered:\n%s", msg)
+	}
+	if !strings.Contains(msg, "were removed") {
+		t.Errorf("the message does not say which images were removed:\n%s", msg)
+	}
+
+	ConnectImages = func(ctx context.Context) (ImageRemover, func(), error) {
+		return nil, nil, errors.New("permission denied on /var/run/docker.sock")
+	}
+	code, msg = f.run(t, "preuninst", uninstall)
+	if code != 0 || !strings.Contains(msg, "could not reach Docker") || !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
+		t.Errorf("unreachable engine: exit %d, message:\n%s", code, msg)
 	}
 }

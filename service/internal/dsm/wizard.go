@@ -44,6 +44,7 @@ const (
 	KeyPullViaEngine    = "wizard_pull_via_engine"
 	KeyKeepData         = "wizard_keep_data"
 	KeyDeleteData       = "wizard_delete_data"
+	KeyRemoveImages     = "wizard_remove_images"
 )
 
 // InstallAnswers reads the install wizard's answers from the environment. Radio groups come as
