@@ -202,17 +202,28 @@ function noteError(e) {
 window.addEventListener('error', (ev) => noteError(ev.error || ev.message));
 window.addEventListener('unhandledrejection', (ev) => noteError(ev.reason));
 
-function schedule(fn, fast, slow) {
+// schedule polls fn while wanted() says its data is on screen: never while the window is hidden
+// (DSM's app window minimised, another tab), so a window nobody looks at asks the controller
+// nothing, and its status requests do not keep the controller's stats sampling on. A skipped
+// turn costs a timer, not a request.
+function schedule(fn, fast, slow, wanted) {
   const loop = async () => {
-    try {
-      await fn();
-    } catch (e) {
-      noteError(e);
+    if (!document.hidden && wanted()) {
+      try {
+        await fn();
+      } catch (e) {
+        noteError(e);
+      }
     }
-    setTimeout(loop, document.hidden ? slow * 3 : (opRunning() ? fast : slow));
+    setTimeout(loop, opRunning() ? fast : slow);
   };
   loop();
 }
+
+// The status feeds the overview and the chrome's operation state; the activity feed the
+// overview's progress panel and the activity page. Other pages poll what they show themselves.
+const statusWanted = () => state.view === 'overview' || opRunning() || !state.status;
+const eventsWanted = () => state.view === 'overview' || state.view === 'activity' || opRunning();
 
 // ---------------------------------------------------------------------------------------------
 // Chrome: top bar, tabs, banner
@@ -567,7 +578,8 @@ async function pollLogs() {
 
 const SETTINGS = [
   ['stack', [['stack.name', 'text'], ['stack.data_dir', 'text', { readonly: true }], ['stack.share_dir', 'text'],
-    ['stack.pull_policy', 'select', { options: ['missing', 'always', 'never'] }]]],
+    ['stack.pull_policy', 'select', { options: ['missing', 'always', 'never'] }],
+    ['stack.pull_via', 'select', { options: ['auto', 'forgebox', 'engine'] }], ['stack.registry_mirrors', 'list']]],
   ['gitlab', [['gitlab.host', 'text'], ['gitlab.http_port', 'number'], ['gitlab.ssh_port', 'number'],
     ['gitlab.flavour', 'select', { options: ['sameersbn', 'omnibus'] }], ['gitlab.image', 'text'],
     ['gitlab.memory', 'select', { options: ['small', 'standard'] }], ['gitlab.admin_email', 'email'],
@@ -598,6 +610,8 @@ function field(key, type, opts, value) {
   } else if (type === 'checkbox') {
     input = h('input', { id, name: key, type: 'checkbox', checked: !!value });
   } else {
+    // A list (stack.registry_mirrors) is edited as one line, its entries separated by commas.
+    if (type === 'list') { type = 'text'; value = (value || []).join(', '); }
     input = h('input', { id, name: key, type, value: value ?? '', readonly: opts && opts.readonly, spellcheck: 'false', 'aria-describedby': id + '-help ' + id + '-err' });
   }
   return h('div', { class: 'field' + (type === 'checkbox' ? ' checkbox' : ''), 'data-key': key },
@@ -671,6 +685,7 @@ async function renderSettings() {
         const inp = form.elements.namedItem(key);
         let v = inp.value;
         if (type === 'number') v = inp.value.trim() === '' || isNaN(inp.valueAsNumber) ? inp.value : inp.valueAsNumber;
+        if (type === 'list') v = inp.value.split(/[\s,]+/).filter((x) => x !== '');
         setPath(body, key, v);
       }
     }
@@ -869,8 +884,13 @@ async function main() {
     logout.addEventListener('click', async () => { await api('POST', 'logout'); location.reload(); });
   } catch (e) { /* shown by the status poll */ }
   route();
-  schedule(refreshStatus, 1500, 5000);
-  schedule(refreshEvents, 1000, 4000);
+  schedule(refreshStatus, 1500, 5000, statusWanted);
+  schedule(refreshEvents, 1000, 4000, eventsWanted);
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    if (statusWanted()) refreshStatus();
+    if (eventsWanted()) refreshEvents();
+  });
   loadDoctor().then(() => { if (state.view === 'overview') renderOverview(); });
 }
 

@@ -16,6 +16,7 @@ export function initMaintenance(helpers) {
 const ms = {
   backups: null,   // GET backups
   upgrade: null,   // GET upgrade
+  bundles: null,   // GET bundles: offline bundles placed in the share
   error: null,
   restoring: null, // the backup whose restore form is open
   restoreText: '',  // what was typed there
@@ -59,9 +60,14 @@ async function load() {
     ms.upgrade = { error: e.message };
   }
   try {
+    ms.bundles = await api('GET', 'bundles');
+  } catch (e) {
+    ms.bundles = { error: e.message };
+  }
+  try {
     const ops = await api('GET', 'operations');
     const r = ops.running;
-    if (r && ['backup', 'backup (scheduled)', 'restore', 'upgrade'].includes(r.op) && (!ms.op || ms.op.id !== r.id)) watch(r);
+    if (r && ['backup', 'backup (scheduled)', 'restore', 'upgrade', 'bundle load'].includes(r.op) && (!ms.op || ms.op.id !== r.id)) watch(r);
   } catch (e) { /* the status poll shows it */ }
 }
 
@@ -79,6 +85,7 @@ function draw() {
     ms.error ? h('div', { class: 'error-box', text: ms.error }) : null,
     progressCard(),
     backupsCard(),
+    bundlesCard(),
     upgradeCard());
 }
 
@@ -115,6 +122,38 @@ function backupsCard() {
         h('thead', {}, h('tr', {}, ['name', 'kind', 'gitlab', 'size', 'created'].map((c) => h('th', { text: t('mt.col.' + c) })), h('th', {}))),
         h('tbody', {}, rows)),
     restoreForm());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline bundles (`forgebox bundle save` on a machine with internet, the file copied into the
+// share): verified blob by blob, then loaded into the engine; a damaged one loads nothing.
+
+function bundlesCard() {
+  const b = ms.bundles;
+  if (!b) return null;
+  if (b.error) return h('section', { class: 'card', id: 'bundles-card' }, h('h3', { text: t('mt.bundles') }), h('p', { class: 'error-text', text: b.error }));
+  const busy = !!(ms.op && !ms.op.finished_at);
+  return h('section', { class: 'card', id: 'bundles-card' },
+    h('h3', { text: t('mt.bundles') }),
+    h('p', { class: 'muted', text: t('mt.bundlesIntro') }),
+    h('p', { class: 'muted small', text: t('mt.bundlesDir', { dir: b.dir }) }),
+    b.bundles.length === 0 ? h('p', { class: 'muted', id: 'bundles-none', text: t('mt.bundlesNone') }) :
+      h('table', { class: 'backups' },
+        h('thead', {}, h('tr', {}, ['file', 'size', 'modified'].map((c) => h('th', { text: t('mt.bcol.' + c) })), h('th', {}))),
+        h('tbody', {}, b.bundles.map((e) => h('tr', { 'data-bundle': e.name },
+          h('td', {}, h('code', { text: e.name })),
+          h('td', { text: fmtBytes(e.size) }),
+          h('td', { text: when(e.modified) }),
+          h('td', {}, h('button', { class: 'small', disabled: busy, 'data-load': e.name, onclick: () => loadBundle(e.name), text: t('mt.bundleLoad') })))))));
+}
+
+async function loadBundle(name) {
+  try {
+    const r = await api('POST', 'bundles/load', { name });
+    started(r.operation);
+  } catch (e) {
+    toast(e.message, 'error');
+  }
 }
 
 async function backupNow() {

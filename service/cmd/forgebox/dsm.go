@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/forgebox/forgebox/service/internal/dsm"
+	"github.com/forgebox/forgebox/service/internal/engine"
 )
 
 // On a Synology NAS the package's ui/index.cgi is a hard link to this binary, and DSM's web
@@ -37,6 +38,13 @@ func (g *globals) dsmCmd(ctx context.Context, args []string) error {
 	if args[0] == "report" {
 		// The diagnostics file for a support request: DSM facts, never a secret.
 		return dsm.WriteReport(ctx, dsm.LoadEnv(nil), g.stdout)
+	}
+	dsm.ConnectImages = func(ctx context.Context) (dsm.ImageRemover, func(), error) {
+		eng, err := engine.Connect(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		return eng, func() { eng.Close() }, nil
 	}
 	if code := dsm.Run(ctx, args[0], dsm.LoadEnv(nil), g.stderr); code != 0 {
 		os.Exit(code)

@@ -37,6 +37,7 @@ var longOps = map[string]time.Duration{
 	"backup (scheduled)": 8 * time.Hour,
 	"restore":            8 * time.Hour,
 	"upgrade":            72 * time.Hour,
+	"bundle load":        4 * time.Hour, // bundles.go: a few GiB verified and loaded on a slow NAS disk
 }
 
 // opTimeoutFor is how long an operation may run.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/forgebox/forgebox/service/internal/api"
+	"github.com/forgebox/forgebox/service/internal/config"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -382,5 +384,80 @@ func TestBrowserPrivilegedProfileWarning(t *testing.T) {
 	waitJS(t, ctx, "the warnings in Chinese", `(() => {
 		const all = [...document.querySelectorAll('.privileged-warning')].map((w) => w.textContent);
 		return all.length === 2 && all.every((s) => s.includes('整台 NAS')) ? 'ok' : all.join(' | ') })()`, 10*time.Second)
+	noPageErrors(t, ctx)
+}
+
+// TestBrowserDownloadsAndQuietPolling: the settings page edits stack.pull_via and the registry
+// mirrors (the API's refusal shows beside the field; a good answer is saved as a list); the
+// backups page lists the share's bundles; and a page that does not show the status (settings)
+// asks the controller for none, while the overview polls it.
+func TestBrowserDownloadsAndQuietPolling(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	writeDamagedBundle(t, filepath.Join(h.cfg.ShareDir(), "bundles", "offline.tar"), "forgebox-test/x:1")
+	ctx := newBrowser(t)
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	const statusCount = `performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/status')).length`
+	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#overview")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the overview polls the status", `(() => { const n = `+statusCount+`; return n >= 2 ? 'ok' : 'status requests: ' + n })()`, 30*time.Second)
+
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-stack-registry_mirrors`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	before, err := chromedp.Run(ctx, chromedp.Evaluate[int](statusCount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two of the overview's slow poll periods (5 s): the overview would have asked twice.
+	time.Sleep(11 * time.Second)
+	after, err := chromedp.Run(ctx, chromedp.Evaluate[int](statusCount))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("the settings page asked for the status %d times in 11 s; it does not show it", after-before)
+	}
+
+	saved, _ := os.ReadFile(h.cfgPath)
+	if err := step(ctx,
+		chromedp.SetValue(chromedp.CSS(`#f-stack-registry_mirrors`), "https://m1.example, registry.gitlab.com=https://m2.example"),
+		chromedp.SetValue(chromedp.CSS(`#f-stack-pull_via`), "engine"),
+		chromedp.Click(chromedp.CSS(`#settings-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`.field[data-key="stack.registry_mirrors"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.ReadFile(h.cfgPath); !bytes.Equal(saved, now) {
+		t.Error("mirrors with pull_via = engine were saved")
+	}
+	if err := step(ctx,
+		chromedp.SetValue(chromedp.CSS(`#f-stack-pull_via`), "forgebox"),
+		// The error's toast may cover the button: submit the form as the button would.
+		evalVoid(`document.querySelector('#settings-form').requestSubmit()`),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "saved", `(() => { const t = document.querySelector('#toast'); return t && !t.hidden && t.textContent.startsWith('Settings saved') ? 'ok' : [...document.querySelectorAll('.field-error, .form-errors')].map((e) => e.textContent).join(' | ') })()`, 10*time.Second)
+	c, err := config.Load(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stack.PullVia != "forgebox" || !slices.Equal(c.Stack.RegistryMirrors, []string{"https://m1.example", "registry.gitlab.com=https://m2.example"}) {
+		t.Errorf("saved pull_via %q, mirrors %q", c.Stack.PullVia, c.Stack.RegistryMirrors)
+	}
+
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="maintenance"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-bundle="bundles/offline.tar"] button[data-load]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
 	noPageErrors(t, ctx)
 }

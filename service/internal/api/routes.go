@@ -66,7 +66,8 @@ func (s *Server) routes() *gin.Engine {
 	v1.DELETE("/runner/profiles/:name", s.deleteProfile)
 	v1.GET("/doctor", s.getDoctor)
 	v1.POST("/gitlab/root-password/reveal", s.revealRootPassword)
-	s.buildRoutes(v1) // builds.go
+	s.buildRoutes(v1)  // builds.go
+	s.bundleRoutes(v1) // bundles.go
 
 	r.NoRoute(s.noRoute)
 	r.NoMethod(func(c *gin.Context) {

@@ -58,14 +58,16 @@ func registryChecks(ctx context.Context, cfg config.Config, images []string) []C
 }
 
 func route(host string) string {
-	p, err := download.ProxyFor(host)
+	p, from, err := download.ProxyFor(host)
 	switch {
 	case err != nil:
 		return fmt.Sprintf("the proxy settings do not parse (%v)", err)
 	case p == "":
 		return "reached directly (no proxy)"
+	case from == "environment":
+		return "reached through the proxy " + p + " (from HTTPS_PROXY/HTTP_PROXY)"
 	}
-	return "reached through the proxy " + p
+	return "reached through the proxy " + p + " (DSM's proxy setting, " + from + ")"
 }
 
 func pingRegistry(ctx context.Context, tr http.RoundTripper, base string) (int, error) {

@@ -11,11 +11,11 @@ import (
 )
 
 // NewTransport is the HTTP transport forgebox fetches images with: the proxy settings of the
-// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, in either case, as the engine reads them),
-// read when it is made rather than once per process, and the given TLS settings (nil: the
-// system's roots).
+// environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, in either case, as the engine reads them) or,
+// when neither is set, DSM's own proxy setting (CurrentProxy), read when it is made rather than
+// once per process, and the given TLS settings (nil: the system's roots).
 func NewTransport(tlsConfig *tls.Config) *http.Transport {
-	return newTransport(httpproxy.FromEnvironment(), tlsConfig)
+	return newTransport(CurrentProxy().Config, tlsConfig)
 }
 
 func newTransport(proxy *httpproxy.Config, tlsConfig *tls.Config) *http.Transport {
@@ -31,10 +31,12 @@ func newTransport(proxy *httpproxy.Config, tlsConfig *tls.Config) *http.Transpor
 	}
 }
 
-// ProxyFor says which proxy, if any, a request to registry (a host[:port]) goes through under
-// the environment's settings: "" for a direct connection.
-func ProxyFor(registry string) (string, error) {
-	return proxyFor(httpproxy.FromEnvironment(), registry)
+// ProxyFor says which proxy, if any, a request to registry (a host[:port]) goes through
+// (CurrentProxy): "" for a direct connection; from says where that proxy is set.
+func ProxyFor(registry string) (proxy, from string, err error) {
+	src := CurrentProxy()
+	p, err := proxyFor(src.Config, registry)
+	return p, src.From, err
 }
 
 func proxyFor(cfg *httpproxy.Config, registry string) (string, error) {

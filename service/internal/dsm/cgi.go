@@ -154,9 +154,10 @@ type Front struct {
 	Env        Env
 	Auth       Authenticator
 	Log        *slog.Logger
-	PathInfo   string // the CGI's PATH_INFO: the controller path
-	ScriptName string // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
-	RequestURI string // the CGI's REQUEST_URI: the route when DSM sets no PATH_INFO
+	PathInfo   string        // the CGI's PATH_INFO: the controller path
+	ScriptName string        // the CGI's SCRIPT_NAME, to keep redirects below index.cgi
+	RequestURI string        // the CGI's REQUEST_URI: the route when DSM sets no PATH_INFO
+	SessionTTL time.Duration // how long an administrator's session is remembered for GETs; 0: never (frontsession.go)
 	Transport  http.RoundTripper
 	// The CGI environment, for the diagnostics (names only, and three path values).
 	Getenv  func(string) string
@@ -173,6 +174,7 @@ func NewFront(env Env, getenv func(string) string) *Front {
 		PathInfo:   getenv("PATH_INFO"),
 		ScriptName: getenv("SCRIPT_NAME"),
 		RequestURI: getenv("REQUEST_URI"),
+		SessionTTL: SessionTTL,
 		Getenv:     getenv,
 		Environ:    os.Environ,
 	}
@@ -251,21 +253,27 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, loc, http.StatusFound)
 		return
 	}
-	user, err := f.Auth.User(r.Context(), r)
-	if err != nil {
-		f.Log.Warn("cannot check the DSM login", "err", err)
-	}
-	if user == "" {
-		unauthorized(w, "Sign in to DSM first: Forgebox opens from the DSM desktop.")
-		return
-	}
-	admin, err := f.Auth.IsAdmin(r.Context(), user)
-	if err != nil {
-		f.Log.Warn("cannot read the user's groups", "user", user, "err", err)
-	}
-	if !admin {
-		unauthorized(w, fmt.Sprintf("Forgebox is for DSM administrators, and %s is not in the administrators group.", user))
-		return
+	key := sessionKey(r)
+	user, remembered := f.rememberedUser(key) // frontsession.go
+	if !remembered {
+		var err error
+		user, err = f.Auth.User(r.Context(), r)
+		if err != nil {
+			f.Log.Warn("cannot check the DSM login", "err", err)
+		}
+		if user == "" {
+			unauthorized(w, "Sign in to DSM first: Forgebox opens from the DSM desktop.")
+			return
+		}
+		admin, err := f.Auth.IsAdmin(r.Context(), user)
+		if err != nil {
+			f.Log.Warn("cannot read the user's groups", "user", user, "err", err)
+		}
+		if !admin {
+			unauthorized(w, fmt.Sprintf("Forgebox is for DSM administrators, and %s is not in the administrators group.", user))
+			return
+		}
+		f.rememberSession(key, user)
 	}
 	if f.Getenv != nil && f.Environ != nil {
 		facts := cgiFacts(f.Getenv, f.Environ())

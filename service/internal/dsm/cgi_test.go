@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeController records what reaches it, in place of the controller (service/internal/api),
@@ -65,6 +66,7 @@ type frontFixture struct {
 	secret  string
 	cgiEnv  map[string]string
 	standin map[string]string
+	ttl     time.Duration // Front.SessionTTL
 }
 
 // newFrontFixture lays out a package root with a config and front.secret, stand-ins of DSM's
@@ -111,6 +113,7 @@ func (f *frontFixture) serve(t *testing.T, r *http.Request, pathInfo string) *ht
 		PathInfo:   pathInfo,
 		ScriptName: "/webman/3rdparty/forgebox/index.cgi",
 		RequestURI: r.RequestURI,
+		SessionTTL: f.ttl,
 	}
 	w := httptest.NewRecorder()
 	front.ServeHTTP(w, r)

@@ -454,6 +454,9 @@ func (s *Script) preuninst() int {
 		}
 	}
 	s.note("uninstall.deleted", ShareName)
+	if s.Env.Getenv(KeyRemoveImages) == "true" {
+		images = s.removeImages(images)
+	}
 	if len(images) > 0 {
 		s.note("uninstall.images", strings.Join(images, ", "), strings.Join(images, " "))
 	}
@@ -466,6 +469,50 @@ func (s *Script) preuninst() int {
 	}
 	s.Log.Info("uninstall deleted the data", "var", s.Env.VarDir, "left", len(left))
 	return 0
+}
+
+// ImageRemover removes an image tag, never by force (engine.Client.RemoveImageTag).
+type ImageRemover interface {
+	RemoveImageTag(ctx context.Context, ref string) error
+}
+
+// ConnectImages reaches the engine for the uninstall's image removal. The forgebox binary sets
+// it (this package stays free of the Docker client: index.cgi links it); nil, or an error, means
+// the package user cannot reach the engine, and the message lists the images instead.
+var ConnectImages func(ctx context.Context) (ImageRemover, func(), error)
+
+// removeImages removes the stack's images when the uninstall wizard asks for it (with "delete
+// data"), and returns those that stay: all of them when the engine cannot be reached (DSM runs
+// package scripts as the package user, who may lack the Docker socket), and any an other
+// container still uses (never forced).
+func (s *Script) removeImages(images []string) []string {
+	if ConnectImages == nil {
+		return images
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	eng, closeEng, err := ConnectImages(ctx)
+	if err != nil {
+		s.Log.Warn("cannot reach the engine to remove the stack's images", "err", err)
+		s.note("uninstall.images_unreachable")
+		return images
+	}
+	defer closeEng()
+	var left, removed []string
+	for _, im := range images {
+		if err := eng.RemoveImageTag(ctx, im); err != nil {
+			if !strings.Contains(err.Error(), "No such image") {
+				s.Log.Warn("image stays", "image", im, "err", err)
+				left = append(left, im)
+			}
+			continue
+		}
+		removed = append(removed, im)
+	}
+	if len(removed) > 0 {
+		s.note("uninstall.images_removed", strings.Join(removed, ", "))
+	}
+	return left
 }
 
 // stackImages are the images the config names, and the controller's: what uninstalling leaves

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +103,8 @@ func TestPreinstChecksAnswers(t *testing.T) {
 		"controller port":     {map[string]string{EnvControllerURL: "http://127.0.0.1:" + busyPort}, []string{busyPort, "controller needs it"}},
 		"too little memory":   {map[string]string{EnvMemInfo: memInfo(t, t.TempDir(), 1.5)}, []string{"1.5 GB", "at least 2 GB"}},
 		"Chinese, DSM's port": {map[string]string{KeyHTTPPort: "443", "SYNOPKG_DSM_LANGUAGE": "chs"}, []string{"无法以这些设置安装", "HTTP 端口"}},
+		"bad mirror":          {map[string]string{KeyMirrors: "https://ok.example, ftp://mirror.example"}, []string{"Mirrors", "entry 2"}},
+		"mirrors, Docker":     {map[string]string{KeyMirrors: "https://ok.example", KeyPullViaEngine: "true", KeyPullViaAuto: "false"}, []string{"Mirrors", "engine"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, msg := f.run(t, "preinst", c.vars)
@@ -124,7 +129,8 @@ func TestPreinstChecksAnswers(t *testing.T) {
 func TestPostinstWritesConfig(t *testing.T) {
 	f := newScriptFixture(t)
 	code, msg := f.run(t, "postinst", map[string]string{KeyHTTPPort: "31080", KeySSHPort: "31022", KeyFlavourOmnibus: "true",
-		KeyFlavourSameersbn: "false", KeyMemoryStandard: "true", KeyMemorySmall: "false"})
+		KeyFlavourSameersbn: "false", KeyMemoryStandard: "true", KeyMemorySmall: "false",
+		KeyMirrors: "https://m1.example, registry.gitlab.com=https://m2.example", KeyPullViaForgebox: "true", KeyPullViaAuto: "false"})
 	if code != 0 {
 		t.Fatalf("postinst failed: %s", msg)
 	}
@@ -132,6 +138,9 @@ func TestPostinstWritesConfig(t *testing.T) {
 	c, err := config.Load(env.ConfigFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if c.Stack.PullVia != "forgebox" || !slices.Equal(c.Stack.RegistryMirrors, []string{"https://m1.example", "registry.gitlab.com=https://m2.example"}) {
+		t.Errorf("wizard's downloads answers: pull_via %q, mirrors %q", c.Stack.PullVia, c.Stack.RegistryMirrors)
 	}
 	if c.GitLab.Host != "nas.example" || c.GitLab.HTTPPort != 31080 || c.GitLab.SSHPort != 31022 ||
 		c.GitLab.Flavour != "omnibus" || !strings.HasPrefix(c.GitLab.Image, "gitlab/gitlab-ce:") ||
@@ -479,5 +488,64 @@ func TestUpgradePointsGitLabAtVar(t *testing.T) {
 	f.run(t, "postinst", map[string]string{"SYNOPKG_PKG_STATUS": "UPGRADE"})
 	if after, _ := os.ReadFile(env.ConfigFile); !bytes.Equal(before, after) {
 		t.Error("the upgrade moved GitLab's data off a share of the user's choosing")
+	}
+}
+
+type fakeRemover struct {
+	removed []string
+	inUse   string
+}
+
+func (r *fakeRemover) RemoveImageTag(ctx context.Context, ref string) error {
+	if ref == r.inUse {
+		return fmt.Errorf("remove image %s: conflict: unable to remove repository reference (must force) - container abc is using it", ref)
+	}
+	r.removed = append(r.removed, ref)
+	return nil
+}
+
+// Uninstalling with "delete data" and "remove images" removes the stack's images (never forced:
+// one a container uses stays, and the message lists it with the command); without the tick, or
+// without "delete data", none is touched; when the engine cannot be reached the message says so
+// and lists them all.
+func TestPreuninstRemovesImagesWhenAsked(t *testing.T) {
+	f := newScriptFixture(t)
+	def := config.Default()
+	r := &fakeRemover{inUse: def.Redis.Image}
+	reach := func(ctx context.Context) (ImageRemover, func(), error) { return r, func() {}, nil }
+	old := ConnectImages
+	t.Cleanup(func() { ConnectImages = old })
+	ConnectImages = reach
+	uninstall := map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "false", KeyDeleteData: "true", "SYNOPKG_PKGVER": "0.1.0-0057"}
+
+	f.run(t, "preuninst", map[string]string{"SYNOPKG_PKG_STATUS": "UNINSTALL", KeyKeepData: "true", KeyDeleteData: "false", KeyRemoveImages: "true"})
+	f.run(t, "preuninst", uninstall)
+	if len(r.removed) != 0 {
+		t.Fatalf("images removed without both answers: %v", r.removed)
+	}
+
+	uninstall[KeyRemoveImages] = "true"
+	code, msg := f.run(t, "preuninst", uninstall)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, im := range []string{def.GitLab.Image, def.Postgres.Image, def.Runner.Image, "forgebox/controller:0.1.0-0057"} {
+		if !slices.Contains(r.removed, im) {
+			t.Errorf("%s was not removed (removed %v)", im, r.removed)
+		}
+	}
+	if slices.Contains(r.removed, def.Redis.Image) || !strings.Contains(msg, "sudo docker rmi "+def.Redis.Image) || strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
+		t.Errorf("the image in use must stay and be the only one offered:\n%s", msg)
+	}
+	if !strings.Contains(msg, "were removed") {
+		t.Errorf("the message does not say which images were removed:\n%s", msg)
+	}
+
+	ConnectImages = func(ctx context.Context) (ImageRemover, func(), error) {
+		return nil, nil, errors.New("permission denied on /var/run/docker.sock")
+	}
+	code, msg = f.run(t, "preuninst", uninstall)
+	if code != 0 || !strings.Contains(msg, "could not reach Docker") || !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
+		t.Errorf("unreachable engine: exit %d, message:\n%s", code, msg)
 	}
 }

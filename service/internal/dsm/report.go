@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -61,7 +62,8 @@ type Report struct {
 	Controller       string            `json:"controller"`       // "answering" or why not
 	Share            ShareFacts        `json:"share"`
 	PortConfig       map[string]string `json:"port_config"`
-	Facts            map[string]string `json:"script_facts"` // postinst, preinst: tool exit codes, controller at postinst
+	Facts            map[string]string `json:"script_facts"`   // postinst, preinst: tool exit codes, controller at postinst
+	DSMProxyKeys     []string          `json:"dsm_proxy_keys"` // names (never values) of synoinfo.conf's proxy-looking keys
 	StartedMarker    bool              `json:"started_marker"`
 	RecentStatus     []string          `json:"recent_status"`
 	Problems         []string          `json:"problems,omitempty"` // what could not be read, and why
@@ -217,6 +219,19 @@ func BuildReport(ctx context.Context, env Env, source string, cgi *CGIFacts) Rep
 		json.Unmarshal(b, &r.Facts)
 	} else {
 		problem("the scripts' facts", err)
+	}
+	// Which keys DSM keeps its proxy under is not in any public source (download.SynoInfoPath):
+	// the names say it, the values (hosts, a password) stay out.
+	r.DSMProxyKeys = []string{}
+	if v, err := keyValues(filepath.Join(root, "/etc/synoinfo.conf")); err == nil {
+		for k := range v {
+			if strings.Contains(k, "proxy") || strings.HasSuffix(k, "_host") || strings.HasSuffix(k, "_port") || strings.HasPrefix(k, "adv_") {
+				r.DSMProxyKeys = append(r.DSMProxyKeys, k)
+			}
+		}
+		sort.Strings(r.DSMProxyKeys)
+	} else {
+		problem("DSM's proxy setting (/etc/synoinfo.conf)", err)
 	}
 	_, err := os.Stat(env.StartedMarker())
 	r.StartedMarker = err == nil

@@ -30,6 +30,8 @@ func TestReportHasTheFactsAndNoSecret(t *testing.T) {
 	os.MkdirAll(share, 0o755)
 	os.MkdirAll(filepath.Dir(f.env.ShareDir), 0o755)
 	os.Symlink(share, f.env.ShareDir)
+	os.MkdirAll(filepath.Join(nasRoot, "etc"), 0o755)
+	os.WriteFile(filepath.Join(nasRoot, "etc", "synoinfo.conf"), []byte("proxy_enabled=\"yes\"\nhttp_host=\"PLANTED-PROXY-HOST\"\nproxy_pwd=\"PLANTED-PROXY-PW\"\ncompany_title=\"Synology\"\n"), 0o644)
 
 	const script = "/webman/3rdparty/forgebox/index.cgi"
 	uri := script + ReportPath + "?SynoToken=tok-admin&x=PLANTED-QUERY"
@@ -67,7 +69,8 @@ func TestReportHasTheFactsAndNoSecret(t *testing.T) {
 		}
 		if r.ContainerManager != "20.10.23-1437" || r.Controller != "answering" || !r.StartedMarker || len(r.RecentStatus) != 1 ||
 			r.Facts["postinst.synopkghelper_exit"] != "0" || r.Facts["postinst.controller_answering"] != "false" ||
-			!r.Share.IsSymlink || r.Share.Resolved != share || !r.Share.UnderVolume {
+			!r.Share.IsSymlink || r.Share.Resolved != share || !r.Share.UnderVolume ||
+			!slices.Equal(r.DSMProxyKeys, []string{"http_host", "proxy_enabled", "proxy_pwd"}) {
 			t.Errorf("%s report: %+v", name, r)
 		}
 	}

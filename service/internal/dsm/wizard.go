@@ -23,6 +23,8 @@ type Answers struct {
 	Memory      string // small or standard
 	AdminEmail  string
 	LowMemoryOK bool
+	Mirrors     []string // nil: keep the config's
+	PullVia     string   // auto, forgebox or engine; empty: keep the config's
 }
 
 // The wizard's keys.
@@ -36,8 +38,13 @@ const (
 	KeyMemoryStandard   = "wizard_memory_standard"
 	KeyAdminEmail       = "wizard_admin_email"
 	KeyLowMemoryOK      = "wizard_low_memory_ok"
+	KeyMirrors          = "wizard_registry_mirrors"
+	KeyPullViaAuto      = "wizard_pull_via_auto"
+	KeyPullViaForgebox  = "wizard_pull_via_forgebox"
+	KeyPullViaEngine    = "wizard_pull_via_engine"
 	KeyKeepData         = "wizard_keep_data"
 	KeyDeleteData       = "wizard_delete_data"
+	KeyRemoveImages     = "wizard_remove_images"
 )
 
 // InstallAnswers reads the install wizard's answers from the environment. Radio groups come as
@@ -57,6 +64,17 @@ func InstallAnswers(getenv func(string) string) Answers {
 	case getenv(KeyFlavourSameersbn) == "true":
 		a.Flavour = "sameersbn"
 	}
+	if m := strings.TrimSpace(getenv(KeyMirrors)); m != "" {
+		a.Mirrors = strings.FieldsFunc(m, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
+	}
+	switch {
+	case getenv(KeyPullViaForgebox) == "true":
+		a.PullVia = "forgebox"
+	case getenv(KeyPullViaEngine) == "true":
+		a.PullVia = "engine"
+	case getenv(KeyPullViaAuto) == "true":
+		a.PullVia = "auto"
+	}
 	switch {
 	case getenv(KeyMemoryStandard) == "true":
 		a.Memory = "standard"
@@ -69,12 +87,14 @@ func InstallAnswers(getenv func(string) string) Answers {
 // fieldOfKey names the wizard field behind a config key, for messages the user reads after the
 // wizard has closed.
 var fieldOfKey = map[string]string{
-	"gitlab.host":        "field.host",
-	"gitlab.http_port":   "field.http_port",
-	"gitlab.ssh_port":    "field.ssh_port",
-	"gitlab.flavour":     "field.flavour",
-	"gitlab.memory":      "field.memory",
-	"gitlab.admin_email": "field.admin_email",
+	"gitlab.host":            "field.host",
+	"gitlab.http_port":       "field.http_port",
+	"gitlab.ssh_port":        "field.ssh_port",
+	"gitlab.flavour":         "field.flavour",
+	"gitlab.memory":          "field.memory",
+	"gitlab.admin_email":     "field.admin_email",
+	"stack.registry_mirrors": "field.mirrors",
+	"stack.pull_via":         "field.pull_via",
 }
 
 // Problem is one thing wrong with the answers, said in the wizard's words.
@@ -138,6 +158,12 @@ func BuildConfig(env Env, a Answers, host string) (config.Config, bool, error) {
 	}
 	if a.AdminEmail != "" {
 		c.GitLab.AdminEmail = a.AdminEmail
+	}
+	if a.Mirrors != nil {
+		c.Stack.RegistryMirrors = a.Mirrors
+	}
+	if a.PullVia != "" {
+		c.Stack.PullVia = a.PullVia
 	}
 	adoptGitLabDir(env, &c)
 	if len(probs) > 0 {

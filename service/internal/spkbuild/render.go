@@ -173,8 +173,9 @@ func RenderWizard(root, name, lang string, v Values) ([]byte, error) {
 			}
 			return jsonString(repl.Replace(s)), nil
 		},
-		"portFn": func() string { return jsonString(portValidatorJS(texts, lang)) },
-		"hostFn": func() string { return jsonString(hostValidatorJS(texts, lang)) },
+		"portFn":    func() string { return jsonString(portValidatorJS(texts, lang)) },
+		"hostFn":    func() string { return jsonString(hostValidatorJS(texts, lang)) },
+		"mirrorsFn": func() string { return jsonString(mirrorsValidatorJS(texts, lang)) },
 	}
 	return renderJSON(root, "spk/wizard/"+name, v, funcs)
 }
@@ -220,6 +221,15 @@ func portValidatorJS(texts map[string]map[string]string, lang string) string {
 		strings.Join(reserved, ","),
 		validatorText(texts, lang, "validator.port_invalid", "Enter a port from 1 to 65535."),
 		validatorText(texts, lang, "validator.port_reserved", "DSM uses this port"))
+}
+
+// mirrorsValidatorJS checks the shape of the mirrors answer: http(s) roots, each optionally
+// "registry=" first (download.ParseMirror's forms), separated by commas or spaces. The config's own check (download.ParseMirror) runs again in preinst and postinst.
+func mirrorsValidatorJS(texts map[string]map[string]string, lang string) string {
+	return fmt.Sprintf(`{var v=String(arguments[0]).trim();if(v==='')return true;`+
+		`var l=v.split(/[\s,]+/);for(var i=0;i<l.length;i++){if(l[i]!==''&&!/^([A-Za-z0-9.\-]+(:[0-9]+)?=)?https?:\/\/[A-Za-z0-9.\-\[\]:]+\/?$/.test(l[i]))return %s;}`+
+		`return true;}`,
+		validatorText(texts, lang, "validator.mirror_invalid", "Enter https:// addresses, separated by commas."))
 }
 
 // hostValidatorJS mirrors the config's host check: empty (this NAS's name), or a host name or

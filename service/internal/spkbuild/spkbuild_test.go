@@ -397,6 +397,8 @@ func TestWizardValidators(t *testing.T) {
 		"wizard_http_port":   {"30080": true, "8080": true, "5000": false, "22": false, "5432": false, "0": false, "70000": false, "abc": false, "": false},
 		"wizard_ssh_port":    {"30022": true, "443": false, "80": false},
 		"wizard_gitlab_host": {"": true, "nas.local": true, "192.168.1.10": true, "localhost": false, "127.0.0.1": false, "http://nas": false, "nas:30080": false},
+		"wizard_registry_mirrors": {"": true, "https://mirror.ccs.tencentyun.com": true, "https://a.example, http://192.168.1.5:5000": true,
+			"registry.gitlab.com=https://b.example/": true, "https://b.example/prefix": false, "mirror.example": false, "https://a.example, ftp://b": false, "https://": false},
 	}
 	for key, values := range cases {
 		fn := fns[key]

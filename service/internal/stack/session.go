@@ -78,6 +78,12 @@ func (x *Session) Emit(e events.Event) {
 	x.s.emit(e)
 }
 
+// Pull brings ref onto the engine the way `up` does (stack.pull_via, stack.registry_mirrors,
+// forgebox's resuming downloads), so an upgrade's new images come the same way as the first ones.
+func (x *Session) Pull(ctx context.Context, component, ref string) error {
+	return x.s.pullImage(ctx, component, ref)
+}
+
 // Converge is `up` inside the session: create, start or recreate what differs from the config,
 // wait for health, provision, admin token, runners.
 func (x *Session) Converge(ctx context.Context) (Plan, error) { return x.s.converge(ctx) }

@@ -220,9 +220,8 @@ func pullImages(ctx context.Context, x *stack.Session, h Hop) error {
 		switch {
 		case cfg.Stack.PullPolicy == "always" || (id == "" && cfg.Stack.PullPolicy == "missing"):
 			x.Emit(events.Event{Kind: events.KindStep, Message: "pull " + img})
-			if err := eng.Pull(ctx, img, engine.DefaultPullRetry, func(p engine.PullProgress) {
-				x.Emit(events.Event{Kind: events.KindPull, Image: p.Image, Layer: p.Layer, Message: p.Status, Current: p.Current, Total: p.Total})
-			}); err != nil {
+			// The stack's own pull path: mirrors, pull_via and resuming downloads, as `up` uses.
+			if err := x.Pull(ctx, "", img); err != nil {
 				return err
 			}
 		case id == "":
