@@ -296,13 +296,9 @@ func (s *Server) runScheduledBackup(ctx context.Context) error {
 	if other != nil {
 		return fmt.Errorf("%w: %s", backup.ErrOperationRunning, other.Op)
 	}
-	cursor := s.feed.Head()
-	s.ops.mu.Lock()
-	s.ops.cur.FirstEvent = cursor
-	s.ops.mu.Unlock()
 	st, err := s.newStack(eng, cfg, op)
 	if err == nil {
-		s.feed.Emit(events.Event{Kind: events.KindStep, Op: op, Message: fmt.Sprintf("scheduled backup started (operation %s, backup.schedule = %s)", started.ID, cfg.Backup.Schedule)})
+		s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Op: op, Message: fmt.Sprintf("scheduled backup started (operation %s, backup.schedule = %s)", started.ID, cfg.Backup.Schedule)})
 		octx, cancel := context.WithTimeout(ctx, opTimeoutFor(op))
 		err = s.takeBackup(octx, st, backup.KindScheduled)
 		cancel()

@@ -152,8 +152,10 @@ func (s *Server) Start() {
 // Stop lets a running operation finish for up to grace, then cancels it and the background
 // work, and closes the engine client.
 func (s *Server) Stop(grace time.Duration) {
-	if !s.ops.waitIdle(grace) {
-		s.log.Warn("an operation was still running at shutdown; cancelling it", "op", s.ops.running().Op)
+	// waitIdle hands back the operation it saw running under the same lock, so one that ends
+	// right at the deadline cannot leave a nil to dereference here.
+	if op := s.ops.waitIdle(grace); op != nil {
+		s.log.Warn("an operation was still running at shutdown; cancelling it", "op", op.Op, "operation", op.ID)
 	}
 	s.cancel()
 	s.bg.Wait()
@@ -195,26 +197,25 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// feed is the activity feed, knowing its head so a status can hand out a cursor cheaply. Every
-// event passes the scrubber on the way in, whoever emits it.
+// feed is the activity feed. Every event passes the scrubber on the way in, whoever emits it.
+// Its head is the ring's own (under the ring's lock), so a cursor and the sequence numbers of
+// events emitted at the same time never disagree.
 type feed struct {
 	*events.Feed
-	head  atomic.Uint64
 	scrub *redact.Scrubber
 }
 
-func (f *feed) Emit(e events.Event) {
+func (f *feed) Emit(e events.Event) { f.Append(e) }
+
+// Append scrubs e, stores it and returns its sequence number.
+func (f *feed) Append(e events.Event) uint64 {
 	if f.scrub != nil {
 		for _, field := range []*string{&e.Op, &e.Component, &e.Message, &e.Image, &e.Layer} {
 			*field = f.scrub.Scrub(*field)
 		}
 	}
-	f.Feed.Emit(e)
-	f.head.Add(1)
+	return f.Feed.Append(e)
 }
-
-// Head is the cursor after the newest event.
-func (f *feed) Head() uint64 { return f.head.Load() }
 
 func (s *Server) configPath() string {
 	s.cfgMu.RLock()
