@@ -15,6 +15,8 @@
 package backup
 
 import (
+	"github.com/docker/go-units"
+
 	"bytes"
 	"context"
 	"errors"
@@ -210,7 +212,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 		}
 	}
 	out.Took = time.Since(start)
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("backup %s written: %s, GitLab %s, in %s", name, humanBytes(size), version, out.Took.Round(100*time.Millisecond))})
+	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("backup %s written: %s, GitLab %s, in %s", name, units.BytesSize(float64(size)), version, out.Took.Round(100*time.Millisecond))})
 	return out, nil
 }
 

@@ -5,6 +5,8 @@
 package doctor
 
 import (
+	"github.com/docker/go-units"
+
 	"bufio"
 	"context"
 	"errors"
@@ -142,7 +144,7 @@ func diskCheck(dir string) Check {
 		return Check{Name: "disk", Status: Fail, Detail: fmt.Sprintf("cannot read free space of %s: %v", probe, err)}
 	}
 	free := uint64(st.Bavail) * uint64(st.Bsize)
-	detail := fmt.Sprintf("%s free in %s", human(free), probe)
+	detail := fmt.Sprintf("%s free in %s", units.BytesSize(float64(free)), probe)
 	switch {
 	case free < minFreeDisk:
 		return Check{Name: "disk", Status: Fail, Detail: detail, Fix: "free space or set stack.data_dir to a bigger volume: GitLab needs several GiB"}
@@ -206,7 +208,7 @@ func memoryCheck(meminfo string) Check {
 			total = kb * 1024
 		}
 	}
-	detail := human(total) + " of memory"
+	detail := units.BytesSize(float64(total)) + " of memory"
 	switch {
 	case total < minMemory:
 		return Check{Name: "memory", Status: Fail, Detail: detail, Fix: "GitLab needs at least 2 GiB plus swap; add memory"}
@@ -214,12 +216,4 @@ func memoryCheck(meminfo string) Check {
 		return Check{Name: "memory", Status: Warn, Detail: detail, Fix: "below 4 GiB GitLab is slow: keep gitlab.memory = \"small\" and add swap"}
 	}
 	return Check{Name: "memory", Status: OK, Detail: detail}
-}
-
-func human(b uint64) string {
-	const gib = 1 << 30
-	if b >= gib {
-		return fmt.Sprintf("%.1f GiB", float64(b)/gib)
-	}
-	return fmt.Sprintf("%d MiB", b>>20)
 }
