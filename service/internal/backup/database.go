@@ -188,7 +188,7 @@ func restoreDatabase(ctx context.Context, x *stack.Session, w *dbWork, dumpHost 
 	oldID := pgx.Identifier{old}.Sanitize()
 	steps := []string{
 		"ALTER DATABASE " + live + " WITH ALLOW_CONNECTIONS false",
-		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + quoteLiteral(stack.GitLabDatabase) + " AND pid <> pg_backend_pid()",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + pgprov.QuoteLiteral(stack.GitLabDatabase) + " AND pid <> pg_backend_pid()",
 		"ALTER DATABASE " + live + " RENAME TO " + oldID,
 	}
 	for _, q := range steps {
@@ -229,7 +229,6 @@ func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
 	return err
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
 func pgpassEscape(s string) string {

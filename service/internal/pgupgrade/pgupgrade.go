@@ -220,7 +220,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 	}
 	// GitLab's role first: pg_restore gives it back its database and objects.
 	role := pgx.Identifier{old.Role}.Sanitize()
-	if _, err := newConn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+quoteLiteral(old.RolePassword)); err != nil {
+	if _, err := newConn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+pgprov.QuoteLiteral(old.RolePassword)); err != nil {
 		return nil, 0, fmt.Errorf("create role %s on the new server: %w", old.Role, err)
 	}
 
@@ -407,7 +407,6 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
 func pgpassEscape(s string) string {
