@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"github.com/forgebox/forgebox/service/internal/config"
+
 	"github.com/docker/go-units"
 
 	"archive/tar"
@@ -241,7 +243,7 @@ func writeArchive(dir, name string, m Manifest, members []source) (path string, 
 		return "", 0, fmt.Errorf("name the backup %s: %w", path, err)
 	}
 	os.Remove(tmp)
-	syncDir(dir)
+	config.SyncDir(dir)
 	return path, fi.Size(), nil
 }
 
@@ -261,13 +263,6 @@ func writeMember(tw *tar.Writer, hdr tar.Header, r io.Reader, sum string, size i
 		return errors.New("the file changed while it was being backed up")
 	}
 	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func diskError(dir string, err error) error {

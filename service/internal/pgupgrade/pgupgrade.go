@@ -318,7 +318,7 @@ func swapPhase(ctx context.Context, x *stack.Session, st State, o Options) error
 	if m, err := MajorOfDataDir(data); err != nil || m != st.ToMajor {
 		return fmt.Errorf("after the switch %s holds PostgreSQL %d, not %d (%v): the old data is in %s", data, m, st.ToMajor, err, st.OldDir)
 	}
-	syncDir(cfg.Stack.DataDir)
+	config.SyncDir(cfg.Stack.DataDir)
 	if cfg.Postgres.Image != st.Image {
 		cfg.Postgres.Image = st.Image
 		if err := o.SaveCfg(cfg); err != nil {
@@ -332,13 +332,6 @@ func swapPhase(ctx context.Context, x *stack.Session, st State, o Options) error
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // removeContainer removes a temporary container an earlier run left (by its name and labels).
@@ -406,7 +399,6 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
-
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
 func pgpassEscape(s string) string {
