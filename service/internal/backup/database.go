@@ -93,7 +93,7 @@ func execPostgres(ctx context.Context, x *stack.Session, cmd []string) (string, 
 		return "", err
 	}
 	if res.ExitCode != 0 {
-		return res.Stdout, fmt.Errorf("%s: exit code %d: %s", cmd[0], res.ExitCode, lastLines(res.Stderr+"\n"+res.Stdout, 8))
+		return res.Stdout, fmt.Errorf("%s: exit code %d: %s", cmd[0], res.ExitCode, stack.LastLines(res.Stderr+"\n"+res.Stdout, 8))
 	}
 	return res.Stdout, nil
 }

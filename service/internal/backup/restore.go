@@ -174,7 +174,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's restore listed errors (it went on; check them): " + out.GitLabErrors})
 	}
 	if res.ExitCode != 0 {
-		detail := lastLines(res.Stdout+"\n"+res.Stderr, 8)
+		detail := stack.LastLines(res.Stdout+"\n"+res.Stderr, 8)
 		if out.GitLabErrors != "" {
 			detail = "its errors: " + out.GitLabErrors + "; last lines: " + detail
 		}
@@ -413,7 +413,7 @@ func stopGitLab(ctx context.Context, x *stack.Session, flavour string) ([]servic
 		done = append(done, c)
 		res, err := x.Exec(ctx, "gitlab", "root", c.stop)
 		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit code %d: %s", res.ExitCode, lastLines(res.Stdout+"\n"+res.Stderr, 3))
+			err = fmt.Errorf("exit code %d: %s", res.ExitCode, stack.LastLines(res.Stdout+"\n"+res.Stderr, 3))
 		}
 		if err != nil {
 			return done, fmt.Errorf("stop GitLab's %s before the restore (%s): %w", c.what, strings.Join(c.stop, " "), err)

@@ -382,22 +382,9 @@ func execOK(ctx context.Context, eng stack.Engine, id string, cmd []string) erro
 		return err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("exit code %d: %s", res.ExitCode, lastLines(res.Stderr+"\n"+res.Stdout, 8))
+		return fmt.Errorf("exit code %d: %s", res.ExitCode, stack.LastLines(res.Stderr+"\n"+res.Stdout, 8))
 	}
 	return nil
-}
-
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
