@@ -31,8 +31,6 @@ type Stack struct {
 
 	archMu sync.Mutex
 	arch   string // the engine's, once asked (helper.go)
-
-	lastObserved Observed
 }
 
 // Options are the parts of a Stack that are not the config.
@@ -201,7 +199,6 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	if err != nil {
 		return done, err
 	}
-	s.lastObserved = o
 	if err := helperAvailable(d, o, s.cfg.Stack.PullPolicy); err != nil {
 		return done, err
 	}
@@ -214,7 +211,7 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Component: a.Component, Message: a.String()})
 	}
 	done.Actions = append(done.Actions, plan.Actions...)
-	return done, s.apply(ctx, d, plan)
+	return done, s.apply(ctx, d, o, plan)
 }
 
 // ControllerContainerEnv names the container forgebox itself runs in, when it does (the DSM
