@@ -21,7 +21,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // backupState is the server's part for backups: the scheduler.

@@ -23,7 +23,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // Session is one operation holding the stack lock.
