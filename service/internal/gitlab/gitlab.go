@@ -91,6 +91,16 @@ func (c *Client) RevokeSelf(ctx context.Context) error {
 	return nil
 }
 
+// Version is the running GitLab's version string (GET /version), e.g. "18.5.1" or
+// "18.5.1-ee"; the caller parses it.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	v, resp, err := c.api.Version.GetVersion(gl.WithContext(ctx))
+	if err := apiErr("ask GitLab its version", resp, err); err != nil {
+		return "", err
+	}
+	return v.Version, nil
+}
+
 // RunnerSpec is what forgebox sets on a runner in GitLab.
 type RunnerSpec struct {
 	Description string
