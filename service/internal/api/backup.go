@@ -167,10 +167,7 @@ func (s *Server) saveOpConfig(opCfg config.Config) error {
 	if err := config.Save(path, next); err != nil {
 		return err
 	}
-	s.cfgMu.Lock()
-	s.cfg = next
-	s.cfgMu.Unlock()
-	s.mon.invalidate()
+	s.setConfig(next, path)
 	s.log.Info("config saved by an operation", "path", path)
 	return nil
 }

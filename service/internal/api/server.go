@@ -76,6 +76,9 @@ type Server struct {
 	cfgWrite sync.Mutex // one config write at a time
 	cfg      config.Config
 	cfgPath  string
+	// cfgRev is the config file's revision as the controller last loaded or wrote it: a file
+	// that differs was edited outside forgebox, and saving over it would undo that edit.
+	cfgRev string
 
 	engMu   sync.RWMutex
 	eng     Engine
@@ -114,7 +117,8 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, version: o.Version,
+	rev, _ := fileRevision(o.ConfigPath)
+	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, cfgRev: rev, version: o.Version,
 		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine")}
 	gen, err := readSessionGeneration(o.Config.Stack.DataDir)
 	if err != nil {
