@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -67,5 +68,31 @@ func TestHelpExitsZeroOnEveryCommand(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "--nonsense"); code != 2 {
 		t.Errorf("forgebox --nonsense: exit %d, want 2", code)
+	}
+}
+
+// TestLogLevelDefaults: serve logs at info unless told otherwise, the one-shot commands at warn,
+// and a named level wins (issue 16 item 6).
+func TestLogLevelDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, flag string
+		want      slog.Level
+	}{
+		{"serve", "", slog.LevelInfo},
+		{"up", "", slog.LevelWarn},
+		{"status", "", slog.LevelWarn},
+		{"serve", "debug", slog.LevelDebug},
+		{"serve", "warn", slog.LevelWarn},
+		{"up", "info", slog.LevelInfo},
+	} {
+		if got, err := logLevel(tc.cmd, tc.flag); err != nil || got != tc.want {
+			t.Errorf("logLevel(%q, %q) = %v, %v; want %v", tc.cmd, tc.flag, got, err, tc.want)
+		}
+	}
+	if _, err := logLevel("serve", "loud"); err == nil || !strings.Contains(err.Error(), "use debug, info, warn or error") {
+		t.Errorf("logLevel(loud): %v", err)
+	}
+	if code, _, errOut := runCLI(t, "--log-level", "loud", "version"); code != 2 || !strings.Contains(errOut, "--log-level") {
+		t.Errorf("--log-level loud: exit %d, %q", code, errOut)
 	}
 }

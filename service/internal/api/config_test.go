@@ -300,3 +300,35 @@ func TestConfigWriteRefusesAHandEditedFile(t *testing.T) {
 	res, body = h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31091}}), nil)
 	expectStatus(t, res, body, http.StatusOK)
 }
+
+// TestPollsLogAtDebugAndChangesAtInfo: at serve's default level (info) an open browser's polls
+// leave no line, and what changed something does (issue 16 item 6).
+func TestPollsLogAtDebugAndChangesAtInfo(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for range 3 {
+		res, body := h.do(h.front("GET", "/api/v1/status", nil), nil)
+		expectStatus(t, res, body, http.StatusOK)
+		res, body = h.do(h.front("GET", "/api/v1/config", nil), nil)
+		expectStatus(t, res, body, http.StatusOK)
+	}
+	res, body := h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31092}}), nil)
+	expectStatus(t, res, body, http.StatusOK)
+	var polls, saved int
+	for line := range strings.Lines(h.logs.String()) {
+		if strings.Contains(line, "method=GET") && strings.Contains(line, "path=/api/v1/") {
+			polls++
+			if !strings.Contains(line, "level=DEBUG") {
+				t.Errorf("a poll logged above debug: %s", line)
+			}
+		}
+		if strings.Contains(line, `msg="config saved"`) {
+			saved++
+			if !strings.Contains(line, "level=INFO") {
+				t.Errorf("the save logged below info: %s", line)
+			}
+		}
+	}
+	if polls < 6 || saved != 1 {
+		t.Errorf("%d poll lines (want 6 or more at debug) and %d save lines (want 1) in:\n%s", polls, saved, h.logs.String())
+	}
+}
