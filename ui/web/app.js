@@ -299,7 +299,9 @@ function componentCard(c) {
   const exists = c.state !== 'missing';
   const running = c.state === 'running';
   const busy = opRunning();
-  const health = running ? (c.health || 'none') : null;
+  // GitLab's health is its readiness and the runner's whether GitLab sees its runners online
+  // (stack.componentCheck); empty when that could not be asked.
+  const health = running ? (c.health || 'unknown') : null;
   const since = c.started_at ? fmtDuration(Date.now() - new Date(c.started_at).getTime()) : '';
   const mem = c.memory;
   return h('article', { class: 'card component', 'data-component': c.component },

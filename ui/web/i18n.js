@@ -61,6 +61,7 @@ const en = {
   'health.starting': 'Starting',
   'health.unhealthy': 'Unhealthy',
   'health.none': 'No health check',
+  'health.unknown': 'Health not known yet',
 
   'overview.stack': 'Stack',
   'overview.busy': '{op} in progress…',
@@ -273,6 +274,7 @@ const zh = {
   'health.starting': '启动中',
   'health.unhealthy': '不健康',
   'health.none': '无健康检查',
+  'health.unknown': '健康状况暂未知',
 
   'overview.stack': '服务栈',
   'overview.busy': '正在{op}…',

@@ -183,6 +183,7 @@ func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
 type RunnerInfo struct {
 	ID          int64
 	Description string
+	Status      string // online, offline, stale, never_contacted
 }
 
 // ListRunners returns every instance runner, following GitLab's pagination.
@@ -195,7 +196,11 @@ func (c *Client) ListRunners(ctx context.Context) ([]RunnerInfo, error) {
 			return nil, fmt.Errorf("list runners: %w", err)
 		}
 		for _, r := range page {
-			out = append(out, RunnerInfo{ID: r.ID, Description: r.Description})
+			st := r.Status
+			if st == "" && r.Online {
+				st = "online"
+			}
+			out = append(out, RunnerInfo{ID: r.ID, Description: r.Description, Status: st})
 		}
 		if resp == nil || resp.NextPage == 0 {
 			return out, nil

@@ -346,6 +346,7 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 		byName[c.Name] = c
 	}
 	var out []ComponentStatus
+	var gitlabDet *engine.Detail // for the runner check, which asks GitLab
 	for _, comp := range d.Components {
 		row := ComponentStatus{Component: comp.Name, Container: comp.Spec.Name, Image: comp.Spec.Image, State: "missing"}
 		if c, ok := byName[comp.Spec.Name]; ok {
@@ -359,6 +360,15 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 				return nil, err
 			}
 			det.Health = s.probedHealth(ctx, comp, det)
+			if comp.Name == "gitlab" {
+				gitlabDet = &det
+			}
+			// GitLab's readiness is its health (its image's own check says little); the runner has none.
+			if det.Running() && (det.Health == "" || comp.Name == "gitlab") {
+				if h := s.componentCheck(ctx, comp, det, gitlabDet); h != "" { // health.go
+					det.Health = h
+				}
+			}
 			row.fill(det)
 			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
 		}
