@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,36 +13,6 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/testenv"
 )
-
-// secretLeaves reads secrets.json and returns each secret leaf value: plain values, and the
-// token inside each runner record (stored as JSON, so the record as a whole never shows up in
-// output and searching for it would find nothing). The admin token's expiry date is not secret.
-func secretLeaves(t *testing.T, dataDir string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, config.SecretsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for name, v := range m {
-		switch {
-		case strings.HasSuffix(name, "_expires"):
-		case strings.HasPrefix(name, "runner/"):
-			var rec struct{ Token string }
-			if err := json.Unmarshal([]byte(v), &rec); err != nil || !strings.HasPrefix(rec.Token, "glrt-") {
-				t.Fatalf("runner record %s: token %q, %v", name, rec.Token, err)
-			}
-			out = append(out, rec.Token)
-		default:
-			out = append(out, v)
-		}
-	}
-	return out
-}
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -82,7 +50,7 @@ func TestStatusJSONMasksPlantedSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	values := secretLeaves(t, cfg.Stack.DataDir)
+	values := testenv.SecretLeaves(t, cfg.Stack.DataDir)
 	if len(values) != 5 || !strings.Contains(strings.Join(values, " "), token) {
 		t.Fatalf("planted %d values: %v", len(values), values)
 	}

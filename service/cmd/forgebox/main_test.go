@@ -139,7 +139,7 @@ func TestStatusJSONOnRealEngine(t *testing.T) {
 	if len(rows) != 4 || rows[0].Component != "postgres" || rows[0].State != "running" || rows[0].Health != "healthy" {
 		t.Errorf("status rows %+v", rows)
 	}
-	values := secretLeaves(t, cfg.Stack.DataDir)
+	values := testenv.SecretLeaves(t, cfg.Stack.DataDir)
 	if !slices.ContainsFunc(values, func(v string) bool { return strings.HasPrefix(v, "glrt-") }) {
 		t.Fatal("after a whole-stack up no runner token is among the values searched for")
 	}

@@ -83,6 +83,8 @@ type harnessOptions struct {
 	full      bool // the config runs the whole stack's test images (GitLab and runner stand-ins too)
 	// preflight is Options.Preflight.
 	preflight func(config.Config) error
+	// connect, when set, replaces the engine connection (with engine false).
+	connect func(ctx context.Context) (api.Engine, error)
 }
 
 // newHarness starts a controller on an httptest server with a config file of its own.
@@ -104,6 +106,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 		h.cfg.Stack.DataDir = t.TempDir()
 		connect = func(ctx context.Context) (api.Engine, error) {
 			return nil, errors.New("test: no engine here")
+		}
+		if o.connect != nil {
+			connect = o.connect
 		}
 	}
 	h.cfgPath = filepath.Join(t.TempDir(), "forgebox.toml")
@@ -329,32 +334,5 @@ func (h *harness) component(st api.Status, name string) api.ComponentView {
 // date is kept beside it and is not a secret.
 func (h *harness) secretValues() []string {
 	h.t.Helper()
-	return secretLeaves(h.t, h.cfg.Stack.DataDir)
-}
-
-func secretLeaves(t testing.TB, dataDir string) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, config.SecretsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for name, v := range m {
-		switch {
-		case strings.HasSuffix(name, "_expires"):
-		case strings.HasPrefix(name, "runner/"):
-			var rec struct{ Token string }
-			if err := json.Unmarshal([]byte(v), &rec); err != nil || !strings.HasPrefix(rec.Token, "glrt-") {
-				t.Fatalf("runner record %s: token %q, %v", name, rec.Token, err)
-			}
-			out = append(out, rec.Token)
-		default:
-			out = append(out, v)
-		}
-	}
-	return out
+	return testenv.SecretLeaves(h.t, h.cfg.Stack.DataDir)
 }

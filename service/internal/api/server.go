@@ -80,10 +80,13 @@ type Server struct {
 	// that differs was edited outside forgebox, and saving over it would undo that edit.
 	cfgRev string
 
-	engMu   sync.RWMutex
-	eng     Engine
-	engErr  error
-	engInfo engine.Info
+	engMu    sync.RWMutex
+	started  atomic.Bool   // Start ran: the engine loop is connecting
+	engOnce  sync.Once     // closes engFirst
+	engFirst chan struct{} // closed when the first connection attempt has an outcome
+	eng      Engine
+	engErr   error
+	engInfo  engine.Info
 
 	backups backupState // backup.go: the backup scheduler
 
@@ -119,7 +122,8 @@ func New(o Options) (*Server, error) {
 	}
 	rev, _ := fileRevision(o.ConfigPath)
 	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, cfgRev: rev, version: o.Version,
-		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine")}
+		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine"),
+		engFirst: make(chan struct{})}
 	gen, err := readSessionGeneration(o.Config.Stack.DataDir)
 	if err != nil {
 		return nil, err
@@ -148,6 +152,7 @@ func (s *Server) Handler() http.Handler { return s.router }
 // stats. Stop ends it.
 func (s *Server) Start() {
 	s.bg.Add(2)
+	s.started.Store(true)
 	go func() { defer s.bg.Done(); s.engineLoop(s.ctx) }()
 	go func() { defer s.bg.Done(); s.mon.statsLoop(s.ctx) }()
 	s.startBackupSchedule() // backup.go
@@ -233,7 +238,13 @@ func (s *Server) config() config.Config {
 	return s.cfg
 }
 
+// firstConnectWait bounds how long a request made just after start waits for the first
+// connection attempt, so a client that asks at once is not told the engine is unreachable
+// while forgebox has not yet tried (the fault suite's serve trials did exactly that).
+const firstConnectWait = 20 * time.Second
+
 func (s *Server) engine() (Engine, error) {
+	s.awaitFirstConnect()
 	s.engMu.RLock()
 	defer s.engMu.RUnlock()
 	if s.eng == nil {
@@ -242,7 +253,21 @@ func (s *Server) engine() (Engine, error) {
 	return s.eng, nil
 }
 
+func (s *Server) awaitFirstConnect() {
+	if !s.started.Load() {
+		return
+	}
+	t := time.NewTimer(firstConnectWait)
+	defer t.Stop()
+	select {
+	case <-s.engFirst:
+	case <-s.ctx.Done():
+	case <-t.C:
+	}
+}
+
 func (s *Server) engineInfo() (engine.Info, error) {
+	s.awaitFirstConnect()
 	s.engMu.RLock()
 	defer s.engMu.RUnlock()
 	if s.eng == nil {
@@ -275,6 +300,7 @@ func (s *Server) engineLoop(ctx context.Context) {
 			s.engMu.Lock()
 			s.engErr = err
 			s.engMu.Unlock()
+			s.engOnce.Do(func() { close(s.engFirst) })
 			s.mon.invalidate()
 			sleep(ctx, backoff)
 			backoff = min(backoff*2, 30*time.Second)
@@ -289,6 +315,7 @@ func (s *Server) engineLoop(ctx context.Context) {
 		s.engMu.Lock()
 		s.eng, s.engInfo, s.engErr = eng, info, nil
 		s.engMu.Unlock()
+		s.engOnce.Do(func() { close(s.engFirst) })
 		s.mon.invalidate()
 		// Watch until the stream breaks; a healthy engine that only dropped the stream is
 		// watched again at once, a gone one is reconnected.

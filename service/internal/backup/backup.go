@@ -51,7 +51,7 @@ var GitLabBackupTimeout = 6 * time.Hour
 // gitlabCommand is the command line of GitLab's backup task in each image, and the user it runs
 // as (docs/gitlab-contract.md §1.7 and §2.4). Rake takes VAR=value arguments as environment
 // variables: BACKUP, force, SKIP and GITLAB_ASSUME_YES reach GitLab's task as ENV
-// (docs/contract-notes/backup.md). withDB is false for forgebox's own backups, whose database is
+// (docs/gitlab-contract.md §4.6). withDB is false for forgebox's own backups, whose database is
 // dumped by PostgreSQL's own tools (SKIP=db), true for restoring a format-1 archive.
 func gitlabCommand(flavour, action, id string, withDB bool) (user string, cmd []string) {
 	var args []string

@@ -4,7 +4,7 @@ package backup
 // pg_restore (design decision of 2026-12-03): they are always the server's major, so no GitLab
 // image's bundled client decides whether a backup works. GitLab's own pg_dump refuses a newer
 // server ("aborting because of server version mismatch"), and which client an image bundles
-// moves with each release (docs/contract-notes/backup.md).
+// moves with each release (docs/gitlab-contract.md §1.5, §2.4 and §3.1).
 //
 // The dump is pg_dump's custom format, taken as the superuser. A restore loads it into a new,
 // empty database owned by GitLab's role, as the superuser, so every object keeps its owner

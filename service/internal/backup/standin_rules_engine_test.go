@@ -1,6 +1,6 @@
 package backup_test
 
-// The GitLab stand-in's rules about backups (docs/contract-notes/backup.md), each shown refusing
+// The GitLab stand-in's rules about backups (docs/gitlab-contract.md §1.7, §3.1, §4.6), each shown refusing
 // what forgebox did before, and forgebox's backup and restore passing under them.
 
 import (

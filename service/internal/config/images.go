@@ -15,7 +15,7 @@ type ImageSet struct {
 	Postgres string
 }
 
-// Versions of the defaults, from the upstream sources (see docs/contract-notes/gitlab.md):
+// Versions of the defaults, from the upstream sources (see docs/gitlab-contract.md §1.1, §2.1, §3.1 and §5.10):
 //   - sameersbn/docker-gitlab: newest tag 19.2.0;
 //   - omnibus-gitlab: newest 19.2 tag 19.2.4+ce.0, published as gitlab/gitlab-ce:19.2.4-ce.0
 //     (lib/gitlab/build/info/docker.rb turns '+' into '-');

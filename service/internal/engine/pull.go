@@ -27,15 +27,9 @@ var DefaultPullRetry = PullRetry{Attempts: 4, Backoff: 2 * time.Second}
 
 // ImageID returns the local ID of ref, or "" when the engine does not have it.
 func (c *Client) ImageID(ctx context.Context, ref string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, shortCall)
-	defer cancel()
-	c.calls.add()
-	r, err := c.api.ImageInspect(ctx, ref)
-	if errdefs.IsNotFound(err) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	r, found, err := c.inspectImage(ctx, ref)
+	if !found {
+		return "", err
 	}
 	return r.ID, nil
 }
@@ -43,17 +37,27 @@ func (c *Client) ImageID(ctx context.Context, ref string) (string, error) {
 // ImageArch returns the architecture of the local image ref (amd64, arm64, ...), or "" when the
 // engine does not have it.
 func (c *Client) ImageArch(ctx context.Context, ref string) (string, error) {
+	r, found, err := c.inspectImage(ctx, ref)
+	if !found {
+		return "", err
+	}
+	return r.Architecture, nil
+}
+
+// inspectImage inspects the local image ref; found is false when the engine does not have it
+// (err nil) or the inspection failed (err set).
+func (c *Client) inspectImage(ctx context.Context, ref string) (r image.InspectResponse, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, shortCall)
 	defer cancel()
 	c.calls.add()
-	r, err := c.api.ImageInspect(ctx, ref)
+	r, err = c.api.ImageInspect(ctx, ref)
 	if errdefs.IsNotFound(err) {
-		return "", nil
+		return r, false, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+		return r, false, fmt.Errorf("inspect image %s: %w", ref, err)
 	}
-	return r.Architecture, nil
+	return r, true, nil
 }
 
 // Pull fetches ref, reporting each layer's progress, and retries transient failures.

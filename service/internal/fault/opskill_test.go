@@ -2,6 +2,7 @@ package fault_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -38,6 +39,9 @@ var killOps = []struct {
 	{"serve", 0, nil}, // forgebox serve, killed during an up it runs: killServeDuringUp
 }
 
+// killAttempts bounds the draws for one trial's kill point (see TestKillDuringOtherOps).
+const killAttempts = 3
+
 // TestKillDuringOtherOps kills `down`, `backup create`, `backup restore` or `forgebox serve`
 // (during an up it runs) at a random point on a converged stack holding a row of data, runs the
 // command again (an `up` for serve), which must succeed, and checks the stack comes back
@@ -60,14 +64,25 @@ func TestKillDuringOtherOps(t *testing.T) {
 		}
 		s.must("up")
 		marker := s.writeMarker()
-		args := op.prepare(s)
-		after := 1 + rng.IntN(op.lines)
-		delay := time.Duration(rng.IntN(800)) * time.Millisecond
-		line, err := s.killedAfter(args, after, delay)
-		if err != nil {
-			t.Fatalf("kill %s after progress line %d + %s: %v", op.name, after, delay, err)
+		// A point drawn past the operation's end (its last step can take less than the delay)
+		// kills nothing: the operation is run again, from a converged stack, with a point drawn
+		// anew, up to killAttempts times, so every trial that passes did survive a kill.
+		var args []string
+		for attempt := 1; ; attempt++ {
+			args = op.prepare(s)
+			after := 1 + rng.IntN(op.lines)
+			delay := time.Duration(rng.IntN(800>>(attempt-1))) * time.Millisecond
+			line, err := s.killedAfter(args, after, delay)
+			if err == nil {
+				t.Logf("killed %s %s after progress line %d: %q", op.name, delay, after, line)
+				break
+			}
+			if !errors.Is(err, errNotKilled) || attempt == killAttempts {
+				t.Fatalf("kill %s after progress line %d + %s (attempt %d): %v", op.name, after, delay, attempt, err)
+			}
+			t.Logf("%s ended before the kill after progress line %d + %s; drawing another point", op.name, after, delay)
+			s.must("up")
 		}
-		t.Logf("killed %s %s after progress line %d: %q", op.name, delay, after, line)
 		if out, err := s.forgebox(args...); err != nil {
 			t.Fatalf("%s after the kill failed: %v\n%s", op.name, err, out)
 		}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/forgebox/forgebox/service/internal/config"
 )
 
 // LockFile is the lock's file name in the data dir.
@@ -37,7 +39,17 @@ type LockHolder struct {
 // Lock is held while one operation changes the stack. It is an flock(2) on a file in the data
 // dir, so the CLI and the controller exclude each other, and a killed process releases it.
 type Lock struct {
-	f *os.File
+	f       *os.File
+	dataDir string
+}
+
+// sweepLeftovers removes what a killed operation's atomic writes left in the data dir and the
+// runner's dir (their targets are intact). It runs as the lock is taken and again as it is
+// released: a file left by a kill just before is too young to be judged at the first sweep.
+func sweepLeftovers(dataDir string) {
+	for _, dir := range []string{dataDir, filepath.Join(dataDir, "runner")} {
+		config.RemoveAtomicLeftovers(dir)
+	}
 }
 
 // TryLock takes the stack lock for op without waiting; when another holds it, it returns a
@@ -67,7 +79,8 @@ func TryLock(dataDir, op string) (*Lock, error) {
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt(b, 0)
 	}
-	return &Lock{f: f}, nil
+	sweepLeftovers(dataDir)
+	return &Lock{f: f, dataDir: dataDir}, nil
 }
 
 // Unlock releases the lock.
@@ -75,6 +88,7 @@ func (l *Lock) Unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
+	sweepLeftovers(l.dataDir)
 	l.f.Truncate(0)
 	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	l.f.Close()

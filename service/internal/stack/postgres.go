@@ -79,7 +79,11 @@ func postgresComponent(cfg config.Config, secrets SecretSource, env Env) (Compon
 				Test:        []string{"CMD", "pg_isready", "-U", cfg.Postgres.Superuser, "-d", "postgres", "-h", "127.0.0.1"},
 				Interval:    2 * time.Second,
 				Timeout:     5 * time.Second,
-				StartPeriod: 2 * time.Minute,
+				// Long: on a slow NAS the first start (initdb) can outlast minutes, and an
+				// "unhealthy" verdict then would make the next up restart it in the middle of
+				// initdb, leaving a data dir PostgreSQL cannot start from. It costs nothing:
+				// the container is healthy at the first probe that passes.
+				StartPeriod: 10 * time.Minute,
 				Retries:     5,
 			},
 			Restart:     "unless-stopped",

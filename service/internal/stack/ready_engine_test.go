@@ -9,7 +9,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -17,29 +16,8 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/stack"
+	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
 )
-
-// deriveStandin builds (once; cached by tag) the GitLab stand-in image with env baked in, as an
-// administrator's setting would be on a real GitLab.
-func deriveStandin(t *testing.T, base, tag string, env ...string) string {
-	t.Helper()
-	i := strings.LastIndex(base, ":")
-	ref := base[:i] + "-" + base[i+1:] + ":" + tag
-	if exec.Command("docker", "image", "inspect", ref).Run() == nil {
-		return ref
-	}
-	df := "FROM " + base + "\n"
-	for _, e := range env {
-		df += "ENV " + e + "\n"
-	}
-	cmd := exec.Command("docker", "build", "-q", "-t", ref, "-")
-	cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
-	cmd.Stdin = strings.NewReader(df)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker build %s: %v\n%s", ref, err, out)
-	}
-	return ref
-}
 
 // apiStatus is the HTTP status of GET path with token.
 func (f *fixture) apiStatus(ctx context.Context, path, token string) int {
@@ -108,7 +86,7 @@ func TestFirstBootRestartTokenOnceRunnersOnce(t *testing.T) {
 	f := newFixture(t)
 	twoProfiles(f)
 	// An administrator turned on Admin Mode and runner token expiry (both off in GitLab's defaults).
-	f.cfg.GitLab.Image = deriveStandin(t, f.cfg.GitLab.Image, "ready-adminmode-expiry",
+	f.cfg.GitLab.Image = standintest.Derive(t, f.cfg.GitLab.Image, standintest.RepoOf(t, f.cfg.GitLab.Image)+":ready-adminmode-expiry",
 		"FORGEBOX_STANDIN_ADMIN_MODE=true", "FORGEBOX_STANDIN_RUNNER_TOKEN_EXPIRES_IN=720h")
 	ctx := context.Background()
 	if _, err := f.stack().Up(ctx); err != nil {

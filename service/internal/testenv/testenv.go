@@ -9,8 +9,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	mrand "math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,17 +126,42 @@ func RemoveStack(t testing.TB, eng *engine.Client, stack, network string) {
 	}
 }
 
-// FreePort returns a TCP port that was free a moment ago, for a published port that must not
-// clash with tests running in parallel.
+// FreePort returns a TCP port for a published port that must not clash with tests running in
+// parallel, in this process or another (the fault soak and several test binaries share the
+// engine). It comes from below the kernel's ephemeral range (32768 and up), where an outgoing
+// connection could take it between this check and the engine's bind, and is reserved with an
+// flock on a file named after it until the test ends (a killed test's reservation ends with it).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
+	dir := filepath.Join(os.TempDir(), "forgebox-test-ports")
+	if err := os.MkdirAll(dir, 0o1777); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range 500 {
+		port := portRangeLow + mrand.IntN(portRangeHigh-portRangeLow)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close()
+			continue
+		}
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			f.Close()
+			continue
+		}
+		l.Close()
+		t.Cleanup(func() { f.Close() })
+		return port
+	}
+	t.Fatal("no free TCP port between 20000 and 32000 after 500 tries")
+	return 0
 }
+
+// The range FreePort draws from: above the well-known services, below the ephemeral ports.
+const portRangeLow, portRangeHigh = 20000, 32000
 
 func randomHex(n int) string {
 	b := make([]byte, n)

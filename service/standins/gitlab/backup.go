@@ -18,7 +18,7 @@ package main
 // SKIP left out, as lib/backup/manager.rb build_backup_information writes) and, unless SKIP
 // names db, db/database.json.gz: every table of the database as JSON rows.
 //
-// Rules (each from upstream, see docs/contract-notes/backup.md):
+// Rules (each from upstream, see docs/gitlab-contract.md §1.7, §2.4, §3.1 and §4.6):
 //   - The database dump runs the image's bundled pg_dump, which refuses a newer server
 //     (pgclient.go).
 //   - A restore refuses a backup of another GitLab version with GitLab's own words.

@@ -35,9 +35,9 @@ const MigrationTime = "3s"
 
 var buildMu sync.Mutex
 
-// repoOf turns forgebox-test/gitlab-standin:<h> into forgebox-test/gitlab-standin-<h>, so each
-// stand-in build has its own per-version tags.
-func repoOf(t testing.TB, image string) string {
+// RepoOf turns forgebox-test/gitlab-standin:<h> into forgebox-test/gitlab-standin-<h>, so each
+// stand-in build has its own per-version (or per-setting) tags.
+func RepoOf(t testing.TB, image string) string {
 	i := strings.LastIndex(image, ":")
 	if i < 0 {
 		t.Fatalf("test image %s has no tag", image)
@@ -49,9 +49,10 @@ func imageExists(ref string) bool {
 	return exec.Command("docker", "image", "inspect", ref).Run() == nil
 }
 
-// derive builds (once; cached by tag) ref FROM base with env set, with the classic builder:
-// no registry and no build context are needed.
-func derive(t testing.TB, base, ref string, env ...string) string {
+// Derive builds (once; cached by tag) ref FROM base with env set, with the classic builder:
+// no registry and no build context are needed. Tests bake a stand-in's settings in this way,
+// as an administrator's setting would be on a real GitLab.
+func Derive(t testing.TB, base, ref string, env ...string) string {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -73,7 +74,7 @@ func derive(t testing.TB, base, ref string, env ...string) string {
 
 // GitLabImage is the GitLab stand-in claiming version v.
 func GitLabImage(t testing.TB, im testenv.Images, v string) string {
-	return derive(t, im.GitLab, repoOf(t, im.GitLab)+":"+v,
+	return Derive(t, im.GitLab, RepoOf(t, im.GitLab)+":"+v,
 		"FORGEBOX_STANDIN_VERSION="+v, "GITLAB_VERSION="+v, "FORGEBOX_STANDIN_MIGRATION_TIME="+MigrationTime)
 }
 
@@ -112,7 +113,7 @@ func OtherStop(t testing.TB, v string) string {
 // that runner version (which decides, for one, its job log format).
 func RunnerImage(t testing.TB, im testenv.Images, v string) string {
 	rv := upgradepath.RunnerVersionFor(upgradepath.MustParse(v))
-	return derive(t, im.Runner, repoOf(t, im.Runner)+":alpine-v"+rv.String(), "FORGEBOX_STANDIN_VERSION="+rv.String())
+	return Derive(t, im.Runner, RepoOf(t, im.Runner)+":alpine-v"+rv.String(), "FORGEBOX_STANDIN_VERSION="+rv.String())
 }
 
 // Recorder keeps the activity feed's events.
