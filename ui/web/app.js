@@ -17,11 +17,11 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, headers) {
   const opts = {
     method,
     credentials: 'same-origin',
-    headers: { Accept: 'application/json', 'X-Forgebox-CSRF': '1' },
+    headers: { Accept: 'application/json', 'X-Forgebox-CSRF': '1', ...headers },
   };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
@@ -310,7 +310,9 @@ function componentCard(c) {
   const exists = c.state !== 'missing';
   const running = c.state === 'running';
   const busy = opRunning();
-  const health = running ? (c.health || 'none') : null;
+  // GitLab's health is its readiness and the runner's whether GitLab sees its runners online
+  // (stack.componentCheck); empty when that could not be asked.
+  const health = running ? (c.health || 'unknown') : null;
   const since = c.started_at ? fmtDuration(Date.now() - new Date(c.started_at).getTime()) : '';
   const mem = c.memory;
   return h('article', { class: 'card component', 'data-component': c.component },
@@ -692,13 +694,19 @@ async function renderSettings() {
     const btn = form.querySelector('#settings-save');
     btn.disabled = true;
     try {
-      await api('PUT', 'config', body);
+      // If-Match: a file that changed since this page read it is not overwritten.
+      const saved = await api('PUT', 'config', body, { 'If-Match': '"' + page.revision + '"' });
+      if (saved && saved.revision) page.revision = saved.revision;
       toast(t('settings.saved'));
       refreshStatus();
     } catch (e) {
       if (e.code === 'invalid_config') {
         showFieldErrors(form, e.fields);
         toast(t('settings.invalid'), 'error');
+      } else if (e.code === 'config_changed_on_disk') {
+        toast(t('settings.changedOnDisk', { path: page.path }), 'error');
+      } else if (e.status === 412) {
+        toast(t('settings.stale'), 'error');
       } else {
         toast(e.message, 'error');
       }

@@ -61,6 +61,7 @@ const en = {
   'health.starting': 'Starting',
   'health.unhealthy': 'Unhealthy',
   'health.none': 'No health check',
+  'health.unknown': 'Health not known yet',
 
   'overview.stack': 'Stack',
   'overview.busy': '{op} in progress…',
@@ -143,6 +144,8 @@ const en = {
   'settings.noFile': 'Using the built-in defaults; saving creates {path}',
   'settings.saved': 'Settings saved. Press Start on the overview to apply them.',
   'settings.invalid': 'Nothing was saved: fix the fields marked in red.',
+  'settings.changedOnDisk': 'Nothing was saved: {path} was edited outside forgebox after the controller loaded it, and saving would undo that edit. Restart forgebox so it loads the file, then make the change again.',
+  'settings.stale': 'Nothing was saved: the config file changed since this page read it. Reload the page and make the change again.',
   'section.stack': 'Stack',
   'section.gitlab': 'GitLab',
   'section.postgres': 'PostgreSQL',
@@ -278,6 +281,7 @@ const zh = {
   'health.starting': '启动中',
   'health.unhealthy': '不健康',
   'health.none': '无健康检查',
+  'health.unknown': '健康状况暂未知',
 
   'overview.stack': '服务栈',
   'overview.busy': '正在{op}…',
@@ -360,6 +364,8 @@ const zh = {
   'settings.noFile': '正在使用内置默认值；保存后会创建 {path}',
   'settings.saved': '设置已保存。请在概览页点击“启动”以应用。',
   'settings.invalid': '未保存任何内容：请修改标红的字段。',
+  'settings.changedOnDisk': '未保存任何内容：控制器加载 {path} 之后，该文件在 forgebox 之外被修改过，此时保存会覆盖那些修改。请重启 forgebox 让它加载该文件，然后再做一次此更改。',
+  'settings.stale': '未保存任何内容：此页面读取配置文件之后，该文件已被修改。请重新加载页面，然后再做一次此更改。',
   'section.stack': '服务栈',
   'section.gitlab': 'GitLab',
   'section.postgres': 'PostgreSQL',

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/docker/go-units"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -62,7 +64,7 @@ func (g *globals) backupCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "\nbackup %s\n  file %s (%s, mode 0600: it holds the secrets; keep a copy off this box)\n", res.Name, res.File, humanSize(res.Size))
+	fmt.Fprintf(g.stdout, "\nbackup %s\n  file %s (%s, mode 0600: it holds the secrets; keep a copy off this box)\n", res.Name, res.File, units.BytesSize(float64(res.Size)))
 	return nil
 }
 
@@ -93,11 +95,11 @@ func (g *globals) backupList(args []string) error {
 	fmt.Fprintln(tw, "NAME\tKIND\tGITLAB\tSIZE\tCREATED")
 	for _, e := range list {
 		if e.Manifest == nil {
-			fmt.Fprintf(tw, "%s\t?\t?\t%s\t%s (unreadable: %s)\n", e.Name, humanSize(e.Size), e.Modified.Local().Format(time.DateTime), e.Problem)
+			fmt.Fprintf(tw, "%s\t?\t?\t%s\t%s (unreadable: %s)\n", e.Name, units.BytesSize(float64(e.Size)), e.Modified.Local().Format(time.DateTime), e.Problem)
 			continue
 		}
 		m := e.Manifest
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, m.Kind, m.GitLab.Version, humanSize(e.Size), m.CreatedAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, m.Kind, m.GitLab.Version, units.BytesSize(float64(e.Size)), m.CreatedAt.Local().Format(time.DateTime))
 	}
 	tw.Flush()
 	fmt.Fprintf(g.stdout, "\nin %s\n", cfg.BackupDir())
@@ -194,17 +196,4 @@ func reorder(args []string) []string {
 		}
 	}
 	return append(flags, rest...)
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

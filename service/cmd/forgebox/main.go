@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -82,10 +83,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
 	fs := flag.NewFlagSet("forgebox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() {} // printed below: to stdout when asked for, to stderr after a mistake
 	fs.StringVar(&g.configPath, "config", "", "config file")
-	fs.StringVar(&g.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.StringVar(&g.logLevel, "log-level", "", "log level: debug, info, warn, error (default info for serve, else warn)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	if g.configPath != "" {
@@ -95,9 +101,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		g.configPath = DefaultConfigPath
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
-		fmt.Fprintf(stderr, "forgebox: --log-level %q: use debug, info, warn or error\n", g.logLevel)
+	rest := fs.Args()
+	var cmd string
+	if len(rest) > 0 {
+		cmd = rest[0]
+	}
+	level, err := logLevel(cmd, g.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "forgebox: %v\n", err)
 		return 2
 	}
 	g.scrub = redact.New(func() string {
@@ -108,7 +119,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 	g.log = slog.New(g.scrub.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})))
 
-	rest := fs.Args()
 	if len(rest) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -116,8 +126,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cmd, cmdArgs := rest[0], rest[1:]
-	var err error
+	cmdArgs := rest[1:]
+	// --help anywhere after a command shows that command's usage and does nothing else, whatever
+	// the command would do with its other arguments.
+	if help := commandUsage(cmd); help != "" && wantsHelp(cmdArgs) {
+		fmt.Fprint(stdout, help)
+		return 0
+	}
 	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "forgebox", buildinfo.Version)
@@ -155,6 +170,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "forgebox: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
+	if errors.Is(err, flag.ErrHelp) { // a subcommand's flag set printed its flags
+		return 0
+	}
 	if err != nil {
 		var silent silentError
 		if !errors.As(err, &silent) {
@@ -163,6 +181,60 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// logLevel is the level --log-level names, or by default info for the controller (serve: what
+// it did and who asked; polls that succeed are debug, see api.requestLog) and warn for the
+// one-shot commands, whose own output says what happened.
+func logLevel(cmd, flagValue string) (slog.Level, error) {
+	if flagValue == "" {
+		if cmd == "serve" {
+			return slog.LevelInfo, nil
+		}
+		return slog.LevelWarn, nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(flagValue)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", flagValue)
+	}
+	return level, nil
+}
+
+// wantsHelp: args ask for help (-h, -help, --help) before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// commandUsage is the part of the usage text about cmd (its lines and their continuations), or
+// "" for a command the usage does not list.
+func commandUsage(cmd string) string {
+	var b strings.Builder
+	in := false
+	for line := range strings.Lines(usage) {
+		switch {
+		case strings.HasPrefix(line, "  "+cmd+" ") || strings.HasPrefix(line, "  "+cmd+"\n"):
+			in = true
+		case in && strings.HasPrefix(line, "    "):
+			// a continuation of the command's line
+		default:
+			in = false
+		}
+		if in {
+			b.WriteString(line)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "Usage: forgebox [--config FILE] [--log-level LEVEL] " + cmd + " ...\n\n" + b.String()
 }
 
 // silentError fails a command whose output already said what went wrong.

@@ -21,7 +21,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // backupState is the server's part for backups: the scheduler.
@@ -168,10 +168,7 @@ func (s *Server) saveOpConfig(opCfg config.Config) error {
 	if err := config.Save(path, next); err != nil {
 		return err
 	}
-	s.cfgMu.Lock()
-	s.cfg = next
-	s.cfgMu.Unlock()
-	s.mon.invalidate()
+	s.setConfig(next, path)
 	s.log.Info("config saved by an operation", "path", path)
 	return nil
 }
@@ -297,13 +294,9 @@ func (s *Server) runScheduledBackup(ctx context.Context) error {
 	if other != nil {
 		return fmt.Errorf("%w: %s", backup.ErrOperationRunning, other.Op)
 	}
-	cursor := s.feed.Head()
-	s.ops.mu.Lock()
-	s.ops.cur.FirstEvent = cursor
-	s.ops.mu.Unlock()
 	st, err := s.newStack(eng, cfg, op)
 	if err == nil {
-		s.feed.Emit(events.Event{Kind: events.KindStep, Op: op, Message: fmt.Sprintf("scheduled backup started (operation %s, backup.schedule = %s)", started.ID, cfg.Backup.Schedule)})
+		s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Op: op, Message: fmt.Sprintf("scheduled backup started (operation %s, backup.schedule = %s)", started.ID, cfg.Backup.Schedule)})
 		octx, cancel := context.WithTimeout(ctx, opTimeoutFor(op))
 		err = s.takeBackup(octx, st, backup.KindScheduled)
 		cancel()

@@ -199,7 +199,7 @@ func TestBrowser(t *testing.T) {
 			if (!card) return 'no card';
 			const state = card.querySelector('.badge[data-state]').dataset.state;
 			const health = card.querySelectorAll('.badge[data-state]')[1];
-			return state === 'running' && (!health || health.dataset.state === 'healthy' || health.dataset.state === 'none') ? 'ok' : state })()`, c), time.Minute)
+			return state === 'running' && health && health.dataset.state === 'healthy' ? 'ok' : state + ' ' + (health ? health.dataset.state : 'no health') })()`, c), time.Minute)
 	}
 	// Memory sparklines fill as stats come in.
 	waitJS(t, ctx, "memory sparkline", `(() => document.querySelector('[data-component="postgres"] .spark polyline') ? 'ok' : 'no line yet')()`, 30*time.Second)

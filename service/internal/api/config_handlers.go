@@ -98,6 +98,9 @@ func (s *Server) updateConfig(c *gin.Context, change func(config.Config) (config
 	if path == "" {
 		return newError(http.StatusConflict, CodeConflict, "the controller was started without a config file path, so it cannot save one")
 	}
+	if err := s.checkFileUnchanged(path); err != nil {
+		return err
+	}
 	if m := c.GetHeader("If-Match"); m != "" && m != "*" {
 		if rev, _ := fileRevision(path); strings.Trim(m, `"`) != rev {
 			return newError(http.StatusPreconditionFailed, CodeConflict, "the config file changed since it was loaded; reload it and make the change again")
@@ -135,12 +138,35 @@ func (s *Server) updateConfig(c *gin.Context, change func(config.Config) (config
 	if err := config.Save(path, next); err != nil {
 		return err
 	}
-	s.cfgMu.Lock()
-	s.cfg = next
-	s.cfgMu.Unlock()
-	s.mon.invalidate()
+	s.setConfig(next, path)
 	s.log.Info("config saved", "path", path, "user", c.GetString(ctxUser))
 	return nil
+}
+
+// checkFileUnchanged refuses to save over a config file edited outside forgebox since the
+// controller loaded it: the save starts from the controller's copy and rewrites the whole file,
+// so it would silently undo that edit and drop its comments. A client's If-Match cannot catch
+// this (the controller never read the edit), so the file itself is compared, with or without one.
+func (s *Server) checkFileUnchanged(path string) error {
+	rev, _ := fileRevision(path)
+	s.cfgMu.RLock()
+	loaded := s.cfgRev
+	s.cfgMu.RUnlock()
+	if rev == loaded {
+		return nil
+	}
+	return newError(http.StatusPreconditionFailed, CodeConfigChangedOnDisk,
+		path+" was changed outside forgebox after the controller loaded it, and saving here would undo that change. Nothing was saved: restart forgebox so it loads the file, then make this change again")
+}
+
+// setConfig makes next the controller's config, as just written to path.
+func (s *Server) setConfig(next config.Config, path string) {
+	rev, _ := fileRevision(path)
+	s.cfgMu.Lock()
+	s.cfg = next
+	s.cfgRev = rev
+	s.cfgMu.Unlock()
+	s.mon.invalidate()
 }
 
 // guardChanges refuses what would cut the controller off from its stack: a new data dir (the

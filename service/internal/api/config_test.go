@@ -255,3 +255,80 @@ func TestPrivilegedProfileWarning(t *testing.T) {
 		t.Errorf("after turning privileged off: %s", body)
 	}
 }
+
+// TestConfigWriteRefusesAHandEditedFile: a file edited outside forgebox after the controller
+// loaded it is not overwritten by a save, with or without If-Match, and nothing of the edit is
+// lost; the answer says what to do (issue 16 item 6).
+func TestConfigWriteRefusesAHandEditedFile(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	orig, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := append([]byte("# tuned by hand: keep this\n"), orig...)
+	if err := os.WriteFile(h.cfgPath, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var page api.ConfigPage
+	res, body := h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	change := map[string]any{"gitlab": map[string]any{"http_port": 31090}}
+	for _, ifMatch := range []string{"", `"` + page.Revision + `"`, "*"} {
+		r := h.front("PUT", "/api/v1/config", change)
+		if ifMatch != "" {
+			r.Header.Set("If-Match", ifMatch)
+		}
+		res, body := h.do(r, nil)
+		e := expectError(t, res, body, http.StatusPreconditionFailed, api.CodeConfigChangedOnDisk)
+		if !strings.Contains(e.Error.Message, h.cfgPath) || !strings.Contains(e.Error.Message, "restart forgebox") {
+			t.Errorf("If-Match %q: message %q, want the file and what to do", ifMatch, e.Error.Message)
+		}
+		if now, _ := os.ReadFile(h.cfgPath); !bytes.Equal(now, edited) {
+			t.Fatalf("If-Match %q: the hand-edited file was rewritten:\n%s", ifMatch, now)
+		}
+	}
+	// A profile change goes through the same save.
+	res, body = h.do(h.front("DELETE", "/api/v1/runner/profiles/default", nil), nil)
+	expectError(t, res, body, http.StatusPreconditionFailed, api.CodeConfigChangedOnDisk)
+
+	// Once the file is as the controller loaded it again, saves go through and move its revision.
+	if err := os.WriteFile(h.cfgPath, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, body = h.do(h.front("PUT", "/api/v1/config", change), nil)
+	expectStatus(t, res, body, http.StatusOK)
+	res, body = h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31091}}), nil)
+	expectStatus(t, res, body, http.StatusOK)
+}
+
+// TestPollsLogAtDebugAndChangesAtInfo: at serve's default level (info) an open browser's polls
+// leave no line, and what changed something does (issue 16 item 6).
+func TestPollsLogAtDebugAndChangesAtInfo(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for range 3 {
+		res, body := h.do(h.front("GET", "/api/v1/status", nil), nil)
+		expectStatus(t, res, body, http.StatusOK)
+		res, body = h.do(h.front("GET", "/api/v1/config", nil), nil)
+		expectStatus(t, res, body, http.StatusOK)
+	}
+	res, body := h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31092}}), nil)
+	expectStatus(t, res, body, http.StatusOK)
+	var polls, saved int
+	for line := range strings.Lines(h.logs.String()) {
+		if strings.Contains(line, "method=GET") && strings.Contains(line, "path=/api/v1/") {
+			polls++
+			if !strings.Contains(line, "level=DEBUG") {
+				t.Errorf("a poll logged above debug: %s", line)
+			}
+		}
+		if strings.Contains(line, `msg="config saved"`) {
+			saved++
+			if !strings.Contains(line, "level=INFO") {
+				t.Errorf("the save logged below info: %s", line)
+			}
+		}
+	}
+	if polls < 6 || saved != 1 {
+		t.Errorf("%d poll lines (want 6 or more at debug) and %d save lines (want 1) in:\n%s", polls, saved, h.logs.String())
+	}
+}

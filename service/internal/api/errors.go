@@ -14,18 +14,19 @@ import (
 
 // Error codes: the one stable vocabulary of failures a client can branch on.
 const (
-	CodeUnauthorized      = "unauthorized"
-	CodeForbidden         = "forbidden"
-	CodeNotFound          = "not_found"
-	CodeMethodNotAllowed  = "method_not_allowed"
-	CodeInvalidRequest    = "invalid_request"
-	CodeInvalidConfig     = "invalid_config"
-	CodeBusy              = "busy"
-	CodeConflict          = "conflict"
-	CodeTooLarge          = "too_large"
-	CodeEngineUnavailable = "engine_unavailable"
-	CodePrecondition      = "precondition_failed" // Options.Preflight refused
-	CodeInternal          = "internal"
+	CodeUnauthorized        = "unauthorized"
+	CodeForbidden           = "forbidden"
+	CodeNotFound            = "not_found"
+	CodeMethodNotAllowed    = "method_not_allowed"
+	CodeInvalidRequest      = "invalid_request"
+	CodeInvalidConfig       = "invalid_config"
+	CodeBusy                = "busy"
+	CodeConflict            = "conflict"
+	CodeTooLarge            = "too_large"
+	CodeEngineUnavailable   = "engine_unavailable"
+	CodePrecondition        = "precondition_failed"    // Options.Preflight refused
+	CodeConfigChangedOnDisk = "config_changed_on_disk" // the file was edited outside forgebox since it was loaded
+	CodeInternal            = "internal"
 )
 
 // ErrorBody is every error response: {"error": {...}}.

@@ -93,15 +93,28 @@ type snapshot struct {
 type monitor struct {
 	s *Server
 
-	mu         sync.Mutex
-	snap       *snapshot
-	dirty      bool
-	refreshing chan struct{}
+	mu     sync.Mutex
+	snap   *snapshot
+	dirty  bool
+	flight *refresh // the refresh under way, nil when none
+
+	// observeFn takes a snapshot (m.observe; tests replace it).
+	observeFn func(context.Context) *snapshot
 
 	statsMu sync.Mutex
 	stats   map[string]*statsHistory // by container ID
 
 	lastWatched atomic.Int64 // unix nanos of the last status request
+}
+
+// refresh is one shared status refresh. It runs on its own context, cancelled only when every
+// caller waiting for it has gone (tailscale's singleflight.DoChanContext does the same), so one
+// browser poll that is aborted does not end, or poison, the refresh the others wait for.
+type refresh struct {
+	done    chan struct{} // closed when snap is set
+	snap    *snapshot
+	waiters int
+	cancel  context.CancelFunc
 }
 
 type statsHistory struct {
@@ -111,7 +124,9 @@ type statsHistory struct {
 }
 
 func newMonitor(s *Server) *monitor {
-	return &monitor{s: s, stats: map[string]*statsHistory{}}
+	m := &monitor{s: s, stats: map[string]*statsHistory{}}
+	m.observeFn = m.observe
+	return m
 }
 
 func (m *monitor) invalidate() {
@@ -121,46 +136,69 @@ func (m *monitor) invalidate() {
 }
 
 // get returns a snapshot no older than statusTTL and not invalidated since, refreshing it when
-// needed; fresh forces a refresh.
+// needed; fresh forces a refresh (joining one under way is fresh enough). When ctx ends first,
+// it returns the last snapshot, and the refresh goes on for the callers still waiting.
 func (m *monitor) get(ctx context.Context, fresh bool) *snapshot {
 	m.lastWatched.Store(time.Now().UnixNano())
-	for {
-		m.mu.Lock()
-		if m.snap != nil && !m.dirty && !fresh && time.Since(m.snap.at) < statusTTL {
-			s := m.snap
-			m.mu.Unlock()
-			return s
-		}
-		if wait := m.refreshing; wait != nil {
-			m.mu.Unlock()
-			select {
-			case <-wait:
-				fresh = false // that refresh is fresh enough
-				continue
-			case <-ctx.Done():
-				m.mu.Lock()
-				s := m.snap
-				m.mu.Unlock()
-				if s == nil {
-					return &snapshot{at: time.Now(), engine: EngineView{Error: ctx.Err().Error()}}
-				}
-				return s
-			}
-		}
-		done := make(chan struct{})
-		m.refreshing = done
-		m.dirty = false
-		m.mu.Unlock()
-
-		s := m.observe(ctx)
-
-		m.mu.Lock()
-		m.snap = s
-		m.refreshing = nil
-		close(done)
+	m.mu.Lock()
+	if m.snap != nil && !m.dirty && !fresh && time.Since(m.snap.at) < statusTTL {
+		s := m.snap
 		m.mu.Unlock()
 		return s
 	}
+	f := m.flight
+	if f == nil {
+		f = m.startRefresh()
+	}
+	f.waiters++
+	m.mu.Unlock()
+
+	select {
+	case <-f.done:
+		return f.snap
+	case <-ctx.Done():
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if f.waiters--; f.waiters == 0 {
+			f.cancel() // nobody wants it any more
+			if m.flight == f {
+				m.flight = nil // the next caller starts afresh instead of joining a cancelled one
+			}
+		}
+		if m.snap == nil {
+			return &snapshot{at: time.Now(), engine: EngineView{Error: ctx.Err().Error()}}
+		}
+		return m.snap
+	}
+}
+
+// startRefresh begins a shared refresh; m.mu is held.
+func (m *monitor) startRefresh() *refresh {
+	base := context.Background()
+	if m.s != nil && m.s.ctx != nil {
+		base = m.s.ctx // shutdown still ends it
+	}
+	ctx, cancel := context.WithCancel(base)
+	f := &refresh{done: make(chan struct{}), cancel: cancel}
+	m.flight = f
+	m.dirty = false
+	go func() {
+		defer cancel()
+		snap := m.observeFn(ctx)
+		m.mu.Lock()
+		if ctx.Err() == nil {
+			m.snap = snap
+		} else {
+			m.dirty = true // abandoned: its answer is not worth caching
+		}
+		if m.flight == f {
+			m.flight = nil
+		}
+		m.mu.Unlock()
+		f.snap = snap
+		close(f.done)
+	}()
+	return f
 }
 
 func (m *monitor) observe(ctx context.Context) *snapshot {

@@ -40,14 +40,10 @@ type operations struct {
 	cur    *Operation
 	cancel context.CancelFunc // ends the current operation's context
 	recent []Operation        // newest last
-	idle   *sync.Cond
+	ended  chan struct{}      // closed when the current operation finishes
 }
 
-func newOperations() *operations {
-	o := &operations{}
-	o.idle = sync.NewCond(&o.mu)
-	return o
-}
+func newOperations() *operations { return &operations{} }
 
 func (o *operations) running() *Operation {
 	o.mu.Lock()
@@ -96,6 +92,7 @@ func (o *operations) begin(op Operation) (Operation, *Operation) {
 	op.State = "running"
 	op.StartedAt = time.Now()
 	o.cur = &op
+	o.ended = make(chan struct{})
 	return op, nil
 }
 
@@ -115,7 +112,7 @@ func (o *operations) finish(err error) Operation {
 		o.recent = o.recent[len(o.recent)-20:]
 	}
 	o.cur = nil
-	o.idle.Broadcast()
+	close(o.ended)
 	return op
 }
 
@@ -133,22 +130,37 @@ func (o *operations) cancelForDown() (Operation, bool) {
 	return *o.cur, true
 }
 
-// waitIdle waits until no operation runs, for up to d; it reports whether none does.
-func (o *operations) waitIdle(d time.Duration) bool {
-	done := make(chan struct{})
-	go func() {
+// waitIdle waits until no operation runs, for up to d. It returns nil when none does, or a copy
+// of the one still running at the deadline. It starts no goroutine, so a timeout leaves nothing
+// behind waiting for an operation that may run for hours.
+func (o *operations) waitIdle(d time.Duration) *Operation {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
 		o.mu.Lock()
-		for o.cur != nil {
-			o.idle.Wait()
+		if o.cur == nil {
+			o.mu.Unlock()
+			return nil
 		}
+		ended := o.ended
 		o.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
+		select {
+		case <-ended: // another may have begun since: look again
+		case <-timer.C:
+			return o.running()
+		}
+	}
+}
+
+// started emits an operation's first event and records, in the same critical section, the feed
+// cursor just before it: emitted concurrently by engine events or not, FirstEvent+1 is the Seq
+// of that event, and no reader sees the record without its cursor.
+func (o *operations) started(f *feed, op *Operation, e events.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	op.FirstEvent = f.Append(e) - 1
+	if o.cur != nil && o.cur.ID == op.ID {
+		o.cur.FirstEvent = op.FirstEvent
 	}
 }
 
@@ -183,7 +195,7 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 		if canceled, ok := s.ops.cancelForDown(); ok {
 			s.feed.Emit(events.Event{Kind: events.KindInfo, Op: "down",
 				Message: fmt.Sprintf("down asked by %s: stopping %q (operation %s) first", c.GetString(ctxUser), canceled.Op, canceled.ID)})
-			if s.ops.waitIdle(2 * time.Minute) {
+			if s.ops.waitIdle(2*time.Minute) == nil {
 				started, other = s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
 			}
 		}
@@ -211,18 +223,13 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 	if component != "" {
 		name += " " + component
 	}
-	cursor := s.feed.Head() // the operation's events come after it
-	started.FirstEvent = cursor
-	s.ops.mu.Lock()
-	s.ops.cur.FirstEvent = cursor
-	s.ops.mu.Unlock()
 	st, err := s.newStack(eng, cfg, name)
 	if err != nil {
 		s.ops.finish(err)
 		fail(c, err)
 		return
 	}
-	s.feed.Emit(events.Event{Kind: events.KindStep, Op: name, Component: component,
+	s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Op: name, Component: component,
 		Message: fmt.Sprintf("%s started by %s (operation %s)", name, started.By, started.ID)})
 	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours

@@ -29,6 +29,9 @@ func itoa(n int) string { return strconv.Itoa(n) }
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
+	// Handlers pass c as their context: with the fallback, it ends when the client goes, so a
+	// closed browser tab stops its engine and GitLab calls.
+	r.ContextWithFallback = true
 	// Redirects gin would make are absolute paths, wrong under the DSM prefix; none are needed.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false

@@ -76,6 +76,9 @@ type Server struct {
 	cfgWrite sync.Mutex // one config write at a time
 	cfg      config.Config
 	cfgPath  string
+	// cfgRev is the config file's revision as the controller last loaded or wrote it: a file
+	// that differs was edited outside forgebox, and saving over it would undo that edit.
+	cfgRev string
 
 	engMu    sync.RWMutex
 	started  atomic.Bool   // Start ran: the engine loop is connecting
@@ -117,7 +120,8 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, version: o.Version,
+	rev, _ := fileRevision(o.ConfigPath)
+	s := &Server{opts: o, creds: creds, cfg: o.Config, cfgPath: o.ConfigPath, cfgRev: rev, version: o.Version,
 		feed: &feed{Feed: events.NewFeed(4000)}, engErr: errors.New("connecting to the Docker Engine"),
 		engFirst: make(chan struct{})}
 	gen, err := readSessionGeneration(o.Config.Stack.DataDir)
@@ -157,8 +161,10 @@ func (s *Server) Start() {
 // Stop lets a running operation finish for up to grace, then cancels it and the background
 // work, and closes the engine client.
 func (s *Server) Stop(grace time.Duration) {
-	if !s.ops.waitIdle(grace) {
-		s.log.Warn("an operation was still running at shutdown; cancelling it", "op", s.ops.running().Op)
+	// waitIdle hands back the operation it saw running under the same lock, so one that ends
+	// right at the deadline cannot leave a nil to dereference here.
+	if op := s.ops.waitIdle(grace); op != nil {
+		s.log.Warn("an operation was still running at shutdown; cancelling it", "op", op.Op, "operation", op.ID)
 	}
 	s.cancel()
 	s.bg.Wait()
@@ -200,26 +206,25 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// feed is the activity feed, knowing its head so a status can hand out a cursor cheaply. Every
-// event passes the scrubber on the way in, whoever emits it.
+// feed is the activity feed. Every event passes the scrubber on the way in, whoever emits it.
+// Its head is the ring's own (under the ring's lock), so a cursor and the sequence numbers of
+// events emitted at the same time never disagree.
 type feed struct {
 	*events.Feed
-	head  atomic.Uint64
 	scrub *redact.Scrubber
 }
 
-func (f *feed) Emit(e events.Event) {
+func (f *feed) Emit(e events.Event) { f.Append(e) }
+
+// Append scrubs e, stores it and returns its sequence number.
+func (f *feed) Append(e events.Event) uint64 {
 	if f.scrub != nil {
 		for _, field := range []*string{&e.Op, &e.Component, &e.Message, &e.Image, &e.Layer} {
 			*field = f.scrub.Scrub(*field)
 		}
 	}
-	f.Feed.Emit(e)
-	f.head.Add(1)
+	return f.Feed.Append(e)
 }
-
-// Head is the cursor after the newest event.
-func (f *feed) Head() uint64 { return f.head.Load() }
 
 func (s *Server) configPath() string {
 	s.cfgMu.RLock()

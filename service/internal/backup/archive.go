@@ -1,6 +1,10 @@
 package backup
 
 import (
+	"github.com/forgebox/forgebox/service/internal/config"
+
+	"github.com/docker/go-units"
+
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
@@ -140,26 +144,13 @@ type DiskFullError struct {
 func (e *DiskFullError) Error() string {
 	if e.Need > 0 {
 		return fmt.Sprintf("the disk holding %s is full: the backup needs about %s and %s is free; free space there (or set backup.dir to a bigger volume) and back up again; nothing was written",
-			e.Dir, humanBytes(e.Need), humanBytes(e.Free))
+			e.Dir, units.BytesSize(float64(e.Need)), units.BytesSize(float64(e.Free)))
 	}
 	return fmt.Sprintf("the disk holding %s filled up while the backup was written (%v): free space there (or set backup.dir to a bigger volume) and back up again; the partial file was removed",
 		e.Dir, e.Err)
 }
 
 func (e *DiskFullError) Unwrap() error { return e.Err }
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
 
 // freeBytes is what an unprivileged writer may still put on dir's file system.
 func freeBytes(dir string) (int64, error) {
@@ -252,7 +243,7 @@ func writeArchive(dir, name string, m Manifest, members []source) (path string, 
 		return "", 0, fmt.Errorf("name the backup %s: %w", path, err)
 	}
 	os.Remove(tmp)
-	syncDir(dir)
+	config.SyncDir(dir)
 	return path, fi.Size(), nil
 }
 
@@ -272,13 +263,6 @@ func writeMember(tw *tar.Writer, hdr tar.Header, r io.Reader, sum string, size i
 		return errors.New("the file changed while it was being backed up")
 	}
 	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 func diskError(dir string, err error) error {

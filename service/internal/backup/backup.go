@@ -15,6 +15,8 @@
 package backup
 
 import (
+	"github.com/docker/go-units"
+
 	"bytes"
 	"context"
 	"errors"
@@ -165,7 +167,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 		defer os.Remove(gitlabTar) // its copy is in forgebox's archive (or the backup failed)
 	}
 	if res.ExitCode != 0 || id == "" {
-		return Result{}, fmt.Errorf("GitLab's backup failed (exit code %d): %s", res.ExitCode, lastLines(res.Stdout+"\n"+res.Stderr, 8))
+		return Result{}, fmt.Errorf("GitLab's backup failed (exit code %d): %s", res.ExitCode, stack.LastLines(res.Stdout+"\n"+res.Stderr, 8))
 	}
 	if _, err := os.Stat(gitlabTar); err != nil {
 		return Result{}, fmt.Errorf("GitLab reported backup %s, but %s is not there: %w", id, gitlabTar, err)
@@ -210,7 +212,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 		}
 	}
 	out.Took = time.Since(start)
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("backup %s written: %s, GitLab %s, in %s", name, humanBytes(size), version, out.Took.Round(100*time.Millisecond))})
+	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("backup %s written: %s, GitLab %s, in %s", name, units.BytesSize(float64(size)), version, out.Took.Round(100*time.Millisecond))})
 	return out, nil
 }
 
@@ -234,19 +236,6 @@ func gitlabTars(dir string) map[string]bool {
 		}
 	}
 	return out
-}
-
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // postgresInfo asks the running PostgreSQL its version.

@@ -93,7 +93,7 @@ func execPostgres(ctx context.Context, x *stack.Session, cmd []string) (string, 
 		return "", err
 	}
 	if res.ExitCode != 0 {
-		return res.Stdout, fmt.Errorf("%s: exit code %d: %s", cmd[0], res.ExitCode, lastLines(res.Stderr+"\n"+res.Stdout, 8))
+		return res.Stdout, fmt.Errorf("%s: exit code %d: %s", cmd[0], res.ExitCode, stack.LastLines(res.Stderr+"\n"+res.Stdout, 8))
 	}
 	return res.Stdout, nil
 }
@@ -188,7 +188,7 @@ func restoreDatabase(ctx context.Context, x *stack.Session, w *dbWork, dumpHost 
 	oldID := pgx.Identifier{old}.Sanitize()
 	steps := []string{
 		"ALTER DATABASE " + live + " WITH ALLOW_CONNECTIONS false",
-		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + quoteLiteral(stack.GitLabDatabase) + " AND pid <> pg_backend_pid()",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = " + pgprov.QuoteLiteral(stack.GitLabDatabase) + " AND pid <> pg_backend_pid()",
 		"ALTER DATABASE " + live + " RENAME TO " + oldID,
 	}
 	for _, q := range steps {
@@ -228,8 +228,6 @@ func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
 	_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize())
 	return err
 }
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
 func pgpassEscape(s string) string {

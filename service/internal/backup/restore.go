@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/stack"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 func jsonDecoder(r io.Reader) *json.Decoder { return json.NewDecoder(r) }
@@ -149,7 +150,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	// GitLab's processes that use the database stop, and the runner, as GitLab's restore
 	// procedure says; whatever happens next, they come back (or the error says what did not).
 	if err := x.Stop(ctx, "runner"); err != nil {
-		return out, err
+		return out, bringBack(ctx, x, nil, err)
 	}
 	stopped, err := stopGitLab(ctx, x, cfg.GitLab.Flavour)
 	if err != nil {
@@ -174,7 +175,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's restore listed errors (it went on; check them): " + out.GitLabErrors})
 	}
 	if res.ExitCode != 0 {
-		detail := lastLines(res.Stdout+"\n"+res.Stderr, 8)
+		detail := stack.LastLines(res.Stdout+"\n"+res.Stderr, 8)
 		if out.GitLabErrors != "" {
 			detail = "its errors: " + out.GitLabErrors + "; last lines: " + detail
 		}
@@ -193,10 +194,11 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	// GitLab starts again with the restored secrets and host keys; the runner with its tokens.
 	x.Emit(events.Event{Kind: events.KindStep, Component: "gitlab", Message: "restart GitLab with the restored secrets"})
 	if err := x.Stop(ctx, "gitlab"); err != nil {
-		return out, err
+		return out, bringBack(ctx, x, stopped, fmt.Errorf("restart GitLab after the restore: %w%s", err, undo))
 	}
 	if _, err := x.Converge(ctx); err != nil {
-		return out, fmt.Errorf("bring the stack up after the restore: %w%s", err, undo)
+		// GitLab's container restarted, so its processes are no longer the ones stopped above.
+		return out, bringBack(ctx, x, nil, fmt.Errorf("bring the stack up after the restore: %w%s", err, undo))
 	}
 	if err := checkRunners(ctx, x, records, &out); err != nil {
 		return out, err
@@ -413,7 +415,7 @@ func stopGitLab(ctx context.Context, x *stack.Session, flavour string) ([]servic
 		done = append(done, c)
 		res, err := x.Exec(ctx, "gitlab", "root", c.stop)
 		if err == nil && res.ExitCode != 0 {
-			err = fmt.Errorf("exit code %d: %s", res.ExitCode, lastLines(res.Stdout+"\n"+res.Stderr, 3))
+			err = fmt.Errorf("exit code %d: %s", res.ExitCode, stack.LastLines(res.Stdout+"\n"+res.Stderr, 3))
 		}
 		if err != nil {
 			return done, fmt.Errorf("stop GitLab's %s before the restore (%s): %w", c.what, strings.Join(c.stop, " "), err)
@@ -422,10 +424,23 @@ func stopGitLab(ctx context.Context, x *stack.Session, flavour string) ([]servic
 	return done, nil
 }
 
+// restarter is what a failed restore needs to bring the stack back.
+type restarter interface {
+	Config() config.Config
+	Emit(events.Event)
+	Exec(ctx context.Context, component, user string, cmd []string) (engine.ExecResult, error)
+	Converge(ctx context.Context) (stack.Plan, error)
+	Running(ctx context.Context, name string) (engine.Detail, error)
+}
+
+// restoreComponents are the containers a failed restore checks it left running.
+var restoreComponents = []string{"postgres", "redis", "gitlab", "runner"}
+
 // bringBack is a failed restore's way out: GitLab's stopped processes start again (in reverse
-// order) and the stack converges, which starts the runner. It returns cause, with what could not
-// be brought back named.
-func bringBack(ctx context.Context, x *stack.Session, stopped []serviceCommand, cause error) error {
+// order) and the stack converges, which starts the runner. It returns cause, followed by exactly
+// what it could not bring back (each stopped process whose start failed, each component not
+// running afterwards) or by word that everything runs again.
+func bringBack(ctx context.Context, x restarter, stopped []serviceCommand, cause error) error {
 	// The restore's own context may be what ended it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
 	defer cancel()
@@ -434,15 +449,29 @@ func bringBack(ctx context.Context, x *stack.Session, stopped []serviceCommand, 
 	for i := len(stopped) - 1; i >= 0; i-- {
 		c := stopped[i]
 		res, err := x.Exec(ctx, "gitlab", "root", c.start)
-		if err != nil || res.ExitCode != 0 {
-			left = append(left, fmt.Sprintf("GitLab's %s (start it with: docker exec %s %s)", c.what, x.Config().Stack.Name+"-gitlab", strings.Join(c.start, " ")))
+		if err == nil && res.ExitCode != 0 {
+			err = fmt.Errorf("exit code %d", res.ExitCode)
+		}
+		if err != nil {
+			left = append(left, fmt.Sprintf("GitLab's %s (%v; start it with: docker exec %s %s)", c.what, err, x.Config().Stack.Name+"-gitlab", strings.Join(c.start, " ")))
 		}
 	}
+	var converge error
 	if _, err := x.Converge(ctx); err != nil {
-		left = append(left, fmt.Sprintf("the stack did not converge (%v): run forgebox up", err))
+		converge = err
 	}
-	if len(left) > 0 {
+	for _, name := range restoreComponents {
+		if _, err := x.Running(ctx, name); err != nil {
+			left = append(left, fmt.Sprintf("%s (%v)", name, err))
+		}
+	}
+	switch {
+	case len(left) > 0 && converge != nil:
+		return fmt.Errorf("%w; left stopped: %s; the stack did not come up (%v): fix that, then run forgebox up", cause, strings.Join(left, "; "), converge)
+	case len(left) > 0:
 		return fmt.Errorf("%w; left stopped: %s", cause, strings.Join(left, "; "))
+	case converge != nil:
+		return fmt.Errorf("%w; every component runs, but bringing the stack back up said: %v (run forgebox up)", cause, converge)
 	}
 	return fmt.Errorf("%w; GitLab's processes and the runner run again", cause)
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/backup"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 func execIn(t *testing.T, ctx context.Context, x *stack.Session, user string, cmd ...string) (string, int) {

@@ -46,11 +46,19 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
-	}
+	SyncDir(dir) // best effort: the rename is done, and some file systems refuse a directory sync
 	return nil
+}
+
+// SyncDir flushes dir's entries (a rename or link into it) to disk, so the new name survives a
+// power cut. It is the one copy: atomic writes, backups, the PostgreSQL upgrade and downloads.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // leftoverAge is how old a dead writer's temporary file must be before it is removed: a

@@ -5,6 +5,8 @@
 package doctor
 
 import (
+	"github.com/docker/go-units"
+
 	"bufio"
 	"context"
 	"errors"
@@ -142,7 +144,7 @@ func diskCheck(dir string) Check {
 		return Check{Name: "disk", Status: Fail, Detail: fmt.Sprintf("cannot read free space of %s: %v", probe, err)}
 	}
 	free := uint64(st.Bavail) * uint64(st.Bsize)
-	detail := fmt.Sprintf("%s free in %s", human(free), probe)
+	detail := fmt.Sprintf("%s free in %s", units.BytesSize(float64(free)), probe)
 	switch {
 	case free < minFreeDisk:
 		return Check{Name: "disk", Status: Fail, Detail: detail, Fix: "free space or set stack.data_dir to a bigger volume: GitLab needs several GiB"}
@@ -176,6 +178,10 @@ func portChecks(ctx context.Context, cfg config.Config, eng Engine) []Check {
 			out = append(out, Check{Name: name, Status: OK, Detail: fmt.Sprintf("used by this stack's GitLab (%s)", p.key)})
 			continue
 		}
+		if inController() {
+			out = append(out, portCheckFromContainer(ctx, eng, name, p.key, p.port))
+			continue
+		}
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p.port))
 		if err != nil {
 			fix := fmt.Sprintf("stop the program on port %d, or set %s to a free port", p.port, p.key)
@@ -189,6 +195,39 @@ func portChecks(ctx context.Context, cfg config.Config, eng Engine) []Check {
 		out = append(out, Check{Name: name, Status: OK, Detail: p.key + " is free"})
 	}
 	return out
+}
+
+// controllerContainerEnv is stack.ControllerContainerEnv (doctor stays below stack; a test
+// keeps the two equal): set when forgebox runs in its own container, as in the DSM package.
+const controllerContainerEnv = "FORGEBOX_CONTROLLER_CONTAINER"
+
+// inController: forgebox runs in a container of its own, whose network namespace is not the
+// host's, so a port free there says nothing about the host's.
+func inController() bool { return os.Getenv(controllerContainerEnv) != "" }
+
+// portLister is an engine that can say which containers publish which host ports.
+type portLister interface {
+	PortUsers(ctx context.Context) (map[int]string, error)
+}
+
+// portCheckFromContainer checks a port from inside the controller's container: listening there
+// would test the container's own namespace, so the engine is asked which container publishes
+// the port instead, and the check says what it cannot see (a program on the host itself).
+func portCheckFromContainer(ctx context.Context, eng Engine, name, key string, port int) Check {
+	pl, ok := eng.(portLister)
+	if eng == nil || !ok {
+		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("cannot check %s from inside forgebox's container without the Docker Engine", key),
+			Fix: "if up fails with \"port is already allocated\", set " + key + " to a port free on the host"}
+	}
+	users, err := pl.PortUsers(ctx)
+	if err != nil {
+		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("cannot check %s: %v", key, err)}
+	}
+	if who, taken := users[port]; taken {
+		return Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s is published by container %s", key, who),
+			Fix: fmt.Sprintf("stop container %s, or set %s to a free port", who, key)}
+	}
+	return Check{Name: name, Status: OK, Detail: key + " is published by no container; from inside forgebox's container a program on the host itself holding it cannot be seen (up then fails with \"port is already allocated\")"}
 }
 
 func memoryCheck(meminfo string) Check {
@@ -206,7 +245,7 @@ func memoryCheck(meminfo string) Check {
 			total = kb * 1024
 		}
 	}
-	detail := human(total) + " of memory"
+	detail := units.BytesSize(float64(total)) + " of memory"
 	switch {
 	case total < minMemory:
 		return Check{Name: "memory", Status: Fail, Detail: detail, Fix: "GitLab needs at least 2 GiB plus swap; add memory"}
@@ -214,12 +253,4 @@ func memoryCheck(meminfo string) Check {
 		return Check{Name: "memory", Status: Warn, Detail: detail, Fix: "below 4 GiB GitLab is slow: keep gitlab.memory = \"small\" and add swap"}
 	}
 	return Check{Name: "memory", Status: OK, Detail: detail}
-}
-
-func human(b uint64) string {
-	const gib = 1 << 30
-	if b >= gib {
-		return fmt.Sprintf("%.1f GiB", float64(b)/gib)
-	}
-	return fmt.Sprintf("%d MiB", b>>20)
 }

@@ -1,6 +1,8 @@
 package download
 
 import (
+	"github.com/forgebox/forgebox/service/internal/config"
+
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -152,7 +154,7 @@ func (p partialBlob) finish(f *os.File, h hash.Hash, size int64) error {
 		return err
 	}
 	os.Remove(p.state)
-	return syncDir(filepath.Dir(p.final))
+	return config.SyncDir(filepath.Dir(p.final))
 }
 
 // fetchBlobOnce makes one request for the rest of a blob and appends what arrives. It returns
@@ -248,15 +250,6 @@ func (f *Fetcher) fetchBlobOnce(ctx context.Context, src source, p partialBlob, 
 		return fmt.Errorf("connection closed after %d of %d bytes", off, p.desc.Size)
 	}
 	return p.finish(file, h, off)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func short(hexDigest string) string {

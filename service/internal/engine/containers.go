@@ -55,6 +55,31 @@ func (c *Client) ListContainers(ctx context.Context, stack string) ([]Container,
 	return out, nil
 }
 
+// PortUsers maps each host port a running container publishes, among all the engine's
+// containers (any stack's or none), to that container's name.
+func (c *Client) PortUsers(ctx context.Context) (map[int]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, shortCall)
+	defer cancel()
+	c.calls.add()
+	list, err := c.api.ContainerList(ctx, container.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list running containers: %w", err)
+	}
+	out := map[int]string{}
+	for _, s := range list {
+		name := s.ID
+		if len(s.Names) > 0 {
+			name = strings.TrimPrefix(s.Names[0], "/")
+		}
+		for _, p := range s.Ports {
+			if p.PublicPort != 0 {
+				out[int(p.PublicPort)] = name
+			}
+		}
+	}
+	return out, nil
+}
+
 // Inspect returns a container's state and health.
 func (c *Client) Inspect(ctx context.Context, id string) (Detail, error) {
 	ctx, cancel := context.WithTimeout(ctx, shortCall)

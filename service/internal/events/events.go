@@ -63,7 +63,11 @@ func NewFeed(size int) *Feed {
 }
 
 // Emit stamps e with the next sequence number and the time, and stores it.
-func (f *Feed) Emit(e Event) {
+func (f *Feed) Emit(e Event) { f.Append(e) }
+
+// Append is Emit that returns the sequence number e got, so a caller can name its own event
+// exactly even while others emit at the same time.
+func (f *Feed) Append(e Event) uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	e.Seq = f.next
@@ -73,9 +77,17 @@ func (f *Feed) Emit(e Event) {
 	}
 	if len(f.ring) < f.size {
 		f.ring = append(f.ring, e)
-		return
+		return e.Seq
 	}
 	f.ring[int((e.Seq-1)%uint64(f.size))] = e
+	return e.Seq
+}
+
+// Head is the cursor after the newest event: the Seq of the newest one, 0 before any.
+func (f *Feed) Head() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.next - 1
 }
 
 // Since returns up to max events with Seq > cursor, oldest first, and the cursor to pass next

@@ -221,3 +221,32 @@ func TestRecentPipelinesAndTrace(t *testing.T) {
 		t.Errorf("cancel: %+v %v", j, err)
 	}
 }
+
+// TestVersionAsksThroughTheClient: the version comes from GET /api/v4/version with the token,
+// and a refusal is the package's ErrUnauthorized.
+func TestVersionAsksThroughTheClient(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v4/version" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Header.Get("PRIVATE-TOKEN") != "good" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"message":"401 Unauthorized"}`)
+			return
+		}
+		fmt.Fprint(w, `{"version":"18.5.1-ee","revision":"abc"}`)
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Version(context.Background()); err != nil || v != "18.5.1-ee" {
+		t.Fatalf("Version = %q, %v; want 18.5.1-ee", v, err)
+	}
+	bad, _ := New(srv.URL, "bad")
+	if _, err := bad.Version(context.Background()); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Version with a refused token: %v, want ErrUnauthorized", err)
+	}
+}

@@ -91,6 +91,16 @@ func (c *Client) RevokeSelf(ctx context.Context) error {
 	return nil
 }
 
+// Version is the running GitLab's version string (GET /version), e.g. "18.5.1" or
+// "18.5.1-ee"; the caller parses it.
+func (c *Client) Version(ctx context.Context) (string, error) {
+	v, resp, err := c.api.Version.GetVersion(gl.WithContext(ctx))
+	if err := apiErr("ask GitLab its version", resp, err); err != nil {
+		return "", err
+	}
+	return v.Version, nil
+}
+
 // RunnerSpec is what forgebox sets on a runner in GitLab.
 type RunnerSpec struct {
 	Description string
@@ -173,6 +183,7 @@ func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
 type RunnerInfo struct {
 	ID          int64
 	Description string
+	Status      string // online, offline, stale, never_contacted
 }
 
 // ListRunners returns every instance runner, following GitLab's pagination.
@@ -185,7 +196,11 @@ func (c *Client) ListRunners(ctx context.Context) ([]RunnerInfo, error) {
 			return nil, fmt.Errorf("list runners: %w", err)
 		}
 		for _, r := range page {
-			out = append(out, RunnerInfo{ID: r.ID, Description: r.Description})
+			st := r.Status
+			if st == "" && r.Online {
+				st = "online"
+			}
+			out = append(out, RunnerInfo{ID: r.ID, Description: r.Description, Status: st})
 		}
 		if resp == nil || resp.NextPage == 0 {
 			return out, nil

@@ -217,7 +217,7 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 		return nil, fmt.Errorf("wait for the provisioning lock (another session holds it): %w", err)
 	}
 	role := pgx.Identifier{t.Role}.Sanitize()
-	password := quoteLiteral(t.RolePassword)
+	password := QuoteLiteral(t.RolePassword)
 
 	// CREATEDB because the sameersbn image's first-run setup starts with db:create, which
 	// PostgreSQL refuses without it even when the database exists (docs/gitlab-contract.md §1.4).
@@ -296,7 +296,11 @@ func provisionOnce(ctx context.Context, t Target) ([]string, error) {
 	return changes, nil
 }
 
-func quoteLiteral(s string) string {
+// QuoteLiteral makes s a SQL string literal for the statements that take no parameters (CREATE
+// ROLE ... PASSWORD, ALTER ROLE): quotes doubled, which is all PostgreSQL needs with
+// standard_conforming_strings on (the default since 9.1). pgx keeps its literal sanitiser
+// internal, so this is the one copy.
+func QuoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 

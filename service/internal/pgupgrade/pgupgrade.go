@@ -220,7 +220,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 	}
 	// GitLab's role first: pg_restore gives it back its database and objects.
 	role := pgx.Identifier{old.Role}.Sanitize()
-	if _, err := newConn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+quoteLiteral(old.RolePassword)); err != nil {
+	if _, err := newConn.Exec(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER CREATEDB NOCREATEROLE PASSWORD "+pgprov.QuoteLiteral(old.RolePassword)); err != nil {
 		return nil, 0, fmt.Errorf("create role %s on the new server: %w", old.Role, err)
 	}
 
@@ -318,7 +318,7 @@ func swapPhase(ctx context.Context, x *stack.Session, st State, o Options) error
 	if m, err := MajorOfDataDir(data); err != nil || m != st.ToMajor {
 		return fmt.Errorf("after the switch %s holds PostgreSQL %d, not %d (%v): the old data is in %s", data, m, st.ToMajor, err, st.OldDir)
 	}
-	syncDir(cfg.Stack.DataDir)
+	config.SyncDir(cfg.Stack.DataDir)
 	if cfg.Postgres.Image != st.Image {
 		cfg.Postgres.Image = st.Image
 		if err := o.SaveCfg(cfg); err != nil {
@@ -332,13 +332,6 @@ func swapPhase(ctx context.Context, x *stack.Session, st State, o Options) error
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // removeContainer removes a temporary container an earlier run left (by its name and labels).
@@ -389,25 +382,10 @@ func execOK(ctx context.Context, eng stack.Engine, id string, cmd []string) erro
 		return err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("exit code %d: %s", res.ExitCode, lastLines(res.Stderr+"\n"+res.Stdout, 8))
+		return fmt.Errorf("exit code %d: %s", res.ExitCode, stack.LastLines(res.Stderr+"\n"+res.Stdout, 8))
 	}
 	return nil
 }
-
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // pgpassEscape escapes ':' and '\' as the password file wants.
 func pgpassEscape(s string) string {

@@ -19,20 +19,45 @@ import (
 )
 
 // apply carries out a plan step by step. It makes no decisions of its own: what to do and why
-// was settled by MakePlan.
-func (s *Stack) apply(ctx context.Context, d Desired, plan Plan) error {
-	ids := map[string]string{} // component -> container ID, as containers are (re)created
-	for name, det := range s.lastObserved.Containers {
-		ids[name] = det.ID
-	}
-	for _, a := range plan.Actions {
+// was settled by MakePlan. It takes the snapshot the plan was made from as an argument, and each
+// step gets the results of the steps before it (the container a create made), as compose's
+// executor passes its observed state and node results, so apply depends on nothing set
+// elsewhere.
+func (s *Stack) apply(ctx context.Context, d Desired, o Observed, plan Plan) error {
+	r := &applied{observed: o, plan: plan, results: map[int]stepResult{}}
+	for i, a := range plan.Actions {
 		s.emit(events.Event{Kind: events.KindStep, Component: a.Component, Message: a.String()})
 		s.log.Info("plan step", "action", string(a.Kind), "component", a.Component, "reason", a.Reason)
-		if err := s.applyOne(ctx, d, a, ids); err != nil {
+		res, err := s.applyOne(ctx, d, a, r)
+		if err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, subjectOf(a), err)
 		}
+		r.results[i] = res
 	}
 	return nil
+}
+
+// stepResult is what one applied step produced that a later step may need.
+type stepResult struct {
+	ContainerID string // the container a create or recreate made
+}
+
+// applied is one apply's inputs and what its steps have produced so far, by plan index.
+type applied struct {
+	observed Observed
+	plan     Plan
+	results  map[int]stepResult
+}
+
+// containerID is the component's container as of now: the one the latest earlier step made, or
+// else the one observed before the plan ran.
+func (r *applied) containerID(component string) string {
+	for i := len(r.plan.Actions) - 1; i >= 0; i-- {
+		if res, ok := r.results[i]; ok && res.ContainerID != "" && r.plan.Actions[i].Component == component {
+			return res.ContainerID
+		}
+	}
+	return r.observed.Containers[component].ID
 }
 
 func subjectOf(a Action) string {
@@ -42,8 +67,27 @@ func subjectOf(a Action) string {
 	return a.Target
 }
 
-func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[string]string) error {
+func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, r *applied) (stepResult, error) {
 	comp, _ := d.Component(a.Component)
+	switch a.Kind {
+	case ActCreate:
+		id, err := s.createAndStart(ctx, comp)
+		return stepResult{ContainerID: id}, err
+	case ActRecreate:
+		if err := s.eng.Stop(ctx, a.Target, comp.StopTimeout); err != nil {
+			return stepResult{}, err
+		}
+		if err := s.eng.Remove(ctx, a.Target); err != nil {
+			return stepResult{}, err
+		}
+		id, err := s.createAndStart(ctx, comp)
+		return stepResult{ContainerID: id}, err
+	}
+	return stepResult{}, s.applyStep(ctx, d, comp, a, r)
+}
+
+// applyStep carries out a step that produces nothing a later step needs.
+func (s *Stack) applyStep(ctx context.Context, d Desired, comp Component, a Action, r *applied) error {
 	switch a.Kind {
 	case ActRemove:
 		if err := s.eng.Stop(ctx, a.Target, 60*time.Second); err != nil {
@@ -58,16 +102,6 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		return s.removeNetwork(ctx, a.Target)
 	case ActPull:
 		return s.pullImage(ctx, a.Component, a.Target)
-	case ActCreate:
-		return s.createAndStart(ctx, comp, ids)
-	case ActRecreate:
-		if err := s.eng.Stop(ctx, a.Target, comp.StopTimeout); err != nil {
-			return err
-		}
-		if err := s.eng.Remove(ctx, a.Target); err != nil {
-			return err
-		}
-		return s.createAndStart(ctx, comp, ids)
 	case ActStart:
 		return s.eng.Start(ctx, a.Target)
 	case ActRestart:
@@ -76,14 +110,14 @@ func (s *Stack) applyOne(ctx context.Context, d Desired, a Action, ids map[strin
 		}
 		return s.eng.Start(ctx, a.Target)
 	case ActWait:
-		_, err := s.waitHealthy(ctx, comp, ids[comp.Name])
+		_, err := s.waitHealthy(ctx, comp, r.containerID(comp.Name))
 		return err
 	case ActProvision:
-		return s.provision(ctx, d, ids["postgres"])
+		return s.provision(ctx, d, r.containerID("postgres"))
 	case ActAdminToken:
-		return s.ensureAdminToken(ctx, d, ids["gitlab"])
+		return s.ensureAdminToken(ctx, d, r.containerID("gitlab"))
 	case ActRunners:
-		return s.syncRunners(ctx, d, ids["gitlab"])
+		return s.syncRunners(ctx, d, r.containerID("gitlab"))
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }
@@ -108,23 +142,22 @@ func (s *Stack) removeNetwork(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *Stack) createAndStart(ctx context.Context, c Component, ids map[string]string) error {
+func (s *Stack) createAndStart(ctx context.Context, c Component) (string, error) {
 	for _, dir := range c.Dirs {
 		if err := ensureDir(dir); err != nil {
-			return err
+			return "", err
 		}
 	}
 	for _, f := range c.Files {
 		if err := config.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
-			return fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
+			return "", fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
 		}
 	}
 	id, err := s.eng.Create(ctx, c.Spec)
 	if err != nil {
-		return s.settleCreate(ctx, c.Spec.Name, err) // conflict.go
+		return "", s.settleCreate(ctx, c.Spec.Name, err) // conflict.go
 	}
-	ids[c.Name] = id
-	return s.eng.Start(ctx, id)
+	return id, s.eng.Start(ctx, id)
 }
 
 // ensureDir creates a bind-mount source before the container is created (API 1.41 has no

@@ -101,7 +101,6 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	s.lastObserved = o
 	full := MakePlan(d, o, s.cfg.Stack.PullPolicy)
 	var plan Plan
 	for _, a := range full.Actions {
@@ -117,7 +116,7 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 	for _, a := range plan.Actions {
 		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: a.Component, Message: a.String()})
 	}
-	err = s.apply(ctx, d, plan)
+	err = s.apply(ctx, d, o, plan)
 	return Plan{Actions: append(done.Actions, plan.Actions...)}, err
 }
 

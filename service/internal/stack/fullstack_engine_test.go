@@ -209,6 +209,25 @@ func TestFullStackOnStandIns(t *testing.T) {
 		}
 	})
 
+	t.Run("GitLab's health is its readiness, the runner's whether GitLab sees it online", func(t *testing.T) {
+		// The runner reaches GitLab on its first job poll, a few seconds after it starts.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			st := f.status(ctx)
+			if st["gitlab"].Health == "healthy" && st["runner"].Health == "healthy" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gitlab %q, runner %q: want both healthy", st["gitlab"].Health, st["runner"].Health)
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal(ctx.Err())
+			case <-time.After(time.Second): // polling GitLab's view, which has no event to wait on
+			}
+		}
+	})
+
 	t.Run("no secret in logs, events or status", func(t *testing.T) {
 		rows, err := f.stack().Status(ctx)
 		if err != nil {

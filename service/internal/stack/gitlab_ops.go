@@ -304,7 +304,7 @@ func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string
 		}
 		if res.ExitCode == 0 || !strings.Contains(res.Stderr, noRootMarker) {
 			// The output is not shown: on success it would hold the token. stderr carries the cause.
-			return "", fmt.Errorf("creating the admin token in GitLab failed (exit code %d): %s", res.ExitCode, lastLines(res.Stderr, 5))
+			return "", fmt.Errorf("creating the admin token in GitLab failed (exit code %d): %s", res.ExitCode, LastLines(res.Stderr, 5))
 		}
 		waited := time.Since(start)
 		if waited >= mintNoRootFor {
@@ -343,8 +343,15 @@ func (s *Stack) revokePreviousToken(ctx context.Context, base string) error {
 	return s.secrets.Delete(secretAdminTokenPrevious)
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+// LastLines is the tail of a command's output for an error message: its last n non-blank lines,
+// trimmed and joined on one line. The one copy: stack, backup and pgupgrade use it.
+func LastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

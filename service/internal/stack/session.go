@@ -7,12 +7,9 @@ package stack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +20,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // Session is one operation holding the stack lock.
@@ -244,7 +241,8 @@ func (x *Session) GitLabBase(ctx context.Context) (base, token string, err error
 	return base, token, nil
 }
 
-// GitLabVersion asks the running GitLab its version (GET /api/v4/version with the admin token).
+// GitLabVersion asks the running GitLab its version, through the GitLab API client with the
+// admin token.
 func (x *Session) GitLabVersion(ctx context.Context) (upgradepath.Version, error) {
 	base, token, err := x.GitLabBase(ctx)
 	if err != nil {
@@ -252,27 +250,15 @@ func (x *Session) GitLabVersion(ctx context.Context) (upgradepath.Version, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v4/version", nil)
+	c, err := gitlab.New(base, token)
 	if err != nil {
 		return upgradepath.Version{}, err
 	}
-	req.Header.Set("PRIVATE-TOKEN", token)
-	resp, err := http.DefaultClient.Do(req)
+	v, err := c.Version(ctx)
 	if err != nil {
-		return upgradepath.Version{}, fmt.Errorf("ask GitLab its version: %w", err)
+		return upgradepath.Version{}, err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return upgradepath.Version{}, fmt.Errorf("ask GitLab its version: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
-	}
-	var v struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
-		return upgradepath.Version{}, fmt.Errorf("ask GitLab its version: %w", err)
-	}
-	return upgradepath.Parse(v.Version)
+	return upgradepath.Parse(v)
 }
 
 // WaitGitLab waits up to deadline for GitLab's readiness check, failing fast when its container

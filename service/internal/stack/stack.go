@@ -32,8 +32,6 @@ type Stack struct {
 
 	archMu sync.Mutex
 	arch   string // the engine's, once asked (helper.go)
-
-	lastObserved Observed
 }
 
 // Options are the parts of a Stack that are not the config.
@@ -241,7 +239,6 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	if err != nil {
 		return done, err
 	}
-	s.lastObserved = o
 	if err := helperAvailable(d, o, s.cfg.Stack.PullPolicy); err != nil {
 		return done, err
 	}
@@ -254,7 +251,7 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Component: a.Component, Message: a.String()})
 	}
 	done.Actions = append(done.Actions, plan.Actions...)
-	return done, s.apply(ctx, d, plan)
+	return done, s.apply(ctx, d, o, plan)
 }
 
 // ControllerContainerEnv names the container forgebox itself runs in, when it does (the DSM
@@ -389,6 +386,7 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 		byName[c.Name] = c
 	}
 	var out []ComponentStatus
+	var gitlabDet *engine.Detail // for the runner check, which asks GitLab
 	for _, comp := range d.Components {
 		row := ComponentStatus{Component: comp.Name, Container: comp.Spec.Name, Image: comp.Spec.Image, State: "missing"}
 		if c, ok := byName[comp.Spec.Name]; ok {
@@ -402,6 +400,15 @@ func (s *Stack) Status(ctx context.Context) ([]ComponentStatus, error) {
 				return nil, err
 			}
 			det.Health = s.probedHealth(ctx, comp, det)
+			if comp.Name == "gitlab" {
+				gitlabDet = &det
+			}
+			// GitLab's readiness is its health (its image's own check says little); the runner has none.
+			if det.Running() && (det.Health == "" || comp.Name == "gitlab") {
+				if h := s.componentCheck(ctx, comp, det, gitlabDet); h != "" { // health.go
+					det.Health = h
+				}
+			}
 			row.fill(det)
 			row.UpToDate = det.SpecHash == comp.Spec.Labels[engine.LabelSpecHash]
 		}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // UpgradeStateFile is the upgrade's progress in the data dir (package upgrade writes it): while

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/forgebox/forgebox/service/internal/config"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 type memSecrets map[string]string

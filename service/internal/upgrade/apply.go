@@ -18,7 +18,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/pgupgrade"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade/testhook"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // Options for Apply.

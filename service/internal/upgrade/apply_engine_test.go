@@ -20,7 +20,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/upgrade"
 	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // TestApplyWalksTheStopsHopByHop upgrades an Omnibus stack from 18.2.8 to 18.8.11: a changed

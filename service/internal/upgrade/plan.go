@@ -15,7 +15,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/pgupgrade"
 	"github.com/forgebox/forgebox/service/internal/stack"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // Hop is one step of the walk.

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/forgebox/forgebox/service/internal/config"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

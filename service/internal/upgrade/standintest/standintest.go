@@ -27,7 +27,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/testenv"
-	"github.com/forgebox/forgebox/service/internal/upgrade/upgradepath"
+	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
 
 // MigrationTime is how long each stand-in version's batched migrations run in these tests.
