@@ -25,8 +25,8 @@ func (s *Stack) apply(ctx context.Context, d Desired, plan Plan) error {
 	for name, det := range s.lastObserved.Containers {
 		ids[name] = det.ID
 	}
-	for _, a := range plan.Actions {
-		s.emit(events.Event{Kind: events.KindStep, Component: a.Component, Message: a.String()})
+	for i, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindStep, ID: stepID(i), Status: events.Working, Component: a.Component}.With(a.Msg()))
 		s.log.Info("plan step", "action", string(a.Kind), "component", a.Component, "reason", a.Reason)
 		if err := s.applyOne(ctx, d, a, ids); err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, subjectOf(a), err)
@@ -102,7 +102,7 @@ func (s *Stack) removeNetwork(ctx context.Context, name string) error {
 		}
 	}
 	if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
-		s.emit(events.Event{Kind: events.KindInfo, Message: "network " + name + " kept for now (a CI job may still run on it): " + err.Error()})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Warning}, "network.keptForNow", "network", name, "error", err.Error())
 		s.log.Warn("network kept", "network", name, "err", err)
 	}
 	return nil
@@ -203,12 +203,12 @@ func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine
 		Deadline: c.Deadline,
 		Ready:    s.readyProbe(c),
 		Progress: func(d engine.Detail, waited time.Duration) {
-			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
-				Message: fmt.Sprintf("%s is %s (health: %s) after %s", c.Name, d.State, orNone(d.Health), waited.Round(time.Second))})
+			s.say(events.Event{Kind: events.KindWait, Status: events.Working, Component: c.Name}, "wait.health",
+				"component", c.Name, "state", d.State, "health", orNone(d.Health), "waited", waited.Round(time.Second).String())
 		},
 	})
 	if err == nil {
-		s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("%s is healthy (%s)", c.Name, time.Since(start).Round(100*time.Millisecond))})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: c.Name}, "wait.healthy", "component", c.Name, "took", took(start))
 	}
 	return det, err
 }
@@ -237,7 +237,7 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	defer cancel()
 	changes, err := pgprov.Provision(pctx, target)
 	for _, ch := range changes {
-		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: ch})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}, "provision.change", "change", ch)
 		s.log.Info("provisioned", "component", "postgres", "change", ch)
 	}
 	if err != nil {
@@ -247,7 +247,7 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 		return withDiskAdvice(err)
 	}
 	if len(changes) == 0 {
-		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "role, database and extensions were already in place"})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}, "provision.inPlace")
 	}
 	// The engine reports a crash a moment late, and pgprov retries through a restart: when it
 	// restarted under provisioning, wait until the engine calls it healthy again.
