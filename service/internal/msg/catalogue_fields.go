@@ -71,3 +71,18 @@ func init() {
 		english[code] = text
 	}
 }
+
+// API refusals (api.ErrorDetail's Text).
+func init() {
+	for code, text := range map[string]string{
+		"api.unauthorized":  "authentication required: open forgebox from DSM, or log in with the admin token (forgebox token prints it)",
+		"api.tooLarge":      "the request body is larger than the 1 MiB forgebox accepts",
+		"api.noEngine":      "the Docker Engine is not reachable; forgebox keeps trying (see doctor)",
+		"api.engineGone":    "the engine no longer has that object; reload the status",
+		"api.busy":          "the stack is busy: another forgebox operation is changing it; wait for it to finish",
+		"api.busyBy":        "the stack is busy: {op} (pid {pid}) has been changing it since {since}; wait for it to finish",
+		"api.invalidConfig": "the settings have {n} problems",
+	} {
+		english[code] = text
+	}
+}
