@@ -822,7 +822,7 @@ async function renderDoctor() {
       h('button', { onclick: renderDoctor, text: t('action.recheck') })),
     h('section', { class: 'card' }, h('ul', { class: 'checks' }, d.checks.map((c) => h('li', { class: 'check ' + c.status },
       h('span', { class: 'badge ' + (c.status === 'ok' ? 'ok' : c.status === 'warn' ? 'warn' : 'bad'), text: t('doctor.' + c.status) }),
-      h('div', {}, h('strong', { text: c.name }), h('p', { text: c.detail }), c.fix && c.status !== 'ok' ? h('p', { class: 'fix', text: '→ ' + c.fix }) : null))))));
+      h('div', {}, h('strong', { text: mtext(c.label, c.name) }), h('p', { text: mtext(c.text, c.detail) }), c.fix && c.status !== 'ok' ? h('p', { class: 'fix', text: '→ ' + mtext(c.advice, c.fix) }) : null))))));
 }
 
 // ---------------------------------------------------------------------------------------------

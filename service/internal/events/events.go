@@ -49,10 +49,10 @@ type Event struct {
 	Component string    `json:"component,omitempty"` // postgres, redis, ...
 	Message   string    `json:"message"`
 	msg.Msg
-	Image     string    `json:"image,omitempty"`
-	Layer     string    `json:"layer,omitempty"`
-	Current   int64     `json:"current,omitempty"`
-	Total     int64     `json:"total,omitempty"`
+	Image   string `json:"image,omitempty"`
+	Layer   string `json:"layer,omitempty"`
+	Current int64  `json:"current,omitempty"`
+	Total   int64  `json:"total,omitempty"`
 }
 
 // With returns e carrying m, its English rendering in Message.
