@@ -44,7 +44,7 @@ async function api(method, path, body) {
   try { data = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) {
     const e = (data && data.error) || {};
-    throw new ApiError(res.status, e.code || 'internal', mtext(e.text, e.message || t('error.generic', { status: res.status })), e.fields);
+    throw new ApiError(res.status, e.code || 'internal', mtext(e.text, e.message || t('error.generic', { status: res.status })) + (e.advice && e.advice.code && getLang() !== 'en' ? ' → ' + mtext(e.advice, '') : ''), e.fields);
   }
   return data;
 }
@@ -428,7 +428,11 @@ function opProgress() {
       case 'done': p.done = etext(e); break;
     }
   }
-  if (state.opResult && state.opResult.state === 'failed' && !p.error) p.error = state.opResult.error;
+  // The operation's own record is the edge: its error carries the advice, said once.
+  if (state.opResult && state.opResult.state === 'failed') {
+    const r = state.opResult;
+    p.error = (r.error || p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
+  }
   return p;
 }
 

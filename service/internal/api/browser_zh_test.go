@@ -24,15 +24,25 @@ var englishAllowed = []string{
 	"http_port", "ssh_port", "pull_policy", "runner", "profiles", "default", "docker", "tags",
 }
 
-// untranslated lists the words of the page's visible text outside the allowlist. Code, image
-// references, log lines and user data (inputs, <code>, <pre>) are not prose and are left out.
+// untranslatedJS lists the English words of the page's visible text outside the allowlist.
+// Each text node is read on its own. Not prose, and left out: code, image references, log
+// lines and user data (inputs, <code>, <pre>), another program's words the app sets apart in
+// 「」, and identifiers (a token with a digit, dot, dash, slash or underscore: names, keys, paths).
 const untranslatedJS = `(() => {
 	const allowed = new Set(%s);
-	const root = document.querySelector('.shell');
-	const clone = root.cloneNode(true);
-	for (const el of clone.querySelectorAll('code, pre, input, textarea, select, option, .log-lines, #log-lines, [hidden], .stack-name')) el.remove();
-	const words = (clone.innerText.match(/[A-Za-z][A-Za-z_'-]{2,}/g) || []).filter((w) => !allowed.has(w));
-	return JSON.stringify([...new Set(words)]);
+	const skip = 'code, pre, input, textarea, select, option, script, style, #log-lines, .stack-name';
+	const out = new Set();
+	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+		const el = n.parentElement;
+		if (!el || el.closest(skip) || el.closest('[hidden]') || el.getClientRects().length === 0) continue;
+		const text = n.textContent.replace(/「[^」]*」/g, ' ');
+		for (const tok of text.split(/[\s，。：；、（）()“”"'「」,;:!?·→—…]+/)) {
+			if (!/^[A-Za-z]{3,}$/.test(tok)) continue;
+			if (!allowed.has(tok)) out.add(tok);
+		}
+	}
+	return JSON.stringify([...out]);
 })()`
 
 func untranslated(t *testing.T, ctx context.Context) []string {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"github.com/forgebox/forgebox/service/internal/advice"
 	"net/http"
 	"time"
 
@@ -44,6 +45,8 @@ type ErrorDetail struct {
 	// Text is Message as a message code, for the web app's languages; zero for an error that
 	// has none (the app shows Message).
 	Text msg.Msg `json:"text,omitzero"`
+	// Advice says what to do about the cause, when forgebox knows (package advice).
+	Advice msg.Msg `json:"advice,omitzero"`
 }
 
 // apiError is a failure with its HTTP status and the user-safe message; cause stays in the log.
@@ -119,7 +122,13 @@ func classify(err error) *apiError {
 		e.cause = err
 		return e
 	}
-	return &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: CodeInternal, Message: "internal error: " + err.Error()}, cause: err}
+	e := &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: CodeInternal, Message: "internal error: " + err.Error()}, cause: err}
+	// The edge: what to do about the cause is said here, once (package advice).
+	if m, ok := advice.For(err); ok {
+		e.detail.Message += " (" + m.String() + ")"
+		e.detail.Advice = m
+	}
+	return e
 }
 
 var (

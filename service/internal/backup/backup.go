@@ -102,7 +102,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	dir := cfg.BackupDir()
 	x.Emit(events.Event{Kind: events.KindStep, Message: fmt.Sprintf("back up the stack (%s) into %s", kind, dir)})
 	if err := mkdirLikeParent(dir); err != nil {
-		return Result{}, fmt.Errorf("create the backup directory %s: %w%s", dir, err, stack.DiskAdvice(err))
+		return Result{}, fmt.Errorf("create the backup directory %s: %w", dir, err)
 	}
 	for _, n := range removeStalePartials(dir) {
 		x.Emit(events.Event{Kind: events.KindInfo, Message: "removed " + n + ", left by a backup that was interrupted"})

@@ -143,3 +143,14 @@ func init() {
 		english[code] = text
 	}
 }
+
+// Advice for the causes forgebox knows, added once at the edge (package advice).
+func init() {
+	for code, text := range map[string]string{
+		"advice.diskFull":   "the disk is full: free space there, then run again; nothing was changed",
+		"advice.readOnly":   "the file system is read-only: check the volume's health in Storage Manager, or pick another stack.data_dir",
+		"advice.permission": "permission denied: run forgebox as root, or give its user that directory",
+	} {
+		english[code] = text
+	}
+}

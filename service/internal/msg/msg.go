@@ -6,6 +6,7 @@
 package msg
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -63,8 +64,19 @@ func (m Msg) String() string {
 	})
 }
 
+// Raw is an argument in someone else's words: an error from the engine, the network or
+// PostgreSQL. It is shown as it is in every language (the web app sets it apart as quoted).
+type Raw string
+
+// MarshalJSON sends a Raw as {"raw": "..."} so the web app can tell it from translatable text.
+func (r Raw) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"raw": string(r)})
+}
+
 func argString(v any) string {
 	switch x := v.(type) {
+	case Raw:
+		return string(x)
 	case Msg:
 		return x.String()
 	case []Msg:

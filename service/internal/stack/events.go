@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -67,4 +68,39 @@ var pullCodes = map[string]string{
 	"extracting":         "pull.layer.extracting",
 	"pull complete":      "pull.layer.complete",
 	"already exists":     "pull.layer.exists",
+}
+
+// knownOr is s when the catalogue has a word for it (state.<s>, health.<s>), else other.
+func knownOr(s, other string) string {
+	switch s {
+	case "running", "exited", "created", "restarting", "paused", "dead", "removing", "healthy", "unhealthy", "starting", "none":
+		return s
+	}
+	return other
+}
+
+// provisionChanges reads pgprov's change lines ("created role gitlab") as message codes.
+var provisionChanges = []struct {
+	re   *regexp.Regexp
+	code string
+}{
+	{regexp.MustCompile(`^created role (\S+)$`), "provision.role"},
+	{regexp.MustCompile(`^made role (\S+) a login role`), "provision.roleLogin"},
+	{regexp.MustCompile(`^set the password of role (\S+)$`), "provision.password"},
+	{regexp.MustCompile(`^created database (\S+)$`), "provision.database"},
+	{regexp.MustCompile(`^gave database (\S+) to role (\S+)$`), "provision.owner"},
+	{regexp.MustCompile(`^created extension (\S+) in (\S+)$`), "provision.extension"},
+}
+
+func provisionMsg(ch string) msg.Msg {
+	for _, p := range provisionChanges {
+		if m := p.re.FindStringSubmatch(ch); m != nil {
+			kv := []any{"a", m[1]}
+			if len(m) > 2 {
+				kv = append(kv, "b", m[2])
+			}
+			return msg.New(p.code, kv...)
+		}
+	}
+	return msg.New("provision.other", "change", ch)
 }

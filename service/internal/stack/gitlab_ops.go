@@ -495,7 +495,7 @@ func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRe
 	}
 	// 0600: the file holds runner tokens. The runner re-reads it within seconds.
 	if err := config.WriteFileAtomic(path, want, 0o600); err != nil {
-		return fmt.Errorf("write runner config: %w%s", err, diskAdvice(err))
+		return fmt.Errorf("write runner config: %w", err)
 	}
 	s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "runner"}, "runner.configWritten", "path", path, "n", len(records))
 	return nil
@@ -537,7 +537,7 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 		if time.Since(reported) >= 10*time.Second {
 			reported = time.Now()
 			s.say(events.Event{Kind: events.KindWait, Status: events.Working, Component: c.Name}, "gitlab.booting",
-				"waited", time.Since(start).Round(time.Second).String(), "limit", c.Deadline.String(), "error", fmt.Sprint(lastErr))
+				"waited", time.Since(start).Round(time.Second).String(), "limit", c.Deadline.String(), "error", msg.Raw(fmt.Sprint(lastErr)))
 		}
 		select {
 		case <-ctx.Done():

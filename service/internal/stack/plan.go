@@ -224,7 +224,7 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 	case c.Name == "gitlab" && o.GitLab != nil && !o.GitLab.Ready:
 		// Running but still booting, e.g. just restarted by its restart policy after a
 		// reboot or a crash: the admin token and runner steps need a ready GitLab.
-		wait(cur.ID, "plan.wait.gitlabBooting", "error", fmt.Sprint(o.GitLab.ReadyErr))
+		wait(cur.ID, "plan.wait.gitlabBooting", "error", msg.Raw(fmt.Sprint(o.GitLab.ReadyErr)))
 		started = false
 	default:
 		started = false
@@ -242,7 +242,7 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, msg.Msg)) {
 	switch {
 	case o.Postgres == nil && o.PostgresErr != nil:
-		add(ActProvision, "postgres", "", msg.New("plan.provision.unknown", "error", o.PostgresErr.Error()))
+		add(ActProvision, "postgres", "", msg.New("plan.provision.unknown", "error", msg.Raw(o.PostgresErr.Error())))
 	case o.Postgres == nil:
 		add(ActProvision, "postgres", "", msg.New("plan.provision.later"))
 	default:

@@ -12,6 +12,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/download"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -46,7 +47,7 @@ func (s *Stack) pullImage(ctx context.Context, component, ref string) error {
 			return err
 		}
 		s.say(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: component, Image: ref},
-			"pull.fallback", "image", ref, "error", err.Error())
+			"pull.fallback", "image", ref, "error", msg.Raw(err.Error()))
 		s.log.Warn("engine pull failed; forgebox downloads", "image", ref, "err", err)
 	}
 	return s.download(ctx, component, ref)
@@ -82,7 +83,7 @@ func (s *Stack) fetcher(ctx context.Context, eng imageLoader, component string) 
 	}
 	cache, err := download.OpenCache(ImageCacheDir(s.cfg))
 	if err != nil {
-		return nil, withDiskAdvice(err)
+		return nil, err
 	}
 	f := &download.Fetcher{
 		Cache:    cache,

@@ -16,6 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Stack runs operations on one configured stack.
@@ -65,7 +66,7 @@ func New(cfg config.Config, eng Engine, secrets SecretStore, o Options) *Stack {
 		o.PullRetry = engine.DefaultPullRetry
 	}
 	return &Stack{
-		cfg: cfg, eng: eng, secrets: adviseDisk{secrets}, secretsPath: o.SecretsPath,
+		cfg: cfg, eng: eng, secrets: secrets, secretsPath: o.SecretsPath,
 		log: o.Logger.With("stack", cfg.Stack.Name), sink: o.Events,
 		version: o.Version, pullRetry: o.PullRetry,
 	}
@@ -264,7 +265,7 @@ func (s *Stack) Down(ctx context.Context) error {
 		if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
 			// A job container the runner left behind can still hold it. The network holds no
 			// data and the next up reuses it, so this is worth a word, not a failed down.
-			s.say(events.Event{Kind: events.KindInfo, Status: events.Warning, Op: "down"}, "down.networkKept", "network", nw.Name, "error", err.Error())
+			s.say(events.Event{Kind: events.KindInfo, Status: events.Warning, Op: "down"}, "down.networkKept", "network", nw.Name, "error", msg.Raw(err.Error()))
 			s.log.Warn("network kept", "network", nw.Name, "err", err)
 		}
 	}
