@@ -252,6 +252,8 @@ const en = {
   'token.revoked': 'revoked the previous admin token',
   'token.works': 'the admin token works',
   'up.done': 'stack is up ({took})',
+  'upgrade.pgTagNoMajor': 'the tag of image {image} does not start with the PostgreSQL major, so forgebox cannot tell which image holds PostgreSQL {major}: name it (--postgres-image {repo}:{major}-alpine, say)',
+  'upgrade.tagNoVersion': 'the tag of image {image} holds no version, so forgebox cannot tell which tag holds {version}: set the image to a tag with its version (e.g. {repo}:{version}) and run again',
   'wait.health': '{component} is {state} (health: {health}) after {waited}',
   'wait.healthy': '{component} is healthy ({took})',
 };
@@ -505,6 +507,8 @@ const zh = {
   'token.revoked': '已吊销之前的管理员令牌',
   'token.works': '管理员令牌可用',
   'up.done': '整套服务已启动（{took}）',
+  'upgrade.pgTagNoMajor': '镜像 {image} 的标签不以 PostgreSQL 主版本号开头，forgebox 无法判断哪个镜像包含 PostgreSQL {major}：请指定它（例如 --postgres-image {repo}:{major}-alpine）',
+  'upgrade.tagNoVersion': '镜像 {image} 的标签不含版本号，forgebox 无法判断哪个标签对应 {version}：请把镜像设为带版本号的标签（例如 {repo}:{version}）后重试',
   'wait.health': '{component} 状态 {state}（健康：{health}），已等待 {waited}',
   'wait.healthy': '{component} 已健康（{took}）',
 };

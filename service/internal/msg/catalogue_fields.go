@@ -154,3 +154,9 @@ func init() {
 		english[code] = text
 	}
 }
+
+// Upgrade refusals.
+func init() {
+	english["upgrade.tagNoVersion"] = "the tag of image {image} holds no version, so forgebox cannot tell which tag holds {version}: set the image to a tag with its version (e.g. {repo}:{version}) and run again"
+	english["upgrade.pgTagNoMajor"] = "the tag of image {image} does not start with the PostgreSQL major, so forgebox cannot tell which image holds PostgreSQL {major}: name it (--postgres-image {repo}:{major}-alpine, say)"
+}
