@@ -374,7 +374,7 @@ const zh = {
   'field.postgres.superuser': '超级用户名',
   'field.redis.image': 'Redis 镜像',
   'field.runner.image': 'Runner 镜像',
-  'field.runner.helper_image': 'Helper 镜像',
+  'field.runner.helper_image': '作业辅助镜像',
   'field.runner.concurrent': '同时运行的作业数',
   'help.stack.name': '容器名称的前缀。',
   'help.stack.data_dir': '存放数据库和密钥；只能在配置文件中修改。',

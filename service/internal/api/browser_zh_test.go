@@ -22,6 +22,7 @@ var englishAllowed = []string{
 	"CE", "EE", "omnibus", "sameersbn", "alpine", "debian", "trixie", "bookworm", "latest",
 	"KiB", "MiB", "GiB", "TiB", "ms", "min", "English", "pid", "root", "token", "admin", "config", "toml",
 	"http_port", "ssh_port", "pull_policy", "runner", "profiles", "default", "docker", "tags",
+	"NAS", "Rails", "linux", "amcheck", // hardware, Ruby on Rails, an OS and a PostgreSQL extension: names
 }
 
 // untranslatedJS lists the English words of the page's visible text outside the allowlist.
@@ -36,7 +37,7 @@ const untranslatedJS = `(() => {
 	for (let n = walker.nextNode(); n; n = walker.nextNode()) {
 		const el = n.parentElement;
 		if (!el || el.closest(skip) || el.closest('[hidden]') || el.getClientRects().length === 0) continue;
-		const text = n.textContent.replace(/「[^」]*」/g, ' ');
+		const text = n.textContent.replace(/「[^」]*」/g, ' ').replace(/\b[a-z][a-z0-9+.-]*:\/\/\S*/gi, ' ');
 		for (const tok of text.split(/[\s，。：；、（）()“”"'「」,;:!?·→—…]+/)) {
 			if (!/^[A-Za-z]{3,}$/.test(tok)) continue;
 			if (!allowed.has(tok)) out.add(tok);

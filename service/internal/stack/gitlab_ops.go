@@ -36,7 +36,7 @@ type GitLabObserved struct {
 	Ready      bool
 	ReadyErr   error
 	TokenOK    bool
-	TokenWhy   string                  // why a new token is needed, when !TokenOK
+	TokenWhy   msg.Msg                 // why a new token is needed, when !TokenOK
 	Runners    map[string]RunnerRecord // stored records, by profile
 	Known      map[string]bool         // whether GitLab still knows each record's token
 	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
@@ -87,7 +87,7 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	}
 	g.Ready = true
 	g.TokenWhy = s.adminTokenProblem(ctx, base)
-	g.TokenOK = g.TokenWhy == ""
+	g.TokenOK = g.TokenWhy.IsZero()
 	if !g.TokenOK {
 		return g, nil
 	}
@@ -130,24 +130,24 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	return g, nil
 }
 
-// adminTokenProblem says why the stored admin token will not do, or "" when it will.
-func (s *Stack) adminTokenProblem(ctx context.Context, base string) string {
+// adminTokenProblem says why the stored admin token will not do, or nothing when it will.
+func (s *Stack) adminTokenProblem(ctx context.Context, base string) msg.Msg {
 	token, ok := s.secrets.Get(config.SecretGitLabAdminToken)
 	if !ok || token == "" {
-		return "no admin token yet"
+		return msg.New("token.why.none")
 	}
 	exp, _ := s.secrets.Get(secretAdminTokenExpires)
 	if t, err := time.Parse(time.DateOnly, exp); err != nil || time.Until(t) < adminTokenRenewal {
-		return "the admin token expires soon (" + orUnknown(exp) + ")"
+		return msg.New("token.why.expires", "date", orUnknown(exp))
 	}
 	api, err := gitlab.New(base, token)
 	if err != nil {
-		return err.Error()
+		return msg.New("token.why.error", "error", msg.Raw(err.Error()))
 	}
 	if err := api.CheckToken(ctx); err != nil {
-		return "GitLab no longer accepts the admin token"
+		return msg.New("token.why.rejected")
 	}
-	return ""
+	return msg.Msg{}
 }
 
 // planGitLab adds the steps that follow GitLab's container: the admin token and the runners.
@@ -254,7 +254,7 @@ func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) erro
 		return err
 	}
 	why := s.adminTokenProblem(ctx, base)
-	if why == "" {
+	if why.IsZero() {
 		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}, "token.works")
 		return s.revokePreviousToken(ctx, base)
 	}
@@ -289,7 +289,7 @@ func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) erro
 
 // mintAdminToken runs the Rails snippet, waiting (bounded, with progress) while GitLab has no
 // root user yet.
-func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string, expires time.Time, why string) (string, error) {
+func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string, expires time.Time, why msg.Msg) (string, error) {
 	user, cmd := adminTokenCommand(cfg, expires)
 	s.say(events.Event{Kind: events.KindInfo, Status: events.Working, Component: "gitlab"}, "token.creating", "why", why)
 	start := time.Now()
