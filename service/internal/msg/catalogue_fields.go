@@ -160,3 +160,25 @@ func init() {
 	english["upgrade.tagNoVersion"] = "the tag of image {image} holds no version, so forgebox cannot tell which tag holds {version}: set the image to a tag with its version (e.g. {repo}:{version}) and run again"
 	english["upgrade.pgTagNoMajor"] = "the tag of image {image} does not start with the PostgreSQL major, so forgebox cannot tell which image holds PostgreSQL {major}: name it (--postgres-image {repo}:{major}-alpine, say)"
 }
+
+// Backup progress.
+func init() {
+	for code, text := range map[string]string{
+		"backup.start":            "back up the stack ({kind}) into {dir}",
+		"backup.kind.manual":      "manual",
+		"backup.kind.scheduled":   "scheduled",
+		"backup.kind.pre-upgrade": "pre-upgrade",
+		"backup.kind.pre-restore": "pre-restore",
+		"backup.stale":            "removed {name}, left by a backup that was interrupted",
+		"backup.dumped":           "GitLab's database is dumped",
+		"backup.gitlab":           "GitLab's backup: {command}",
+		"backup.gitlabDone":       "GitLab's backup {id} is done",
+		"backup.writing":          "writing {name} ({n} files)",
+		"backup.pruned":           "deleted scheduled backup {name} (backup.keep = {keep})",
+		"backup.pruneFailed":      "could not delete old scheduled backups: {error}",
+		"backup.written":          "backup {name} written: {size}, GitLab {version}, in {took}",
+		"backup.noHostKeys":       "GitLab has no SSH host keys in {dir} yet; none are backed up",
+	} {
+		english[code] = text
+	}
+}
