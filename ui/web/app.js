@@ -4,6 +4,7 @@
 import { t, applyI18n, detectLang, setLang, getLang } from './i18n.js';
 import { initBuilds, renderBuilds } from './builds.js';
 import { initMaintenance, renderMaintenance } from './maintenance.js';
+import { mtext, etext } from './messages-i18n.js';
 
 // ---------------------------------------------------------------------------------------------
 // API
@@ -43,7 +44,7 @@ async function api(method, path, body, headers) {
   try { data = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) {
     const e = (data && data.error) || {};
-    throw new ApiError(res.status, e.code || 'internal', e.message || t('error.generic', { status: res.status }), e.fields);
+    throw new ApiError(res.status, e.code || 'internal', mtext(e.text, e.message || t('error.generic', { status: res.status })) + (e.advice && e.advice.code && getLang() !== 'en' ? ' → ' + mtext(e.advice, '') : ''), e.fields);
   }
   return data;
 }
@@ -411,11 +412,13 @@ function opProgress() {
   for (const e of evs) {
     if (e.op === 'engine') continue;
     switch (e.kind) {
+      // Steps are matched by their ID, never by their words (which are in the reader's language).
       case 'plan':
-        if (!p.steps.includes(e.message)) p.steps.push(e.message);
+        if (!e.id) { p.infos.push(e); break; }
+        if (!p.steps.some((s) => s.id === e.id)) p.steps.push({ id: e.id, text: etext(e), kind: e.args && e.args.action ? e.args.action.code : '' });
         break;
       case 'step': {
-        const i = p.steps.indexOf(e.message);
+        const i = e.id ? p.steps.findIndex((s) => s.id === e.id) : -1;
         if (i >= 0) p.current = i;
         else p.infos.push(e);
         break;
@@ -424,21 +427,25 @@ function opProgress() {
         const img = p.pulls.get(e.image) || new Map();
         if (e.layer) {
           const l = img.get(e.layer) || { current: 0, total: 0, status: '' };
-          l.status = e.message;
+          l.status = etext(e);
           if (e.total) { l.current = e.current; l.total = e.total; }
-          if (/complete|already exists/i.test(e.message) && l.total) l.current = l.total;
+          if (e.status === 'done' && l.total) l.current = l.total;
           img.set(e.layer, l);
         }
         p.pulls.set(e.image, img);
         break;
       }
-      case 'wait': p.wait = e.message; break;
+      case 'wait': p.wait = etext(e); break;
       case 'info': p.infos.push(e); break;
-      case 'error': p.error = e.message; break;
-      case 'done': p.done = e.message; break;
+      case 'error': p.error = etext(e); break;
+      case 'done': p.done = etext(e); break;
     }
   }
-  if (state.opResult && state.opResult.state === 'failed' && !p.error) p.error = state.opResult.error;
+  // The operation's own record is the edge: its error carries the advice, said once.
+  if (state.opResult && state.opResult.state === 'failed') {
+    const r = state.opResult;
+    p.error = (r.error || p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
+  }
   return p;
 }
 
@@ -455,8 +462,8 @@ function renderProgress() {
   if (finished) frac = 1;
   else if (p.current >= 0) {
     frac = p.current / total;
-    const cur = p.steps[p.current] || '';
-    if (cur.startsWith('pull')) {
+    const cur = p.steps[p.current];
+    if (cur && cur.kind === 'action.pull') {
       let c = 0, tt = 0;
       for (const img of p.pulls.values()) for (const l of img.values()) { c += l.current; tt += l.total; }
       if (tt > 0) frac += (c / tt) / total;
@@ -468,7 +475,7 @@ function renderProgress() {
   bar.firstChild.style.width = Math.round(frac * 100) + '%';
   const steps = h('ol', { class: 'steps' }, p.steps.map((s, i) => h('li', {
     class: finished && !p.error ? 'done' : i < p.current ? 'done' : i === p.current ? (p.error ? 'failed' : 'current') : '',
-  }, s)));
+  }, s.text)));
   const pulls = [];
   for (const [image, layers] of p.pulls) {
     let c = 0, tt = 0;
@@ -507,7 +514,7 @@ function renderActivity() {
         h('td', { class: 'time', text: fmtTime(e.time) }),
         h('td', {}, h('span', { class: 'kind', text: t('kind.' + e.kind, null, e.kind) })),
         h('td', { class: 'muted', text: e.component ? componentName(e.component) : '' }),
-        h('td', { class: 'msg', text: e.message })))))));
+        h('td', { class: 'msg', text: etext(e) })))))));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,7 +651,7 @@ function showFieldErrors(form, fields, keyOf) {
   for (const fe of fields) {
     const key = keyOf ? keyOf(fe.key) : fe.key;
     const f = key ? form.querySelector(`.field[data-key="${CSS.escape(key)}"]`) : null;
-    const text = fe.message + (fe.hint ? ' — ' + fe.hint : '');
+    const text = mtext(fe.text, fe.message) + (fe.hint ? ' — ' + mtext(fe.advice, fe.hint) : '');
     if (!f) { rest.push((fe.key ? fe.key + ': ' : '') + text); continue; }
     f.classList.add('invalid');
     const inp = f.querySelector('input,select');
@@ -702,7 +709,7 @@ async function renderSettings() {
     } catch (e) {
       if (e.code === 'invalid_config') {
         showFieldErrors(form, e.fields);
-        toast(t('settings.invalid'), 'error');
+        toast(t('settings.invalid', { n: e.fields.length }), 'error');
       } else if (e.code === 'config_changed_on_disk') {
         toast(t('settings.changedOnDisk', { path: page.path }), 'error');
       } else if (e.status === 412) {
@@ -818,7 +825,7 @@ async function deleteProfile(name) {
     await api('DELETE', 'runner/profiles/' + encodeURIComponent(name));
     toast(t('runners.deleted'));
   } catch (e) {
-    toast(e.fields && e.fields.length ? e.fields.map((f) => f.message + (f.hint ? ' — ' + f.hint : '')).join('; ') : e.message, 'error');
+    toast(e.fields && e.fields.length ? e.fields.map((f) => mtext(f.text, f.message) + (f.hint ? ' — ' + mtext(f.advice, f.hint) : '')).join('; ') : e.message, 'error');
   }
   renderRunners();
 }
@@ -842,7 +849,7 @@ async function renderDoctor() {
       h('button', { onclick: renderDoctor, text: t('action.recheck') })),
     h('section', { class: 'card' }, h('ul', { class: 'checks' }, d.checks.map((c) => h('li', { class: 'check ' + c.status },
       h('span', { class: 'badge ' + (c.status === 'ok' ? 'ok' : c.status === 'warn' ? 'warn' : 'bad'), text: t('doctor.' + c.status) }),
-      h('div', {}, h('strong', { text: c.name }), h('p', { text: c.detail }), c.fix && c.status !== 'ok' ? h('p', { class: 'fix', text: '→ ' + c.fix }) : null))))));
+      h('div', {}, h('strong', { text: mtext(c.label, c.name) }), h('p', { text: mtext(c.text, c.detail) }), c.fix && c.status !== 'ok' ? h('p', { class: 'fix', text: '→ ' + mtext(c.advice, c.fix) }) : null))))));
 }
 
 // ---------------------------------------------------------------------------------------------

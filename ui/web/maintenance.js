@@ -5,6 +5,7 @@
 // text from i18n.js (maintenance-i18n.js); API data only ever goes into the page as text.
 import { t, getLang } from './i18n.js';
 import './maintenance-i18n.js';
+import { mtext } from './messages-i18n.js';
 
 // Helpers from app.js, handed over by initMaintenance.
 let api, h, fill, toast, follow, fmtBytes;
@@ -246,7 +247,7 @@ function upgradeCard() {
     await load();
     draw();
   }, text: t('mt.showPlan') })));
-  if (u.problem) parts.push(h('div', { class: 'error-box', id: 'upgrade-problem', text: t('mt.problem', { message: u.problem }) }));
+  if (u.problem) parts.push(h('div', { class: 'error-box', id: 'upgrade-problem', text: t('mt.problem', { message: mtext(u.problem_text, u.problem) }) }));
   if (plan) {
     parts.push(h('h4', { id: 'upgrade-plan-title', text: t(plan.hops.length === 1 ? 'mt.plan.one' : 'mt.plan', { from: plan.from, to: plan.to, n: plan.hops.length }) }),
       h('ol', { class: 'steps', id: 'upgrade-plan' }, plan.hops.map((hp, i) => h('li', {},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/advice"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -176,7 +177,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		var silent silentError
 		if !errors.As(err, &silent) {
-			fmt.Fprintf(stderr, "forgebox %s: %s\n", cmd, g.scrub.Scrub(err.Error()))
+			// The edge: what to do about the cause is said here, once (package advice).
+			fmt.Fprintf(stderr, "forgebox %s: %s\n", cmd, g.scrub.Scrub(advice.Explain(err)))
 		}
 		return 1
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"net/http"
 	"strings"
 	"sync"
@@ -182,7 +183,9 @@ type UpgradePage struct {
 	Plan     *upgrade.Plan `json:"plan,omitempty"`
 	Text     string        `json:"text,omitempty"` // the plan as the CLI prints it
 	Problem  string        `json:"problem,omitempty"`
-	Stops    []string      `json:"stops"`
+	// ProblemText is Problem's coded part, for the web app's languages (zero when it has none).
+	ProblemText msg.Msg  `json:"problem_text,omitzero"`
+	Stops       []string `json:"stops"`
 }
 
 func (s *Server) getUpgrade(c *gin.Context) {
@@ -221,6 +224,10 @@ func (s *Server) getUpgrade(c *gin.Context) {
 		page.UpToDate = true
 	case err != nil:
 		page.Problem = err.Error()
+		var me *msg.Error
+		if errors.As(err, &me) {
+			page.ProblemText = me.Msg
+		}
 	default:
 		page.Plan, page.Text = &p, p.String()
 	}

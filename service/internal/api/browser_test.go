@@ -274,7 +274,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	profErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
-	if !strings.Contains(profErr, "defined twice") {
+	if !strings.Contains(profErr, "定义了两次") { // the server's code, rendered in the page's Chinese
 		t.Errorf("profile name error %q", profErr)
 	}
 	sh.shot(ctx, "08-runners-zh.png")

@@ -2,12 +2,15 @@ package api
 
 import (
 	"errors"
+	"github.com/forgebox/forgebox/service/internal/advice"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/redact"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
@@ -40,6 +43,11 @@ type ErrorDetail struct {
 	Code    string              `json:"code"`
 	Message string              `json:"message"`
 	Fields  []config.FieldError `json:"fields,omitempty"`
+	// Text is Message as a message code, for the web app's languages; zero for an error that
+	// has none (the app shows Message).
+	Text msg.Msg `json:"text,omitzero"`
+	// Advice says what to do about the cause, when forgebox knows (package advice).
+	Advice msg.Msg `json:"advice,omitzero"`
 }
 
 // apiError is a failure with its HTTP status and the user-safe message; cause stays in the log.
@@ -51,8 +59,13 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail.Message }
 
-func newError(status int, code, msg string) *apiError {
-	return &apiError{status: status, detail: ErrorDetail{Code: code, Message: msg}}
+func newError(status int, code, message string) *apiError {
+	return &apiError{status: status, detail: ErrorDetail{Code: code, Message: message}}
+}
+
+// codedError is an error response whose message has a code; m's English is the message.
+func codedError(status int, code string, m msg.Msg) *apiError {
+	return &apiError{status: status, detail: ErrorDetail{Code: code, Message: m.String(), Text: m}}
 }
 
 // abort writes the error response and stops the handler chain.
@@ -87,28 +100,40 @@ func classify(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &busy):
-		return newError(http.StatusConflict, CodeBusy, busy.Error())
+		e := newError(http.StatusConflict, CodeBusy, busy.Error())
+		if busy.Holder.Op != "" {
+			e.detail.Text = msg.New("api.busyBy", "op", msg.Q(busy.Holder.Op), "pid", busy.Holder.PID, "since", busy.Holder.Since.Format(time.TimeOnly))
+		} else {
+			e.detail.Text = msg.New("api.busy")
+		}
+		return e
 	case errors.As(err, &unknown):
 		return newError(http.StatusNotFound, CodeNotFound, unknown.Error())
 	case errors.As(err, &noContainer):
 		return newError(http.StatusConflict, CodeConflict, noContainer.Error())
 	case errors.As(err, &cfgErrs):
 		e := newError(http.StatusBadRequest, CodeInvalidConfig, cfgErrs.Error())
+		e.detail.Text = msg.New("api.invalidConfig", "n", len(cfgErrs.List))
 		e.detail.Fields = cfgErrs.List
 		return e
 	case errors.As(err, &maxBytes):
 		return errTooLarge
 	case engine.IsNotFound(err):
-		return &apiError{status: http.StatusNotFound, detail: ErrorDetail{Code: CodeNotFound, Message: "the engine no longer has that object; reload the status"}, cause: err}
+		e := codedError(http.StatusNotFound, CodeNotFound, msg.New("api.engineGone"))
+		e.cause = err
+		return e
 	}
-	return &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: CodeInternal, Message: "internal error: " + err.Error()}, cause: err}
+	e := &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: CodeInternal, Message: "internal error: " + err.Error()}, cause: err}
+	// The edge: what to do about the cause is said here, once (package advice).
+	if m, ok := advice.For(err); ok {
+		e.detail.Message += " (" + m.String() + ")"
+		e.detail.Advice = m
+	}
+	return e
 }
 
 var (
-	errUnauthorized = newError(http.StatusUnauthorized, CodeUnauthorized,
-		"authentication required: open forgebox from DSM, or log in with the admin token (forgebox token prints it)")
-	errTooLarge = newError(http.StatusRequestEntityTooLarge, CodeTooLarge,
-		"the request body is larger than the 1 MiB forgebox accepts")
-	errNoEngine = newError(http.StatusServiceUnavailable, CodeEngineUnavailable,
-		"the Docker Engine is not reachable; forgebox keeps trying (see doctor)")
+	errUnauthorized = codedError(http.StatusUnauthorized, CodeUnauthorized, msg.New("api.unauthorized"))
+	errTooLarge     = codedError(http.StatusRequestEntityTooLarge, CodeTooLarge, msg.New("api.tooLarge"))
+	errNoEngine     = codedError(http.StatusServiceUnavailable, CodeEngineUnavailable, msg.New("api.noEngine"))
 )

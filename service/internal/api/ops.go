@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/advice"
 	"net/http"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -23,6 +25,7 @@ type Operation struct {
 	Component  string     `json:"component,omitempty"`
 	State      string     `json:"state"` // running, succeeded, failed
 	Error      string     `json:"error,omitempty"`
+	Advice     msg.Msg    `json:"advice,omitzero"` // what to do about Error, when forgebox knows
 	By         string     `json:"by,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -105,6 +108,7 @@ func (o *operations) finish(err error) Operation {
 	op.State = "succeeded"
 	if err != nil {
 		op.State, op.Error = "failed", err.Error()
+		op.Advice, _ = advice.For(err) // said once, here at the edge
 	}
 	o.cancel = nil
 	o.recent = append(o.recent, op)
@@ -193,8 +197,8 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 	started, other := s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
 	if other != nil && op == "down" && component == "" {
 		if canceled, ok := s.ops.cancelForDown(); ok {
-			s.feed.Emit(events.Event{Kind: events.KindInfo, Op: "down",
-				Message: fmt.Sprintf("down asked by %s: stopping %q (operation %s) first", c.GetString(ctxUser), canceled.Op, canceled.ID)})
+			s.feed.Emit(events.Event{Kind: events.KindInfo, Status: events.Working, Op: "down"}.With(
+				msg.New("op.downFirst", "by", c.GetString(ctxUser), "op", msg.Q(canceled.Op), "id", canceled.ID)))
 			if s.ops.waitIdle(2*time.Minute) == nil {
 				started, other = s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
 			}
@@ -229,8 +233,8 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 		fail(c, err)
 		return
 	}
-	s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Op: name, Component: component,
-		Message: fmt.Sprintf("%s started by %s (operation %s)", name, started.By, started.ID)})
+	s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Status: events.Working, Op: name, Component: component}.With(
+		msg.New("op.started", "op", msg.New("opname."+name), "by", started.By, "id", started.ID)))
 	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours
 	s.ops.mu.Lock()

@@ -22,6 +22,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/doctor"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/redact"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
@@ -358,29 +359,30 @@ func (s *Server) onEngineEvent(ev engine.ContainerEvent) {
 	if name == "" {
 		name = ev.Name
 	}
-	var msg string
+	var m msg.Msg
+	status := events.Done
 	busy := s.ops.running() != nil
 	switch {
 	case ev.Action == "oom":
-		msg = name + " ran out of memory and was killed"
+		m, status = msg.New("engine.oom", "name", name), events.Error
 	case ev.Action == "die" && ev.ExitCode != "" && ev.ExitCode != "0":
-		msg = fmt.Sprintf("%s stopped with exit code %s", name, ev.ExitCode)
+		m, status = msg.New("engine.exited", "name", name, "code", ev.ExitCode), events.Error
 	case ev.Action == "health_status: unhealthy":
-		msg = name + " turned unhealthy"
+		m, status = msg.New("engine.unhealthy", "name", name), events.Warning
 	case busy:
 		return // an operation is reporting its own steps
 	case ev.Action == "die":
-		msg = name + " stopped"
+		m = msg.New("engine.stopped", "name", name)
 	case ev.Action == "start":
-		msg = name + " started"
+		m = msg.New("engine.started", "name", name)
 	case ev.Action == "health_status: healthy":
-		msg = name + " is healthy"
+		m = msg.New("engine.healthy", "name", name)
 	case ev.Action == "destroy":
-		msg = name + " container removed"
+		m = msg.New("engine.removed", "name", name)
 	default:
 		return
 	}
-	s.feed.Emit(events.Event{Kind: events.KindInfo, Op: "engine", Component: ev.Component, Message: msg})
+	s.feed.Emit(events.Event{Kind: events.KindInfo, Status: status, Op: "engine", Component: ev.Component}.With(m))
 }
 
 // sink is where a stack operation's events go: secrets masked, pull progress thinned to a few

@@ -32,6 +32,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -102,12 +103,12 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	start := time.Now()
 	cfg := x.Config()
 	dir := cfg.BackupDir()
-	x.Emit(events.Event{Kind: events.KindStep, Message: fmt.Sprintf("back up the stack (%s) into %s", kind, dir)})
+	x.Emit(events.Event{Kind: events.KindStep, ID: "backup", Status: events.Working}.With(msg.New("backup.start", "kind", msg.New("backup.kind."+string(kind)), "dir", dir)))
 	if err := mkdirLikeParent(dir); err != nil {
-		return Result{}, fmt.Errorf("create the backup directory %s: %w%s", dir, err, stack.DiskAdvice(err))
+		return Result{}, fmt.Errorf("create the backup directory %s: %w", dir, err)
 	}
 	for _, n := range removeStalePartials(dir) {
-		x.Emit(events.Event{Kind: events.KindInfo, Message: "removed " + n + ", left by a backup that was interrupted"})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("backup.stale", "name", n)))
 	}
 	version, err := x.GitLabVersion(ctx)
 	if err != nil {
@@ -130,7 +131,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 		return Result{}, err
 	}
 	pg.DumpClient = client
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "GitLab's database is dumped"})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}.With(msg.New("backup.dumped")))
 
 	// GitLab's own backup of everything else, inside its container.
 	hostBackups, err := x.HostPath("gitlab", gitlabBackupDir(cfg.GitLab.Flavour))
@@ -139,7 +140,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	}
 	before := gitlabTars(hostBackups)
 	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "create", "", false)
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's backup: " + strings.Join(cmd, " ")})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Working, Component: "gitlab"}.With(msg.New("backup.gitlab", "command", msg.Raw(strings.Join(cmd, " ")))))
 	ectx, cancel := context.WithTimeout(ctx, GitLabBackupTimeout)
 	res, err := x.Exec(ectx, "gitlab", user, cmd)
 	cancel()
@@ -172,7 +173,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	if _, err := os.Stat(gitlabTar); err != nil {
 		return Result{}, fmt.Errorf("GitLab reported backup %s, but %s is not there: %w", id, gitlabTar, err)
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's backup " + id + " is done"})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}.With(msg.New("backup.gitlabDone", "id", id)))
 
 	members, runners, err := collect(x, cfg, gitlabTar, id)
 	if err != nil {
@@ -192,7 +193,7 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 		Runner:   RunnerInfo{Image: cfg.Runner.Image, Runners: runners},
 		Postgres: pg,
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("writing %s (%d files)", name+Extension, len(members))})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Working}.With(msg.New("backup.writing", "name", name+Extension, "n", len(members))))
 	file, size, err := writeArchive(dir, name, m, members)
 	if err != nil {
 		return Result{}, fmt.Errorf("write the backup: %w", err)
@@ -205,14 +206,14 @@ func Create(ctx context.Context, x *stack.Session, kind string) (Result, error) 
 	if kind == KindScheduled {
 		out.Pruned, err = Prune(dir, cfg.Stack.Name, cfg.Backup.Keep)
 		for _, p := range out.Pruned {
-			x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("deleted scheduled backup %s (backup.keep = %d)", p, cfg.Backup.Keep)})
+			x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("backup.pruned", "name", p, "keep", cfg.Backup.Keep)))
 		}
 		if err != nil {
-			x.Emit(events.Event{Kind: events.KindInfo, Message: "could not delete old scheduled backups: " + err.Error()})
+			x.Emit(events.Event{Kind: events.KindInfo, Status: events.Warning}.With(msg.New("backup.pruneFailed", "error", msg.Raw(err.Error()))))
 		}
 	}
 	out.Took = time.Since(start)
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("backup %s written: %s, GitLab %s, in %s", name, units.BytesSize(float64(size)), version, out.Took.Round(100*time.Millisecond))})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("backup.written", "name", name, "size", units.BytesSize(float64(size)), "version", version.String(), "took", out.Took.Round(100*time.Millisecond).String())))
 	return out, nil
 }
 
@@ -322,7 +323,7 @@ func collect(x *stack.Session, cfg config.Config, gitlabTar, id string) ([]sourc
 		keys++
 	}
 	if keys == 0 {
-		x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab has no SSH host keys in " + keyDir + " yet; none are backed up"})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: "gitlab"}.With(msg.New("backup.noHostKeys", "dir", keyDir)))
 	}
 	if cfg.GitLab.Flavour == "omnibus" {
 		etc, err := x.HostPath("gitlab", "/etc/gitlab")

@@ -68,12 +68,12 @@ func openDBWork(ctx context.Context, x *stack.Session) (*dbWork, error) {
 		return nil, fmt.Errorf("remove %s, left by an interrupted backup or restore: %w", host, err)
 	}
 	if err := os.MkdirAll(host, 0o700); err != nil {
-		return nil, fmt.Errorf("create %s: %w%s", host, err, stack.DiskAdvice(err))
+		return nil, fmt.Errorf("create %s: %w", host, err)
 	}
 	pass := fmt.Sprintf("127.0.0.1:%d:*:%s:%s\n", t.Port, pgpassEscape(t.Superuser), pgpassEscape(t.SuperPassword))
 	if err := os.WriteFile(filepath.Join(host, "pgpass"), []byte(pass), 0o600); err != nil {
 		os.RemoveAll(host)
-		return nil, fmt.Errorf("write the password file: %w%s", err, stack.DiskAdvice(err))
+		return nil, fmt.Errorf("write the password file: %w", err)
 	}
 	return &dbWork{host: host, inContainer: dbWorkDir, t: t}, nil
 }

@@ -484,7 +484,7 @@ func placeFile(dir, name string, r io.Reader) (string, error) {
 	}
 	f, err := os.CreateTemp(dir, ".forgebox-restore-*")
 	if err != nil {
-		return "", fmt.Errorf("write into GitLab's backup directory: %w%s", err, stack.DiskAdvice(err))
+		return "", fmt.Errorf("write into GitLab's backup directory: %w", err)
 	}
 	tmp := f.Name()
 	_, err = io.Copy(f, r)
@@ -507,7 +507,7 @@ func placeFile(dir, name string, r io.Reader) (string, error) {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("write GitLab's backup into %s: %w%s", dir, err, stack.DiskAdvice(err))
+		return "", fmt.Errorf("write GitLab's backup into %s: %w", dir, err)
 	}
 	return final, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"reflect"
 	"regexp"
 	"sort"
@@ -17,6 +18,15 @@ type FieldError struct {
 	Line int    `json:"line,omitempty"` // 1-based line in the file, 0 when unknown
 	Msg  string `json:"message"`        // what is wrong
 	Hint string `json:"hint,omitempty"` // what is allowed, or what to do
+	// Text and Advice are Msg and Hint as message codes, for the web app's languages; zero when
+	// the problem was found by code that has no code for it yet (the app shows the English).
+	Text   msg.Msg `json:"text,omitzero"`
+	Advice msg.Msg `json:"advice,omitzero"`
+}
+
+// NewFieldError is a problem with key said as message codes, with the English rendered.
+func NewFieldError(key string, line int, m, hint msg.Msg) FieldError {
+	return FieldError{Key: key, Line: line, Msg: m.String(), Hint: hint.String(), Text: m, Advice: hint}
 }
 
 func (e FieldError) Error() string {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"net/mail"
 	"path/filepath"
 	"regexp"
@@ -42,27 +43,28 @@ type validator struct {
 	errs []FieldError
 }
 
-func (v *validator) add(key, msg, hint string) {
-	v.errs = append(v.errs, FieldError{Key: key, Line: lineOfKey(v.src, key), Msg: msg, Hint: hint})
+func (v *validator) add(key string, m, hint msg.Msg) {
+	v.errs = append(v.errs, NewFieldError(key, lineOfKey(v.src, key), m, hint))
 }
+
+// mc is shorthand for msg.New inside the validator.
+func mc(code string, kv ...any) msg.Msg { return msg.New(code, kv...) }
 
 func (c Config) validate(src []byte) []FieldError {
 	v := &validator{src: src}
 	if c.Version != CurrentVersion {
 		switch {
 		case c.Version == 0:
-			v.add("version", "missing", fmt.Sprintf("set version = %d", CurrentVersion))
+			v.add("version", mc("field.missing"), mc("hint.version.set", "version", CurrentVersion))
 		case c.Version > CurrentVersion:
-			v.add("version", fmt.Sprintf("version %d is newer than this forgebox understands", c.Version),
-				fmt.Sprintf("upgrade forgebox, or write version = %d", CurrentVersion))
+			v.add("version", mc("field.version.newer", "version", c.Version), mc("hint.version.upgrade", "version", CurrentVersion))
 		default:
-			v.add("version", fmt.Sprintf("version %d is not supported", c.Version), fmt.Sprintf("allowed: %d", CurrentVersion))
+			v.add("version", mc("field.version.unsupported", "version", c.Version), mc("hint.allowed", "allowed", CurrentVersion))
 		}
 	}
 
 	if !stackNamePattern.MatchString(c.Stack.Name) {
-		v.add("stack.name", fmt.Sprintf("%q is not a valid stack name", c.Stack.Name),
-			"use 1 to 30 lowercase letters, digits and dashes, starting with a letter")
+		v.add("stack.name", mc("field.stackName", "value", msg.Q(c.Stack.Name)), mc("hint.stackName"))
 	}
 	v.absPath("stack.data_dir", c.Stack.DataDir, true)
 	v.absPath("stack.share_dir", c.Stack.ShareDir, false)
@@ -71,21 +73,18 @@ func (c Config) validate(src []byte) []FieldError {
 	v.oneOf("stack.pull_via", c.Stack.PullVia, "auto", "engine", "forgebox")
 	for i, m := range c.Stack.RegistryMirrors {
 		if _, _, err := ParseMirror(m); err != nil {
-			v.add("stack.registry_mirrors", fmt.Sprintf("entry %d: %v", i+1, err),
-				`write "https://mirror.example" for a Docker Hub mirror, or "registry.gitlab.com=https://mirror.example" for another registry's`)
+			v.add("stack.registry_mirrors", mc("field.mirror", "n", i+1, "error", err.Error()), mc("hint.mirror"))
 		}
 	}
 	if len(c.Stack.RegistryMirrors) > 0 && c.Stack.PullVia == "engine" {
-		v.add("stack.registry_mirrors", `mirrors are used by forgebox's own downloads, and stack.pull_via is "engine"`,
-			`set stack.pull_via = "auto" or "forgebox", or set the mirrors in the engine's daemon.json instead`)
+		v.add("stack.registry_mirrors", mc("field.mirrorEngine"), mc("hint.mirrorEngine"))
 	}
 
 	v.image("postgres.image", c.Postgres.Image)
 	if !roleNamePattern.MatchString(c.Postgres.Superuser) {
-		v.add("postgres.superuser", fmt.Sprintf("%q is not a valid PostgreSQL role name", c.Postgres.Superuser),
-			"use lowercase letters, digits and underscores, e.g. \"postgres\"")
+		v.add("postgres.superuser", mc("field.role", "value", msg.Q(c.Postgres.Superuser)), mc("hint.role"))
 	} else if c.Postgres.Superuser == "gitlab" {
-		v.add("postgres.superuser", `"gitlab" is the role forgebox creates for GitLab`, "pick another name, e.g. \"postgres\"")
+		v.add("postgres.superuser", mc("field.roleGitlab"), mc("hint.roleGitlab"))
 	}
 	v.image("redis.image", c.Redis.Image)
 
@@ -95,16 +94,14 @@ func (c Config) validate(src []byte) []FieldError {
 	v.port("gitlab.http_port", c.GitLab.HTTPPort)
 	v.port("gitlab.ssh_port", c.GitLab.SSHPort)
 	if c.GitLab.HTTPPort != 0 && c.GitLab.HTTPPort == c.GitLab.SSHPort {
-		v.add("gitlab.ssh_port", fmt.Sprintf("port %d is also gitlab.http_port", c.GitLab.SSHPort),
-			"give HTTP and SSH different ports, e.g. 30080 and 30022")
+		v.add("gitlab.ssh_port", mc("field.portTwice", "port", c.GitLab.SSHPort), mc("hint.portTwice"))
 	}
 	v.oneOf("gitlab.memory", c.GitLab.Memory, "small", "standard")
 	if c.GitLab.TimeZone != "" && !TimeZonePattern.MatchString(c.GitLab.TimeZone) {
-		v.add("gitlab.time_zone", fmt.Sprintf("%q is not a time zone name", c.GitLab.TimeZone),
-			`a tz database name such as "Europe/Berlin" or "UTC", or "" for the host's`)
+		v.add("gitlab.time_zone", mc("field.timeZone", "value", msg.Q(c.GitLab.TimeZone)), mc("hint.timeZone"))
 	}
 	if a, err := mail.ParseAddress(c.GitLab.AdminEmail); err != nil || a.Address != c.GitLab.AdminEmail {
-		v.add("gitlab.admin_email", fmt.Sprintf("%q is not an e-mail address", c.GitLab.AdminEmail), "e.g. admin@example.com")
+		v.add("gitlab.admin_email", mc("field.email", "value", msg.Q(c.GitLab.AdminEmail)), mc("hint.email"))
 	}
 
 	v.image("runner.image", c.Runner.Image)
@@ -112,17 +109,16 @@ func (c Config) validate(src []byte) []FieldError {
 		v.image("runner.helper_image", c.Runner.HelperImage)
 	}
 	if c.Runner.Concurrent < 1 || c.Runner.Concurrent > 64 {
-		v.add("runner.concurrent", fmt.Sprintf("%d is out of range", c.Runner.Concurrent), "allowed: 1 to 64")
+		v.add("runner.concurrent", mc("field.range", "value", c.Runner.Concurrent), mc("hint.range", "min", 1, "max", 64))
 	}
 	if n := len(c.Runner.Profiles); c.Runner.Concurrent >= 1 && c.Runner.Concurrent < n {
 		// GitLab Runner warns "Worker starvation bottleneck" when concurrent is below the number
 		// of [[runners]] (commands/multi.go checkConfigConcurrency at v19.2.2): one runner would
 		// wait for a worker while another holds it.
-		v.add("runner.concurrent", fmt.Sprintf("%d is below the number of runner profiles (%d)", c.Runner.Concurrent, n),
-			fmt.Sprintf("set runner.concurrent to at least %d, or remove a profile", n))
+		v.add("runner.concurrent", mc("field.concurrentBelow", "value", c.Runner.Concurrent, "n", n), mc("hint.concurrentBelow", "n", n))
 	}
 	if len(c.Runner.Profiles) == 0 {
-		v.add("runner.profiles", "no runner profile", "add at least one [[runner.profiles]] with a name and an image")
+		v.add("runner.profiles", mc("field.noProfile"), mc("hint.noProfile"))
 	}
 	names := map[string]int{}
 	for i, p := range c.Runner.Profiles {
@@ -130,11 +126,10 @@ func (c Config) validate(src []byte) []FieldError {
 	}
 
 	if c.Backup.Schedule != "" && !timeOfDayPattern.MatchString(c.Backup.Schedule) {
-		v.add("backup.schedule", fmt.Sprintf("%q is not a time of day", c.Backup.Schedule),
-			"use HH:MM on the 24-hour clock, e.g. \"03:30\", or \"\" for no scheduled backups")
+		v.add("backup.schedule", mc("field.schedule", "value", msg.Q(c.Backup.Schedule)), mc("hint.schedule"))
 	}
 	if c.Backup.Keep < 1 || c.Backup.Keep > 1000 {
-		v.add("backup.keep", fmt.Sprintf("%d is out of range", c.Backup.Keep), "allowed: 1 to 1000 scheduled backups")
+		v.add("backup.keep", mc("field.range", "value", c.Backup.Keep), mc("hint.keep"))
 	}
 	v.absPath("backup.dir", c.Backup.Dir, false)
 	return v.errs
@@ -144,45 +139,41 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 	key := func(k string) string { return fmt.Sprintf("runner.profiles[%d].%s", i, k) }
 	switch {
 	case p.Name == "":
-		v.add(key("name"), "missing", "every profile needs a name, e.g. \"default\"")
+		v.add(key("name"), mc("field.missing"), mc("hint.profileName"))
 	case !profileNamePattern.MatchString(p.Name):
-		v.add(key("name"), fmt.Sprintf("%q is not a valid profile name", p.Name),
-			"use lowercase letters, digits, '-' and '_', at most 40")
+		v.add(key("name"), mc("field.profileName", "value", msg.Q(p.Name)), mc("hint.profileNameChars"))
 	default:
 		if first, dup := names[p.Name]; dup {
-			v.add(key("name"), fmt.Sprintf("profile %q is defined twice", p.Name),
-				fmt.Sprintf("runner.profiles[%d] has the same name; names must be unique", first))
+			v.add(key("name"), mc("field.profileTwice", "value", msg.Q(p.Name)), mc("hint.profileTwice", "first", first))
 		} else {
 			names[p.Name] = i
 		}
 	}
 	v.image(key("image"), p.Image)
 	if len(p.Tags) == 0 && !p.RunUntagged {
-		v.add(key("tags"), "a profile with no tags that does not run untagged jobs would never get a job",
-			"add tags, or set run_untagged = true")
+		v.add(key("tags"), mc("field.noTags"), mc("hint.noTags"))
 	}
 	seen := map[string]bool{}
 	for _, t := range p.Tags {
 		if !tagPattern.MatchString(t) || strings.TrimSpace(t) != t {
-			v.add(key("tags"), fmt.Sprintf("%q is not a valid tag", t), "tags are non-empty, without commas or surrounding spaces")
+			v.add(key("tags"), mc("field.tag", "value", msg.Q(t)), mc("hint.tag"))
 		} else if seen[t] {
-			v.add(key("tags"), fmt.Sprintf("tag %q is listed twice", t), "list each tag once")
+			v.add(key("tags"), mc("field.tagTwice", "value", msg.Q(t)), mc("hint.tagTwice"))
 		}
 		seen[t] = true
 	}
 	if p.CPUs != "" {
 		if f, err := strconv.ParseFloat(p.CPUs, 64); err != nil || !(f > 0 && f <= 256) { // NaN fails both comparisons
-			v.add(key("cpus"), fmt.Sprintf("%q is not a CPU count", p.CPUs), "a positive number such as \"1\" or \"1.5\", or empty for no limit")
+			v.add(key("cpus"), mc("field.cpus", "value", msg.Q(p.CPUs)), mc("hint.cpus"))
 		}
 	}
 	if p.Memory != "" {
 		if b, err := units.RAMInBytes(p.Memory); err != nil || b < 6*1024*1024 {
-			v.add(key("memory"), fmt.Sprintf("%q is not a memory size of at least 6m", p.Memory),
-				"a size such as \"512m\" or \"2g\", or empty for no limit")
+			v.add(key("memory"), mc("field.memory", "value", msg.Q(p.Memory)), mc("hint.memory"))
 		}
 	}
 	if p.Concurrency < 1 || p.Concurrency > 64 {
-		v.add(key("concurrency"), fmt.Sprintf("%d is out of range", p.Concurrency), "allowed: 1 to 64")
+		v.add(key("concurrency"), mc("field.range", "value", p.Concurrency), mc("hint.range", "min", 1, "max", 64))
 	}
 }
 
@@ -192,31 +183,29 @@ func (v *validator) oneOf(key, val string, allowed ...string) {
 			return
 		}
 	}
-	msg := fmt.Sprintf("%q is not allowed", val)
+	m := mc("field.notAllowed", "value", msg.Q(val))
 	if val == "" {
-		msg = "missing"
+		m = mc("field.missing")
 	}
-	v.add(key, msg, "allowed: "+strings.Join(allowed, ", "))
+	v.add(key, m, mc("hint.allowed", "allowed", strings.Join(allowed, ", ")))
 }
 
 func (v *validator) image(key, ref string) {
 	if ref == "" {
-		v.add(key, "missing", "an image reference such as \"postgres:17-alpine\"")
+		v.add(key, mc("field.missing"), mc("hint.image"))
 		return
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		v.add(key, fmt.Sprintf("%q is not a valid image reference: %v", ref, err),
-			"use [registry/]name[:tag][@digest] in lowercase, e.g. \"postgres:17-alpine\"")
+		v.add(key, mc("field.image", "value", msg.Q(ref), "error", err.Error()), mc("hint.imageSyntax"))
 	}
 }
 
 func (v *validator) port(key string, p int) {
 	switch {
 	case p < 1 || p > 65535:
-		v.add(key, fmt.Sprintf("%d is not a port", p), "allowed: 1 to 65535; the defaults are 30080 (HTTP) and 30022 (SSH)")
+		v.add(key, mc("field.port", "value", p), mc("hint.port"))
 	case DSMReservedPorts[p] != "":
-		v.add(key, fmt.Sprintf("port %d is taken by DSM (%s)", p, DSMReservedPorts[p]),
-			"pick a port DSM does not use, e.g. 30080 for HTTP or 30022 for SSH")
+		v.add(key, mc("field.portDSM", "port", p, "service", DSMReservedPorts[p]), mc("hint.portDSM"))
 	}
 }
 
@@ -226,22 +215,21 @@ func (v *validator) host(key, h string) {
 	}
 	lower := strings.ToLower(h)
 	if lower == "localhost" || strings.HasPrefix(lower, "127.") || lower == "::1" || lower == "0.0.0.0" {
-		v.add(key, fmt.Sprintf("%q only works on this machine, so clone URLs would not work anywhere else", h),
-			"use the NAS's name or address as other machines reach it, e.g. nas.local or 192.168.1.10")
+		v.add(key, mc("field.hostLocal", "value", msg.Q(h)), mc("hint.hostLocal"))
 		return
 	}
 	if !hostPattern.MatchString(h) {
-		v.add(key, fmt.Sprintf("%q is not a host name or IPv4 address", h), "e.g. nas.local or 192.168.1.10, without scheme or port")
+		v.add(key, mc("field.host", "value", msg.Q(h)), mc("hint.host"))
 	}
 }
 
 func (v *validator) absPath(key, p string, required bool) {
 	switch {
 	case p == "" && required:
-		v.add(key, "missing", "an absolute directory path, e.g. /var/lib/forgebox")
+		v.add(key, mc("field.missing"), mc("hint.absPath"))
 	case p != "" && !filepath.IsAbs(p):
-		v.add(key, fmt.Sprintf("%q is not an absolute path", p), "an absolute directory path, e.g. /var/lib/forgebox")
+		v.add(key, mc("field.absPath", "value", msg.Q(p)), mc("hint.absPath"))
 	case p != "" && filepath.Clean(p) == "/":
-		v.add(key, "the root directory cannot hold forgebox's data", "use a directory of its own, e.g. /var/lib/forgebox")
+		v.add(key, mc("field.rootDir"), mc("hint.rootDir"))
 	}
 }

@@ -1,6 +1,10 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
+)
 
 // PrivilegedWarning says what a privileged runner profile means. It is the same sentence in the
 // config's warnings, the API and doctor.
@@ -26,11 +30,11 @@ func (c Config) Warnings(src []byte) []FieldError {
 		if src != nil {
 			line = lineOfKey(src, key)
 		}
-		hint := PrivilegedHint
+		hint := msg.New("hint.privileged")
 		if p.RunUntagged {
-			hint = "it also runs untagged jobs, so every project's jobs land on it: " + hint
+			hint = msg.New("hint.privilegedUntagged", "hint", hint)
 		}
-		out = append(out, FieldError{Key: key, Line: line, Msg: fmt.Sprintf("profile %q is %s", p.Name, PrivilegedWarning), Hint: hint})
+		out = append(out, NewFieldError(key, line, msg.New("field.privileged", "profile", msg.Q(p.Name)), hint))
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Status of one check.
@@ -37,7 +38,29 @@ type Check struct {
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Label, Text and Advice are Name, Detail and Fix as message codes, for the web app's
+	// languages (zero where a detail is the engine's or the system's own words).
+	Label  msg.Msg `json:"label,omitzero"`
+	Text   msg.Msg `json:"text,omitzero"`
+	Advice msg.Msg `json:"advice,omitzero"`
 }
+
+// newCheck is a result said as message codes, with the English rendered for the CLI.
+func newCheck(label msg.Msg, st Status, text, fix msg.Msg) Check {
+	return Check{Name: label.String(), Status: st, Detail: text.String(), Fix: fix.String(), Label: label, Text: text, Advice: fix}
+}
+
+// raw is a detail in someone else's words (an error from the engine or the system).
+func raw(s string) msg.Msg { return msg.New("doctor.raw", "text", s) }
+
+var (
+	labelEngine   = msg.New("doctor.label.engine")
+	labelAPI      = msg.New("doctor.label.api")
+	labelSocket   = msg.New("doctor.label.socket")
+	labelDisk     = msg.New("doctor.label.disk")
+	labelMemory   = msg.New("doctor.label.memory")
+	labelProfiles = msg.New("doctor.label.profiles")
+)
 
 // Engine is what the doctor asks the engine.
 type Engine interface {
@@ -70,11 +93,10 @@ func Run(ctx context.Context, cfg config.Config, eng Engine, connectErr error) [
 func profileChecks(cfg config.Config) []Check {
 	var out []Check
 	for _, w := range cfg.Warnings(nil) {
-		out = append(out, Check{Name: "runner profiles", Status: Warn, Detail: w.Key + ": " + w.Msg, Fix: w.Hint})
+		out = append(out, newCheck(labelProfiles, Warn, msg.New("doctor.profile.warn", "key", w.Key, "text", w.Text), w.Advice))
 	}
 	if len(out) == 0 {
-		out = append(out, Check{Name: "runner profiles", Status: OK,
-			Detail: fmt.Sprintf("%d profiles, none privileged: jobs reach only their own containers", len(cfg.Runner.Profiles))})
+		out = append(out, newCheck(labelProfiles, OK, msg.New("doctor.profile.ok", "n", len(cfg.Runner.Profiles)), msg.Msg{}))
 	}
 	return out
 }
@@ -91,16 +113,15 @@ func Failed(checks []Check) bool {
 
 func engineChecks(ctx context.Context, eng Engine, connectErr error) []Check {
 	if eng == nil {
-		return []Check{{Name: "engine", Status: Fail, Detail: connectErr.Error(),
-			Fix: "start the Docker Engine (Container Manager on DSM), or point DOCKER_HOST at it"}}
+		return []Check{newCheck(labelEngine, Fail, raw(connectErr.Error()), msg.New("doctor.engine.start"))}
 	}
 	info, err := eng.Info(ctx)
 	if err != nil {
-		return []Check{{Name: "engine", Status: Fail, Detail: err.Error(), Fix: "check that the Docker Engine is running"}}
+		return []Check{newCheck(labelEngine, Fail, raw(err.Error()), msg.New("doctor.engine.running"))}
 	}
 	return []Check{
-		{Name: "engine", Status: OK, Detail: fmt.Sprintf("Docker %s on %s/%s at %s", info.ServerVersion, info.OS, info.Arch, info.Host)},
-		{Name: "api version", Status: OK, Detail: fmt.Sprintf("speaking API %s (server offers up to %s; forgebox needs at least %s)", info.APIVersion, info.ServerAPI, engine.MinAPIVersion)},
+		newCheck(labelEngine, OK, msg.New("doctor.engine.ok", "version", info.ServerVersion, "os", info.OS, "arch", info.Arch, "host", info.Host), msg.Msg{}),
+		newCheck(labelAPI, OK, msg.New("doctor.api.ok", "api", info.APIVersion, "server", info.ServerAPI, "min", engine.MinAPIVersion), msg.Msg{}),
 	}
 }
 
@@ -108,7 +129,7 @@ func engineChecks(ctx context.Context, eng Engine, connectErr error) []Check {
 func socketCheck() Check {
 	host := os.Getenv("DOCKER_HOST")
 	if host != "" && !strings.HasPrefix(host, "unix://") {
-		return Check{Name: "socket", Status: OK, Detail: "DOCKER_HOST is " + host + " (not a local socket)"}
+		return newCheck(labelSocket, OK, msg.New("doctor.socket.remote", "host", host), msg.Msg{})
 	}
 	path := strings.TrimPrefix(host, "unix://")
 	if path == "" {
@@ -116,7 +137,7 @@ func socketCheck() Check {
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return Check{Name: "socket", Status: Fail, Detail: err.Error(), Fix: "install and start Docker (Container Manager on DSM)"}
+		return newCheck(labelSocket, Fail, raw(err.Error()), msg.New("doctor.socket.install"))
 	}
 	if err := syscall.Access(path, 0x2 /* W_OK */); err != nil {
 		st, _ := fi.Sys().(*syscall.Stat_t)
@@ -124,10 +145,9 @@ func socketCheck() Check {
 		if st != nil {
 			owner = fmt.Sprintf(" (owner uid %d, gid %d, mode %s)", st.Uid, st.Gid, fi.Mode().Perm())
 		}
-		return Check{Name: "socket", Status: Fail, Detail: fmt.Sprintf("%s is not writable by uid %d%s", path, os.Geteuid(), owner),
-			Fix: "run as root or as a member of the socket's group; on DSM use the package, whose controller runs inside Container Manager"}
+		return newCheck(labelSocket, Fail, msg.New("doctor.socket.denied", "path", path, "uid", os.Geteuid(), "owner", owner), msg.New("doctor.socket.fix"))
 	}
-	return Check{Name: "socket", Status: OK, Detail: path + " is writable"}
+	return newCheck(labelSocket, OK, msg.New("doctor.socket.ok", "path", path), msg.Msg{})
 }
 
 func diskCheck(dir string) Check {
@@ -141,20 +161,20 @@ func diskCheck(dir string) Check {
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(probe, &st); err != nil {
-		return Check{Name: "disk", Status: Fail, Detail: fmt.Sprintf("cannot read free space of %s: %v", probe, err)}
+		return newCheck(labelDisk, Fail, msg.New("doctor.disk.unknown", "path", probe, "error", err.Error()), msg.Msg{})
 	}
 	free := uint64(st.Bavail) * uint64(st.Bsize)
-	detail := fmt.Sprintf("%s free in %s", units.BytesSize(float64(free)), probe)
+	detail := msg.New("doctor.disk.free", "free", units.BytesSize(float64(free)), "path", probe)
 	switch {
 	case free < minFreeDisk:
-		return Check{Name: "disk", Status: Fail, Detail: detail, Fix: "free space or set stack.data_dir to a bigger volume: GitLab needs several GiB"}
+		return newCheck(labelDisk, Fail, detail, msg.New("doctor.disk.full"))
 	case free < warnFreeDisk:
-		return Check{Name: "disk", Status: Warn, Detail: detail, Fix: "GitLab, its images and backups grow; 10 GiB or more is advised"}
+		return newCheck(labelDisk, Warn, detail, msg.New("doctor.disk.low"))
 	}
 	if st.Flags&0x1 != 0 { // ST_RDONLY
-		return Check{Name: "disk", Status: Fail, Detail: probe + " is on a read-only file system", Fix: "pick a writable stack.data_dir"}
+		return newCheck(labelDisk, Fail, msg.New("doctor.disk.readOnly", "path", probe), msg.New("doctor.disk.readOnlyFix"))
 	}
-	return Check{Name: "disk", Status: OK, Detail: detail}
+	return newCheck(labelDisk, OK, detail, msg.Msg{})
 }
 
 func portChecks(ctx context.Context, cfg config.Config, eng Engine) []Check {
@@ -173,9 +193,9 @@ func portChecks(ctx context.Context, cfg config.Config, eng Engine) []Check {
 		key  string
 		port int
 	}{{"gitlab.http_port", cfg.GitLab.HTTPPort}, {"gitlab.ssh_port", cfg.GitLab.SSHPort}} {
-		name := "port " + strconv.Itoa(p.port)
+		name := msg.New("doctor.label.port", "port", p.port)
 		if ours[p.port] {
-			out = append(out, Check{Name: name, Status: OK, Detail: fmt.Sprintf("used by this stack's GitLab (%s)", p.key)})
+			out = append(out, newCheck(name, OK, msg.New("doctor.port.ours", "key", p.key), msg.Msg{}))
 			continue
 		}
 		if inController() {
@@ -184,15 +204,15 @@ func portChecks(ctx context.Context, cfg config.Config, eng Engine) []Check {
 		}
 		l, err := net.Listen("tcp", ":"+strconv.Itoa(p.port))
 		if err != nil {
-			fix := fmt.Sprintf("stop the program on port %d, or set %s to a free port", p.port, p.key)
+			fix := msg.New("doctor.port.stop", "port", p.port, "key", p.key)
 			if errors.Is(err, syscall.EACCES) {
-				fix = fmt.Sprintf("ports below 1024 need root; set %s to a port above 1024", p.key)
+				fix = msg.New("doctor.port.root", "key", p.key)
 			}
-			out = append(out, Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s is taken: %v", p.key, err), Fix: fix})
+			out = append(out, newCheck(name, Fail, msg.New("doctor.port.taken", "key", p.key, "error", err.Error()), fix))
 			continue
 		}
 		l.Close()
-		out = append(out, Check{Name: name, Status: OK, Detail: p.key + " is free"})
+		out = append(out, newCheck(name, OK, msg.New("doctor.port.free", "key", p.key), msg.Msg{}))
 	}
 	return out
 }
@@ -213,27 +233,25 @@ type portLister interface {
 // portCheckFromContainer checks a port from inside the controller's container: listening there
 // would test the container's own namespace, so the engine is asked which container publishes
 // the port instead, and the check says what it cannot see (a program on the host itself).
-func portCheckFromContainer(ctx context.Context, eng Engine, name, key string, port int) Check {
+func portCheckFromContainer(ctx context.Context, eng Engine, name msg.Msg, key string, port int) Check {
 	pl, ok := eng.(portLister)
 	if eng == nil || !ok {
-		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("cannot check %s from inside forgebox's container without the Docker Engine", key),
-			Fix: "if up fails with \"port is already allocated\", set " + key + " to a port free on the host"}
+		return newCheck(name, Warn, msg.New("doctor.port.noEngine", "key", key), msg.New("doctor.port.allocatedFix", "key", key))
 	}
 	users, err := pl.PortUsers(ctx)
 	if err != nil {
-		return Check{Name: name, Status: Warn, Detail: fmt.Sprintf("cannot check %s: %v", key, err)}
+		return newCheck(name, Warn, msg.New("doctor.port.unknown", "key", key, "error", err.Error()), msg.Msg{})
 	}
 	if who, taken := users[port]; taken {
-		return Check{Name: name, Status: Fail, Detail: fmt.Sprintf("%s is published by container %s", key, who),
-			Fix: fmt.Sprintf("stop container %s, or set %s to a free port", who, key)}
+		return newCheck(name, Fail, msg.New("doctor.port.container", "key", key, "container", who), msg.New("doctor.port.containerFix", "key", key, "container", who))
 	}
-	return Check{Name: name, Status: OK, Detail: key + " is published by no container; from inside forgebox's container a program on the host itself holding it cannot be seen (up then fails with \"port is already allocated\")"}
+	return newCheck(name, OK, msg.New("doctor.port.noContainer", "key", key), msg.Msg{})
 }
 
 func memoryCheck(meminfo string) Check {
 	f, err := os.Open(meminfo)
 	if err != nil {
-		return Check{Name: "memory", Status: Warn, Detail: "cannot read " + meminfo + ": " + err.Error()}
+		return newCheck(labelMemory, Warn, msg.New("doctor.memory.unknown", "path", meminfo, "error", err.Error()), msg.Msg{})
 	}
 	defer f.Close()
 	var total uint64
@@ -245,12 +263,12 @@ func memoryCheck(meminfo string) Check {
 			total = kb * 1024
 		}
 	}
-	detail := units.BytesSize(float64(total)) + " of memory"
+	detail := msg.New("doctor.memory.total", "total", units.BytesSize(float64(total)))
 	switch {
 	case total < minMemory:
-		return Check{Name: "memory", Status: Fail, Detail: detail, Fix: "GitLab needs at least 2 GiB plus swap; add memory"}
+		return newCheck(labelMemory, Fail, detail, msg.New("doctor.memory.low"))
 	case total < warnMemory:
-		return Check{Name: "memory", Status: Warn, Detail: detail, Fix: "below 4 GiB GitLab is slow: keep gitlab.memory = \"small\" and add swap"}
+		return newCheck(labelMemory, Warn, detail, msg.New("doctor.memory.small"))
 	}
-	return Check{Name: "memory", Status: OK, Detail: detail}
+	return newCheck(labelMemory, OK, detail, msg.Msg{})
 }

@@ -2,7 +2,7 @@ package doctor
 
 import (
 	"context"
-	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"net/http"
 	"sort"
 	"time"
@@ -31,43 +31,40 @@ func registryChecks(ctx context.Context, cfg config.Config, images []string) []C
 	}
 	sort.Strings(names)
 	for _, r := range names {
-		out = append(out, Check{Name: "registry " + r, Status: OK, Detail: route(r) + " (not contacted)"})
+		out = append(out, newCheck(msg.New("doctor.label.registry", "name", r), OK, msg.New("doctor.registry.notContacted", "route", route(r)), msg.Msg{}))
 	}
 	tr := download.NewTransport(nil)
 	for _, s := range cfg.Stack.RegistryMirrors {
 		m, err := download.ParseMirror(s)
 		if err != nil {
-			out = append(out, Check{Name: "mirror " + s, Status: Fail, Detail: err.Error(), Fix: "correct stack.registry_mirrors"})
+			out = append(out, newCheck(msg.New("doctor.label.mirror", "name", s), Fail, raw(err.Error()), msg.New("doctor.mirror.correct")))
 			continue
 		}
-		c := Check{Name: "mirror " + m.String()}
+		label := msg.New("doctor.label.mirror", "name", m.String())
 		status, err := pingRegistry(ctx, tr, m.URL.String())
 		switch {
 		case err != nil:
-			c.Status, c.Detail = Warn, fmt.Sprintf("does not answer (%v); %s", err, route(m.URL.Host))
-			c.Fix = "check the address, or remove it: forgebox falls through to the next mirror and then the registry"
+			out = append(out, newCheck(label, Warn, msg.New("doctor.mirror.silent", "error", err.Error(), "route", route(m.URL.Host)), msg.New("doctor.mirror.silentFix")))
 		case status != http.StatusOK && status != http.StatusUnauthorized:
-			c.Status, c.Detail = Warn, fmt.Sprintf("answered %d to /v2/, which a registry does not; %s", status, route(m.URL.Host))
-			c.Fix = "a mirror's URL is its root, e.g. https://mirror.example"
+			out = append(out, newCheck(label, Warn, msg.New("doctor.mirror.notRegistry", "status", status, "route", route(m.URL.Host)), msg.New("doctor.mirror.root")))
 		default:
-			c.Status, c.Detail = OK, fmt.Sprintf("answers as a registry; %s", route(m.URL.Host))
+			out = append(out, newCheck(label, OK, msg.New("doctor.mirror.ok", "route", route(m.URL.Host)), msg.Msg{}))
 		}
-		out = append(out, c)
 	}
 	return out
 }
 
-func route(host string) string {
+func route(host string) msg.Msg {
 	p, from, err := download.ProxyFor(host)
 	switch {
 	case err != nil:
-		return fmt.Sprintf("the proxy settings do not parse (%v)", err)
+		return msg.New("doctor.route.badProxy", "error", err.Error())
 	case p == "":
-		return "reached directly (no proxy)"
+		return msg.New("doctor.route.direct")
 	case from == "environment":
-		return "reached through the proxy " + p + " (from HTTPS_PROXY/HTTP_PROXY)"
+		return msg.New("doctor.route.proxyEnv", "proxy", p)
 	}
-	return "reached through the proxy " + p + " (DSM's proxy setting, " + from + ")"
+	return msg.New("doctor.route.proxyDSM", "proxy", p, "from", from)
 }
 
 func pingRegistry(ctx context.Context, tr http.RoundTripper, base string) (int, error) {

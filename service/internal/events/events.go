@@ -7,6 +7,8 @@ package events
 import (
 	"sync"
 	"time"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Kind says what an event is about.
@@ -22,18 +24,41 @@ const (
 	KindDone  Kind = "done"  // an operation finished
 )
 
-// Event is one line of the activity feed.
+// Status is where the thing an event is about stands, as compose's progress events say it.
+type Status string
+
+const (
+	Working Status = "working"
+	Done    Status = "done"
+	Warning Status = "warning"
+	Error   Status = "error"
+)
+
+// Event is one line of the activity feed. ID names the step (or pull layer) it is about, so a
+// client follows a step from its plan line to its end by ID; Parent is the image a pull
+// layer belongs to. Code and Args (the embedded msg.Msg) say the same as Message in words the
+// web app renders in its own language; Message is the English, for the CLI and API clients.
 type Event struct {
 	Seq       uint64    `json:"seq"`
 	Time      time.Time `json:"time"`
 	Kind      Kind      `json:"kind"`
+	ID        string    `json:"id,omitempty"`
+	Parent    string    `json:"parent,omitempty"`
+	Status    Status    `json:"status,omitempty"`
 	Op        string    `json:"op,omitempty"`        // the operation it belongs to: up, down, ...
 	Component string    `json:"component,omitempty"` // postgres, redis, ...
 	Message   string    `json:"message"`
-	Image     string    `json:"image,omitempty"`
-	Layer     string    `json:"layer,omitempty"`
-	Current   int64     `json:"current,omitempty"`
-	Total     int64     `json:"total,omitempty"`
+	msg.Msg
+	Image   string `json:"image,omitempty"`
+	Layer   string `json:"layer,omitempty"`
+	Current int64  `json:"current,omitempty"`
+	Total   int64  `json:"total,omitempty"`
+}
+
+// With returns e carrying m, its English rendering in Message.
+func (e Event) With(m msg.Msg) Event {
+	e.Msg, e.Message = m, m.String()
+	return e
 }
 
 // Sink receives events. Implementations must be safe for concurrent use.

@@ -172,7 +172,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 		return nil, 0, err
 	}
 	if err := os.MkdirAll(st.NewDir, 0o755); err != nil {
-		return nil, 0, fmt.Errorf("create %s: %w%s", st.NewDir, err, stack.DiskAdvice(err))
+		return nil, 0, fmt.Errorf("create %s: %w", st.NewDir, err)
 	}
 	spec, err := x.PostgresSpec(upgradeContainer(cfg), st.Image, st.NewDir)
 	if err != nil {
@@ -232,7 +232,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 	pass := fmt.Sprintf("%s:%d:*:%s:%s\n127.0.0.1:%d:*:%s:%s\n", old.Host, old.Port, old.Superuser, pgpassEscape(old.SuperPassword),
 		old.Port, old.Superuser, pgpassEscape(old.SuperPassword))
 	if err := os.WriteFile(filepath.Join(hostWork, "pgpass"), []byte(pass), 0o600); err != nil {
-		return nil, 0, fmt.Errorf("write the password file: %w%s", err, stack.DiskAdvice(err))
+		return nil, 0, fmt.Errorf("write the password file: %w", err)
 	}
 	conninfo := func(host, db string) string {
 		return fmt.Sprintf("host=%s port=%d user=%s dbname=%s passfile=%s/pgpass sslmode=disable", host, old.Port, old.Superuser, db, workDir)

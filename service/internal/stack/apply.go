@@ -8,14 +8,13 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // apply carries out a plan step by step. It makes no decisions of its own: what to do and why
@@ -26,7 +25,7 @@ import (
 func (s *Stack) apply(ctx context.Context, d Desired, o Observed, plan Plan) error {
 	r := &applied{observed: o, plan: plan, results: map[int]stepResult{}}
 	for i, a := range plan.Actions {
-		s.emit(events.Event{Kind: events.KindStep, Component: a.Component, Message: a.String()})
+		s.emit(events.Event{Kind: events.KindStep, ID: stepID(i), Status: events.Working, Component: a.Component}.With(a.Msg()))
 		s.log.Info("plan step", "action", string(a.Kind), "component", a.Component, "reason", a.Reason)
 		res, err := s.applyOne(ctx, d, a, r)
 		if err != nil {
@@ -136,7 +135,7 @@ func (s *Stack) removeNetwork(ctx context.Context, name string) error {
 		}
 	}
 	if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
-		s.emit(events.Event{Kind: events.KindInfo, Message: "network " + name + " kept for now (a CI job may still run on it): " + err.Error()})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Warning}, "network.keptForNow", "network", name, "error", msg.Raw(err.Error()))
 		s.log.Warn("network kept", "network", name, "err", err)
 	}
 	return nil
@@ -150,7 +149,7 @@ func (s *Stack) createAndStart(ctx context.Context, c Component) (string, error)
 	}
 	for _, f := range c.Files {
 		if err := config.WriteFileAtomic(f.Path, f.Content, f.Mode); err != nil {
-			return "", fmt.Errorf("write %s: %w%s", f.Path, err, diskAdvice(err))
+			return "", fmt.Errorf("write %s: %w", f.Path, err)
 		}
 	}
 	id, err := s.eng.Create(ctx, c.Spec)
@@ -171,55 +170,13 @@ func ensureDir(d Dir) error {
 		return nil
 	}
 	if err := os.MkdirAll(d.Path, d.Mode); err != nil {
-		return fmt.Errorf("create data directory: %w%s", err, diskAdvice(err))
+		return fmt.Errorf("create data directory: %w", err)
 	}
 	// MkdirAll applies the umask; the mode matters (PostgreSQL refuses a group-readable PGDATA).
 	if err := os.Chmod(d.Path, d.Mode); err != nil {
 		return fmt.Errorf("set mode of %s: %w", d.Path, err)
 	}
 	return nil
-}
-
-// adviseDisk is the secret store with diskAdvice on its write errors, so a full or read-only
-// data dir says so whichever write meets it first (the secret store is often the first).
-type adviseDisk struct{ SecretStore }
-
-func (a adviseDisk) Ensure(name string) (string, error) {
-	v, err := a.SecretStore.Ensure(name)
-	return v, withDiskAdvice(err)
-}
-
-func (a adviseDisk) Set(name, value string) error {
-	return withDiskAdvice(a.SecretStore.Set(name, value))
-}
-
-func (a adviseDisk) Delete(name string) error { return withDiskAdvice(a.SecretStore.Delete(name)) }
-
-func withDiskAdvice(err error) error {
-	if adv := diskAdvice(err); err != nil && adv != "" {
-		return fmt.Errorf("%w%s", err, adv)
-	}
-	return err
-}
-
-// diskAdvice says what to do about the storage errors a NAS owner meets.
-func diskAdvice(err error) string {
-	switch {
-	case errors.Is(err, syscall.ENOSPC) || pgDiskFull(err):
-		return " (the disk is full: free space there, then run again; nothing was changed)"
-	case errors.Is(err, syscall.EROFS):
-		return " (the file system is read-only: check the volume's health in Storage Manager, or pick another stack.data_dir)"
-	case errors.Is(err, os.ErrPermission):
-		return " (permission denied: run forgebox as root, or give its user that directory)"
-	}
-	return ""
-}
-
-// pgDiskFull is PostgreSQL's own report of a full disk (SQLSTATE 53100, disk_full), which
-// reaches forgebox as a server error rather than as ENOSPC.
-func pgDiskFull(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "53100"
 }
 
 func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine.Detail, error) {
@@ -236,12 +193,12 @@ func (s *Stack) waitHealthy(ctx context.Context, c Component, id string) (engine
 		Deadline: c.Deadline,
 		Ready:    s.readyProbe(c),
 		Progress: func(d engine.Detail, waited time.Duration) {
-			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
-				Message: fmt.Sprintf("%s is %s (health: %s) after %s", c.Name, d.State, orNone(d.Health), waited.Round(time.Second))})
+			s.say(events.Event{Kind: events.KindWait, Status: events.Working, Component: c.Name}, "wait.health",
+				"component", c.Name, "state", msg.New("state."+knownOr(d.State, "other")), "health", msg.New("health."+knownOr(orNone(d.Health), "other")), "waited", waited.Round(time.Second).String())
 		},
 	})
 	if err == nil {
-		s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("%s is healthy (%s)", c.Name, time.Since(start).Round(100*time.Millisecond))})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: c.Name}, "wait.healthy", "component", c.Name, "took", took(start))
 	}
 	return det, err
 }
@@ -270,17 +227,17 @@ func (s *Stack) provision(ctx context.Context, d Desired, id string) error {
 	defer cancel()
 	changes, err := pgprov.Provision(pctx, target)
 	for _, ch := range changes {
-		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: ch})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}, "provision.change", "change", provisionMsg(ch))
 		s.log.Info("provisioned", "component", "postgres", "change", ch)
 	}
 	if err != nil {
 		if pgprov.IsAuthError(err) {
 			return fmt.Errorf("PostgreSQL refused the superuser password from %s: its data dir was initialised with another one (a secret store from another install?); put back the secrets file that belongs to this data: %w", s.secretsPath, err)
 		}
-		return withDiskAdvice(err)
+		return err
 	}
 	if len(changes) == 0 {
-		s.emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: "role, database and extensions were already in place"})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}, "provision.inPlace")
 	}
 	// The engine reports a crash a moment late, and pgprov retries through a restart: when it
 	// restarted under provisioning, wait until the engine calls it healthy again.

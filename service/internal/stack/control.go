@@ -66,10 +66,10 @@ func (s *Stack) UpComponent(ctx context.Context, name string) (Plan, error) {
 	start := time.Now()
 	plan, err := s.replanning(ctx, func(ctx context.Context) (Plan, error) { return s.convergeOne(ctx, name) })
 	if err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error(), Status: events.Error, Msg: errMsg(err)})
 		return plan, err
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: fmt.Sprintf("%s is up (%s)", name, time.Since(start).Round(100*time.Millisecond))})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: op, Component: name}, "component.up", "component", name, "took", took(start))
 	return plan, nil
 }
 
@@ -110,11 +110,11 @@ func (s *Stack) convergeOne(ctx context.Context, name string) (Plan, error) {
 	}
 	op := "up " + name
 	if plan.Empty() && done.Empty() {
-		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: name, Message: "nothing to do: " + name + " is as configured"})
+		s.say(events.Event{Kind: events.KindPlan, Status: events.Done, Op: op, Component: name}, "plan.nothingFor", "component", name)
 		return plan, nil
 	}
-	for _, a := range plan.Actions {
-		s.emit(events.Event{Kind: events.KindPlan, Op: op, Component: a.Component, Message: a.String()})
+	for i, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindPlan, ID: stepID(i), Op: op, Component: a.Component}.With(a.Msg()))
 	}
 	err = s.apply(ctx, d, o, plan)
 	return Plan{Actions: append(done.Actions, plan.Actions...)}, err
@@ -141,19 +141,19 @@ func (s *Stack) DownComponent(ctx context.Context, name string) error {
 		return err
 	}
 	if !found {
-		s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: name + " has no container: nothing to do"})
+		s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: op, Component: name}, "component.noContainer", "component", name)
 		return nil
 	}
-	s.emit(events.Event{Kind: events.KindStep, Op: op, Component: name, Message: fmt.Sprintf("stop and remove %s (data kept)", det.Name)})
+	s.say(events.Event{Kind: events.KindStep, ID: "down-" + name, Status: events.Working, Op: op, Component: name}, "down.remove", "container", det.Name)
 	if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error(), Status: events.Error, Msg: errMsg(err)})
 		return err
 	}
 	if err := s.eng.Remove(ctx, det.ID); err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error(), Status: events.Error, Msg: errMsg(err)})
 		return err
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: name + " is down; data kept"})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: op, Component: name}, "component.down", "component", name)
 	return nil
 }
 
@@ -167,7 +167,7 @@ func (s *Stack) RestartComponent(ctx context.Context, name string) error {
 	defer lock.Unlock()
 	err = s.restartOne(ctx, op, name)
 	if err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Op: op, Component: name, Message: err.Error(), Status: events.Error, Msg: errMsg(err)})
 	}
 	return err
 }
@@ -189,7 +189,7 @@ func (s *Stack) restartOne(ctx context.Context, op, name string) error {
 	if !found {
 		return &NoContainerError{Component: name}
 	}
-	s.emit(events.Event{Kind: events.KindStep, Op: op, Component: name, Message: "restart " + det.Name})
+	s.say(events.Event{Kind: events.KindStep, ID: "restart-" + name, Status: events.Working, Op: op, Component: name}, "restart.step", "container", det.Name)
 	if det.Running() {
 		if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
 			return err
@@ -201,7 +201,7 @@ func (s *Stack) restartOne(ctx context.Context, op, name string) error {
 	if _, err := s.waitHealthy(ctx, comp, det.ID); err != nil {
 		return err
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: op, Component: name, Message: fmt.Sprintf("%s restarted (%s)", name, time.Since(start).Round(100*time.Millisecond))})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: op, Component: name}, "component.restarted", "component", name, "took", took(start))
 	return nil
 }
 
@@ -216,10 +216,10 @@ func (s *Stack) Restart(ctx context.Context) (Plan, error) {
 	start := time.Now()
 	plan, err := s.restartAll(ctx)
 	if err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: "restart", Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Op: "restart", Message: err.Error(), Status: events.Error, Msg: errMsg(err)})
 		return plan, err
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: "restart", Message: fmt.Sprintf("stack restarted (%s)", time.Since(start).Round(100*time.Millisecond))})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: "restart"}, "restart.done", "took", took(start))
 	return plan, nil
 }
 
@@ -238,7 +238,7 @@ func (s *Stack) restartAll(ctx context.Context) (Plan, error) {
 		if !found || !det.Running() {
 			continue
 		}
-		s.emit(events.Event{Kind: events.KindStep, Op: "restart", Component: comp.Name, Message: "stop " + det.Name})
+		s.say(events.Event{Kind: events.KindStep, ID: "stop-" + comp.Name, Status: events.Working, Op: "restart", Component: comp.Name}, "restart.stop", "container", det.Name)
 		if err := s.eng.Stop(ctx, det.ID, comp.StopTimeout); err != nil {
 			return Plan{}, err
 		}

@@ -42,6 +42,7 @@ type NetworkSpec struct {
 	Name     string
 	Internal bool
 	Purpose  string // who is on it, for the plan's reasons
+	Role     string // "internal" or "jobs": names Purpose's message code
 }
 
 // Desired is the whole stack as the config asks for it, components in start order.
@@ -207,8 +208,8 @@ func SpecHash(spec engine.ContainerSpec) string {
 // GitLab, the runner and the jobs, the internal one everything a job must not reach.
 func stackNetworks(cfg config.Config, engineVersion string) []NetworkSpec {
 	return []NetworkSpec{
-		{Name: cfg.NetworkName(), Internal: hostReachesInternal(engineVersion), Purpose: "PostgreSQL, Redis, GitLab and the controller"},
-		{Name: cfg.JobsNetworkName(), Purpose: "GitLab, the runner and CI job containers"},
+		{Name: cfg.NetworkName(), Internal: hostReachesInternal(engineVersion), Purpose: "PostgreSQL, Redis, GitLab and the controller", Role: "internal"},
+		{Name: cfg.JobsNetworkName(), Purpose: "GitLab, the runner and CI job containers", Role: "jobs"},
 	}
 }
 

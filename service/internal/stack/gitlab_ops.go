@@ -16,6 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/runnercfg"
 )
 
@@ -35,7 +36,7 @@ type GitLabObserved struct {
 	Ready      bool
 	ReadyErr   error
 	TokenOK    bool
-	TokenWhy   string                  // why a new token is needed, when !TokenOK
+	TokenWhy   msg.Msg                 // why a new token is needed, when !TokenOK
 	Runners    map[string]RunnerRecord // stored records, by profile
 	Known      map[string]bool         // whether GitLab still knows each record's token
 	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
@@ -86,7 +87,7 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	}
 	g.Ready = true
 	g.TokenWhy = s.adminTokenProblem(ctx, base)
-	g.TokenOK = g.TokenWhy == ""
+	g.TokenOK = g.TokenWhy.IsZero()
 	if !g.TokenOK {
 		return g, nil
 	}
@@ -129,77 +130,77 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	return g, nil
 }
 
-// adminTokenProblem says why the stored admin token will not do, or "" when it will.
-func (s *Stack) adminTokenProblem(ctx context.Context, base string) string {
+// adminTokenProblem says why the stored admin token will not do, or nothing when it will.
+func (s *Stack) adminTokenProblem(ctx context.Context, base string) msg.Msg {
 	token, ok := s.secrets.Get(config.SecretGitLabAdminToken)
 	if !ok || token == "" {
-		return "no admin token yet"
+		return msg.New("token.why.none")
 	}
 	exp, _ := s.secrets.Get(secretAdminTokenExpires)
 	if t, err := time.Parse(time.DateOnly, exp); err != nil || time.Until(t) < adminTokenRenewal {
-		return "the admin token expires soon (" + orUnknown(exp) + ")"
+		return msg.New("token.why.expires", "date", orUnknown(exp))
 	}
 	api, err := gitlab.New(base, token)
 	if err != nil {
-		return err.Error()
+		return msg.New("token.why.error", "error", msg.Raw(err.Error()))
 	}
 	if err := api.CheckToken(ctx); err != nil {
-		return "GitLab no longer accepts the admin token"
+		return msg.New("token.why.rejected")
 	}
-	return ""
+	return msg.Msg{}
 }
 
 // planGitLab adds the steps that follow GitLab's container: the admin token and the runners.
-func planGitLab(d Desired, o Observed, add func(ActionKind, string, string, string, ...any)) {
+func planGitLab(d Desired, o Observed, add func(ActionKind, string, string, msg.Msg)) {
 	g := o.GitLab
 	switch {
 	case g == nil || !g.Ready:
-		add(ActAdminToken, "gitlab", "", "make sure forgebox has a working admin token once GitLab is ready")
-		add(ActRunners, "gitlab", "", "register and check runners once GitLab is ready")
+		add(ActAdminToken, "gitlab", "", msg.New("plan.token.later"))
+		add(ActRunners, "gitlab", "", msg.New("plan.runners.later"))
 		return
 	case !g.TokenOK:
-		add(ActAdminToken, "gitlab", "", "%s", g.TokenWhy)
-		add(ActRunners, "gitlab", "", "check runners with the new admin token")
+		add(ActAdminToken, "gitlab", "", msg.New("plan.token.why", "why", g.TokenWhy))
+		add(ActRunners, "gitlab", "", msg.New("plan.runners.newToken"))
 		return
 	}
 	if why := runnerChanges(d.Config, g); len(why) > 0 {
-		add(ActRunners, "gitlab", "", "%s", strings.Join(why, "; "))
+		add(ActRunners, "gitlab", "", msg.New("plan.runners.changes", "changes", why))
 	}
 }
 
 // runnerChanges lists what syncRunners would change, in words.
-func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
-	var why []string
+func runnerChanges(cfg config.Config, g *GitLabObserved) []msg.Msg {
+	var why []msg.Msg
 	for _, p := range cfg.Runner.Profiles {
 		r, ok := g.Runners[p.Name]
 		switch {
 		case !ok:
-			why = append(why, fmt.Sprintf("register a runner for profile %s", p.Name))
+			why = append(why, msg.New("plan.runner.register", "profile", p.Name))
 		case !g.Known[p.Name]:
-			why = append(why, fmt.Sprintf("register profile %s again: GitLab no longer knows runner %d", p.Name, r.ID))
+			why = append(why, msg.New("plan.runner.reregister", "profile", p.Name, "id", r.ID))
 		case g.Rotated[p.Name]:
-			why = append(why, fmt.Sprintf("keep the token runner %d (%s) rotated itself in config.toml", r.ID, p.Name))
+			why = append(why, msg.New("plan.runner.rotated", "id", r.ID, "profile", p.Name))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
-				why = append(why, fmt.Sprintf("update runner %d (%s): %s", r.ID, p.Name, drift))
+				why = append(why, msg.New("plan.runner.update", "id", r.ID, "profile", p.Name, "drift", drift))
 			}
 		}
 	}
 	for name, r := range g.Runners {
 		if !slices.ContainsFunc(cfg.Runner.Profiles, func(p config.Profile) bool { return p.Name == name }) {
-			why = append(why, fmt.Sprintf("unregister runner %d: profile %s was removed", r.ID, name))
+			why = append(why, msg.New("plan.runner.unregister", "id", r.ID, "profile", name))
 		}
 	}
 	for _, r := range g.Leftovers {
-		why = append(why, fmt.Sprintf("remove runner %d (%s), left over by an interrupted registration", r.ID, r.Description))
+		why = append(why, msg.New("plan.runner.leftover", "id", r.ID, "description", r.Description))
 	}
 	if len(why) == 0 {
 		want, err := renderRunnerConfig(cfg, g.Runners)
 		if err != nil || !bytes.Equal(want, g.ConfigTOML) {
-			why = append(why, "write the runner's config.toml")
+			why = append(why, msg.New("plan.runner.writeConfig"))
 		}
 	}
-	slices.Sort(why)
+	slices.SortFunc(why, func(a, b msg.Msg) int { return strings.Compare(a.String(), b.String()) })
 	return why
 }
 
@@ -253,8 +254,8 @@ func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) erro
 		return err
 	}
 	why := s.adminTokenProblem(ctx, base)
-	if why == "" {
-		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "the admin token works"})
+	if why.IsZero() {
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}, "token.works")
 		return s.revokePreviousToken(ctx, base)
 	}
 	expires := time.Now().Add(adminTokenLifetime).UTC()
@@ -282,15 +283,15 @@ func (s *Stack) ensureAdminToken(ctx context.Context, d Desired, id string) erro
 	if err := api.CheckToken(ctx); err != nil {
 		return fmt.Errorf("GitLab does not accept the admin token it just created: %w", err)
 	}
-	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "admin token created; it is renewed before " + expires.Format(time.DateOnly)})
+	s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}, "token.created", "renew", expires.Format(time.DateOnly))
 	return s.revokePreviousToken(ctx, base)
 }
 
 // mintAdminToken runs the Rails snippet, waiting (bounded, with progress) while GitLab has no
 // root user yet.
-func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string, expires time.Time, why string) (string, error) {
+func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string, expires time.Time, why msg.Msg) (string, error) {
 	user, cmd := adminTokenCommand(cfg, expires)
-	s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "creating an admin token through Rails (" + why + "); this takes a minute"})
+	s.say(events.Event{Kind: events.KindInfo, Status: events.Working, Component: "gitlab"}, "token.creating", "why", why)
 	start := time.Now()
 	for {
 		ectx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -310,8 +311,7 @@ func (s *Stack) mintAdminToken(ctx context.Context, cfg config.Config, id string
 		if waited >= mintNoRootFor {
 			return "", fmt.Errorf("GitLab still has no root user after %s: its first-boot setup did not finish; see the GitLab container's log", waited.Round(time.Second))
 		}
-		s.emit(events.Event{Kind: events.KindWait, Component: "gitlab",
-			Message: fmt.Sprintf("GitLab has no root user yet (its first-boot setup is still seeding the database); trying again (%s of up to %s)", waited.Round(time.Second), mintNoRootFor)})
+		s.say(events.Event{Kind: events.KindWait, Status: events.Working, Component: "gitlab"}, "token.noRoot", "waited", waited.Round(time.Second).String(), "limit", mintNoRootFor.String())
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("create the admin token: %w", ctx.Err())
@@ -334,9 +334,9 @@ func (s *Stack) revokePreviousToken(ctx context.Context, base string) error {
 	}
 	switch err := api.RevokeSelf(ctx); {
 	case err == nil:
-		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "revoked the previous admin token"})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}, "token.revoked")
 	case errors.Is(err, gitlab.ErrUnauthorized):
-		s.emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "the previous admin token no longer works; nothing to revoke"})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}, "token.oldGone")
 	default:
 		return fmt.Errorf("revoke the previous admin token: %w", err)
 	}
@@ -383,10 +383,10 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 	if err != nil {
 		return err
 	}
-	note := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: msg})
-		s.log.Info("runners", "change", msg)
+	note := func(code string, kv ...any) {
+		m := msg.New(code, kv...)
+		s.emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "runner"}.With(m))
+		s.log.Info("runners", "change", m.String())
 	}
 	onDisk, err := os.ReadFile(RunnerConfigPath(cfg))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -407,7 +407,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 					return err
 				}
 				records[p.Name] = r
-				note("runner %d (%s) rotated its token; forgebox keeps the new one", r.ID, p.Name)
+				note("runner.rotated", "id", r.ID, "profile", p.Name)
 			}
 		}
 		if have {
@@ -416,7 +416,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				return err
 			}
 			if !known {
-				note("GitLab no longer knows runner %d of profile %s; registering it again", r.ID, p.Name)
+				note("runner.unknown", "id", r.ID, "profile", p.Name)
 				have = false
 			}
 		}
@@ -432,7 +432,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				return err
 			}
 			records[p.Name] = r
-			note("registered runner %d for profile %s (tags %v)", r.ID, p.Name, spec.Tags)
+			note("runner.registered", "id", r.ID, "profile", p.Name, "tags", fmt.Sprint(spec.Tags))
 			continue
 		}
 		if drift := runnerDrift(cfg, p, r); drift != "" {
@@ -444,7 +444,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				return err
 			}
 			records[p.Name] = r
-			note("updated runner %d (%s): %s", r.ID, p.Name, drift)
+			note("runner.updated", "id", r.ID, "profile", p.Name, "drift", drift)
 		}
 	}
 	// Write config.toml before unregistering, so the runner stops using a removed profile's
@@ -473,7 +473,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 		if err := s.secrets.Delete(runnerSecretName(name)); err != nil {
 			return err
 		}
-		note("unregistered runner %d: profile %s was removed", r.ID, name)
+		note("runner.unregistered", "id", r.ID, "profile", name)
 	}
 	listed, err := api.ListRunners(ctx)
 	if err != nil {
@@ -483,7 +483,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 		if err := api.DeleteRunner(ctx, r.ID); err != nil {
 			return err
 		}
-		note("removed runner %d (%s), left over by an interrupted registration", r.ID, r.Description)
+		note("runner.leftover", "id", r.ID, "description", r.Description)
 	}
 	return nil
 }
@@ -502,9 +502,9 @@ func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRe
 	}
 	// 0600: the file holds runner tokens. The runner re-reads it within seconds.
 	if err := config.WriteFileAtomic(path, want, 0o600); err != nil {
-		return fmt.Errorf("write runner config: %w%s", err, diskAdvice(err))
+		return fmt.Errorf("write runner config: %w", err)
 	}
-	s.emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: fmt.Sprintf("wrote %s (%d runners)", path, len(records))})
+	s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "runner"}, "runner.configWritten", "path", path, "n", len(records))
 	return nil
 }
 
@@ -537,14 +537,14 @@ func (s *Stack) waitGitLab(ctx context.Context, c Component, cfg config.Config, 
 		}
 		if base, err := gitlabBaseURL(cfg, det); err == nil {
 			if lastErr = s.gitlabReady(ctx, cfg, det, base); lastErr == nil {
-				s.emit(events.Event{Kind: events.KindInfo, Component: c.Name, Message: fmt.Sprintf("GitLab is ready (%s)", time.Since(start).Round(time.Second))})
+				s.say(events.Event{Kind: events.KindInfo, Status: events.Done, Component: c.Name}, "gitlab.ready", "took", time.Since(start).Round(time.Second).String())
 				return det, nil
 			}
 		}
 		if time.Since(reported) >= 10*time.Second {
 			reported = time.Now()
-			s.emit(events.Event{Kind: events.KindWait, Component: c.Name,
-				Message: fmt.Sprintf("GitLab is booting (%s of up to %s): %v", time.Since(start).Round(time.Second), c.Deadline, lastErr)})
+			s.say(events.Event{Kind: events.KindWait, Status: events.Working, Component: c.Name}, "gitlab.booting",
+				"waited", time.Since(start).Round(time.Second).String(), "limit", c.Deadline.String(), "error", msg.Raw(fmt.Sprint(lastErr)))
 		}
 		select {
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"regexp"
 
 	"github.com/distribution/reference"
@@ -120,17 +121,17 @@ func planHelper(acts []Action, d Desired, o Observed, pullPolicy string, pulled 
 	if ref == "" || pulled[ref] {
 		return acts
 	}
-	why := ""
+	code := ""
 	switch {
 	case pullPolicy == "always":
-		why = "stack.pull_policy is \"always\"; the job helper image %s (%s) runs beside every job"
+		code = "plan.helper.always"
 	case o.Images[ref] == "" && pullPolicy != "never":
-		why = "job helper image %s (%s) is not on this engine; the runner starts it beside every job (clone, artifacts, cache) and would otherwise pull it at job time"
+		code = "plan.helper.missing"
 	default:
 		return acts
 	}
 	pulled[ref] = true
-	return append(acts, Action{Kind: ActPull, Component: "runner", Target: ref, Reason: fmt.Sprintf(why, ref, d.HelperWhy)})
+	return append(acts, newAction(ActPull, "runner", ref, msg.New(code, "image", ref, "source", d.HelperWhy)))
 }
 
 // helperAvailable refuses an up that would leave the runner without its helper image: with

@@ -56,12 +56,12 @@ func sweepLeftovers(dataDir string) {
 // *BusyError naming the holder.
 func TryLock(dataDir, op string) (*Lock, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w%s", dataDir, err, diskAdvice(err))
+		return nil, fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
 	path := filepath.Join(dataDir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w%s", err, diskAdvice(err))
+		return nil, fmt.Errorf("open lock file: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		defer f.Close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
 )
 
@@ -47,8 +48,9 @@ const (
 type Action struct {
 	Kind      ActionKind
 	Component string
-	Target    string // container ID, network or image the action works on, when it exists already
-	Reason    string
+	Target    string  // container ID, network or image the action works on, when it exists already
+	Reason    string  // Why in English
+	Why       msg.Msg // the reason as a message code, for the web app's languages
 }
 
 func (a Action) String() string {
@@ -82,21 +84,21 @@ func (p Plan) String() string {
 // pure function: the same inputs give the same plan, and it touches nothing.
 func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 	var p Plan
-	add := func(kind ActionKind, component, target, reason string, args ...any) {
-		p.Actions = append(p.Actions, Action{Kind: kind, Component: component, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	add := func(kind ActionKind, component, target string, why msg.Msg) {
+		p.Actions = append(p.Actions, newAction(kind, component, target, why))
 	}
 
 	// Leftovers go first: they may hold a name or a port that a wanted container needs.
 	for _, c := range o.Extra {
-		reason := fmt.Sprintf("component %q is not part of the configured stack", c.Component)
+		code := "plan.remove.unwanted"
 		if _, wanted := d.Component(c.Component); wanted {
-			reason = fmt.Sprintf("a second container for component %q", c.Component)
+			code = "plan.remove.duplicate"
 		}
-		add(ActRemove, c.Component, c.ID, "%s (container %s; its data stays on disk)", reason, c.Name)
+		add(ActRemove, c.Component, c.ID, msg.New(code, "component", msg.Q(c.Component), "container", c.Name))
 	}
 	for _, n := range d.Networks {
 		if _, ok := o.Networks[n.Name]; !ok {
-			add(ActCreateNetwork, "", n.Name, "network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))
+			add(ActCreateNetwork, "", n.Name, networkMissing(n))
 		}
 	}
 
@@ -135,8 +137,7 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 	}
 	// Last: by now every container of the stack has moved to the networks it wants.
 	for _, n := range o.ExtraNetworks {
-		add(ActRemoveNetwork, "", n.Name, "network %s carries the stack's label but is none of its networks (the single network of an older forgebox, say); the stack's containers run on %s and %s",
-			n.Name, d.Network, d.JobsNetwork)
+		add(ActRemoveNetwork, "", n.Name, msg.New("plan.network.extra", "network", n.Name, "internal", d.Network, "jobs", d.JobsNetwork))
 	}
 	return p
 }
@@ -160,32 +161,38 @@ func movesNetwork(c Component, cur engine.Detail) string {
 	return fmt.Sprintf("it runs on %s; it moves to %s", strings.Join(leaves, ", "), strings.Join(want, " and "))
 }
 
-func internalNote(n NetworkSpec) string {
+func newAction(kind ActionKind, component, target string, why msg.Msg) Action {
+	return Action{Kind: kind, Component: component, Target: target, Reason: why.String(), Why: why}
+}
+
+// networkMissing is the reason to create a network; n.Purpose is a message code's argument.
+func networkMissing(n NetworkSpec) msg.Msg {
+	code := "plan.network.missing"
 	if n.Internal {
-		return " (internal: no route out of it)"
+		code = "plan.network.missingInternal"
 	}
-	return ""
+	return msg.New(code, "network", n.Name, "purpose", msg.New("network.purpose."+n.Role))
 }
 
 // planStart appends what brings one component's container to its spec and running, and returns
 // the wait that should follow once the whole stage is started.
 func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled map[string]bool) ([]Action, []Action) {
 	var waits []Action
-	add := func(kind ActionKind, target, reason string, args ...any) {
-		acts = append(acts, Action{Kind: kind, Component: c.Name, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	add := func(kind ActionKind, target, code string, kv ...any) {
+		acts = append(acts, newAction(kind, c.Name, target, msg.New(code, kv...)))
 	}
-	wait := func(target, reason string, args ...any) {
-		waits = append(waits, Action{Kind: ActWait, Component: c.Name, Target: target, Reason: fmt.Sprintf(reason, args...)})
+	wait := func(target, code string, kv ...any) {
+		waits = append(waits, newAction(ActWait, c.Name, target, msg.New(code, kv...)))
 	}
 	image := c.Spec.Image
 	localID := o.Images[image]
 	if !pulled[image] {
 		switch {
 		case pullPolicy == "always":
-			add(ActPull, image, "stack.pull_policy is \"always\"")
+			add(ActPull, image, "plan.pull.always")
 			pulled[image] = true
 		case localID == "" && pullPolicy != "never":
-			add(ActPull, image, "image %s is not on this engine", image)
+			add(ActPull, image, "plan.pull.missing", "image", image)
 			pulled[image] = true
 		}
 	}
@@ -195,52 +202,52 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 	started := true
 	switch {
 	case !exists:
-		add(ActCreate, "", "no %s container yet", c.Name)
+		add(ActCreate, "", "plan.create", "component", c.Name)
 	case cur.SpecHash != want && movesNetwork(c, cur) != "":
-		add(ActRecreate, cur.ID, "%s; data is kept", movesNetwork(c, cur))
+		add(ActRecreate, cur.ID, "plan.recreate.network", "moves", movesNetwork(c, cur))
 	case cur.SpecHash != want:
-		add(ActRecreate, cur.ID, "its settings changed (spec %s, want %s); data is kept", orUnknown(cur.SpecHash), want)
+		add(ActRecreate, cur.ID, "plan.recreate.settings", "spec", orUnknown(cur.SpecHash), "want", want)
 	case localID != "" && cur.ImageID != localID:
-		add(ActRecreate, cur.ID, "image %s was updated (%s, running %s); data is kept", image, short(localID), short(cur.ImageID))
+		add(ActRecreate, cur.ID, "plan.recreate.image", "image", image, "local", short(localID), "running", short(cur.ImageID))
 	case cur.State == "restarting":
 		// Its restart policy is bringing it back (after a crash, or an engine restart):
 		// starting it too would race the engine; wait for it instead.
-		wait(cur.ID, "the engine is restarting it (restart policy)")
+		wait(cur.ID, "plan.wait.restarting")
 		started = false
 	case !cur.Running():
-		add(ActStart, cur.ID, "container is %s", cur.State)
+		add(ActStart, cur.ID, "plan.start", "state", cur.State)
 	case cur.Health == "unhealthy":
-		add(ActRestart, cur.ID, "container is unhealthy")
+		add(ActRestart, cur.ID, "plan.restart.unhealthy")
 	case cur.Health == "starting":
-		wait(cur.ID, "container is still starting")
+		wait(cur.ID, "plan.wait.starting")
 		started = false
 	case c.Name == "gitlab" && o.GitLab != nil && !o.GitLab.Ready:
 		// Running but still booting, e.g. just restarted by its restart policy after a
 		// reboot or a crash: the admin token and runner steps need a ready GitLab.
-		wait(cur.ID, "GitLab runs but is not ready yet (%v)", o.GitLab.ReadyErr)
+		wait(cur.ID, "plan.wait.gitlabBooting", "error", msg.Raw(fmt.Sprint(o.GitLab.ReadyErr)))
 		started = false
 	default:
 		started = false
 	}
 	if started {
 		if c.Name == "gitlab" {
-			wait("", "wait until GitLab passes its readiness check")
+			wait("", "plan.wait.gitlabReady")
 		} else {
-			wait("", "wait until %s is healthy", c.Name)
+			wait("", "plan.wait.healthy", "component", c.Name)
 		}
 	}
 	return acts, waits
 }
 
-func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, string, ...any)) {
+func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, msg.Msg)) {
 	switch {
 	case o.Postgres == nil && o.PostgresErr != nil:
-		add(ActProvision, "postgres", "", "check GitLab's role, database and extensions (could not look: %v)", o.PostgresErr)
+		add(ActProvision, "postgres", "", msg.New("plan.provision.unknown", "error", msg.Raw(o.PostgresErr.Error())))
 	case o.Postgres == nil:
-		add(ActProvision, "postgres", "", "check GitLab's role, database and extensions once PostgreSQL is up")
+		add(ActProvision, "postgres", "", msg.New("plan.provision.later"))
 	default:
 		if missing := o.Postgres.Missing(provisionWants()); len(missing) > 0 {
-			add(ActProvision, "postgres", "", "%s", strings.Join(missing, "; "))
+			add(ActProvision, "postgres", "", msg.New("plan.provision.missing", "missing", strings.Join(missing, "; ")))
 		}
 	}
 }

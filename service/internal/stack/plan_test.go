@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"flag"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,7 +126,7 @@ func TestPlanGolden(t *testing.T) {
 			o.GitLab = &GitLabObserved{ReadyErr: errors.New("readiness: HTTP 503")}
 		},
 		"admin-token-expiring": func(o *Observed) {
-			o.GitLab.TokenOK, o.GitLab.TokenWhy = false, "the admin token expires soon (2026-12-01)"
+			o.GitLab.TokenOK, o.GitLab.TokenWhy = false, msg.New("token.why.expires", "date", "2026-12-01")
 		},
 		"runner-forgotten-by-gitlab": func(o *Observed) {
 			o.GitLab.Known["default"] = false

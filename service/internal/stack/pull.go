@@ -12,6 +12,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/download"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -36,8 +37,8 @@ func (s *Stack) pullImage(ctx context.Context, component, ref string) error {
 	}
 	if via != "forgebox" {
 		err := s.eng.Pull(ctx, ref, s.pullRetry, func(p engine.PullProgress) {
-			s.emit(events.Event{Kind: events.KindPull, Component: component, Image: p.Image, Layer: p.Layer,
-				Message: p.Status, Current: p.Current, Total: p.Total})
+			s.emit(events.Event{Kind: events.KindPull, ID: p.Layer, Parent: p.Image, Status: pullStatus(p.Status), Component: component, Image: p.Image, Layer: p.Layer,
+				Current: p.Current, Total: p.Total}.With(pullMsg(p.Status)))
 		})
 		if err == nil || via == "engine" || ctx.Err() != nil {
 			return err
@@ -45,8 +46,8 @@ func (s *Stack) pullImage(ctx context.Context, component, ref string) error {
 		if _, ok := s.eng.(imageLoader); !ok {
 			return err
 		}
-		s.emit(events.Event{Kind: events.KindInfo, Component: component, Image: ref,
-			Message: fmt.Sprintf("the engine's pull of %s failed (%v); forgebox downloads it instead, resuming from what it has", ref, err)})
+		s.say(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: component, Image: ref},
+			"pull.fallback", "image", ref, "error", msg.Raw(err.Error()))
 		s.log.Warn("engine pull failed; forgebox downloads", "image", ref, "err", err)
 	}
 	return s.download(ctx, component, ref)
@@ -66,9 +67,8 @@ func (s *Stack) download(ctx context.Context, component, ref string) error {
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
-	s.emit(events.Event{Kind: events.KindInfo, Component: component, Image: ref,
-		Message: fmt.Sprintf("downloaded %s from %s (%s over the network, %s in all); loading it into the engine",
-			ref, res.Source, units.BytesSize(float64(res.Downloaded)), units.BytesSize(float64(res.Size)))})
+	s.say(events.Event{Kind: events.KindInfo, Status: events.Working, Component: component, Image: ref}, "pull.downloaded",
+		"image", ref, "source", res.Source, "network", units.BytesSize(float64(res.Downloaded)), "size", units.BytesSize(float64(res.Size)))
 	if err := f.Load(ctx, eng, ref); err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
 	}
@@ -83,7 +83,7 @@ func (s *Stack) fetcher(ctx context.Context, eng imageLoader, component string) 
 	}
 	cache, err := download.OpenCache(ImageCacheDir(s.cfg))
 	if err != nil {
-		return nil, withDiskAdvice(err)
+		return nil, err
 	}
 	f := &download.Fetcher{
 		Cache:    cache,

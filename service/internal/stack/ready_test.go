@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"errors"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestMintWaitsWhileRootIsMissing(t *testing.T) {
 	eng := &execScript{results: []engine.ExecResult{noRoot, noRoot, ok}}
 	log := &eventLog{}
 	s := New(testConfig(), eng, nil, Options{Events: log})
-	tok, err := s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, "no admin token yet")
+	tok, err := s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, msg.New("token.why.none"))
 	if err != nil || tok != "glpat-abcdefghijklmnopqrst" || eng.calls != 3 {
 		t.Fatalf("token %q, err %v after %d execs; want the token on the third", tok, err, eng.calls)
 	}
@@ -99,7 +100,7 @@ func TestMintWaitsWhileRootIsMissing(t *testing.T) {
 	// Another failure is not waited for, and its stdout (a token, on success) is never shown.
 	eng = &execScript{results: []engine.ExecResult{{ExitCode: 1, Stdout: "secret", Stderr: "ActiveRecord::StatementInvalid"}}}
 	s = New(testConfig(), eng, nil, Options{Events: &eventLog{}})
-	_, err = s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, "x")
+	_, err = s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, msg.New("token.why.none"))
 	if err == nil || eng.calls != 1 || !strings.Contains(err.Error(), "StatementInvalid") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("other failure: err %v after %d execs", err, eng.calls)
 	}
@@ -108,7 +109,7 @@ func TestMintWaitsWhileRootIsMissing(t *testing.T) {
 	mintNoRootFor = 5 * time.Millisecond
 	eng = &execScript{results: []engine.ExecResult{noRoot}}
 	s = New(testConfig(), eng, nil, Options{Events: &eventLog{}})
-	_, err = s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, "x")
+	_, err = s.mintAdminToken(context.Background(), testConfig(), "gitlab", exp, msg.New("token.why.none"))
 	if err == nil || !strings.Contains(err.Error(), "still has no root user") {
 		t.Errorf("bounded wait: %v", err)
 	}
@@ -119,7 +120,7 @@ func TestMintWaitsWhileRootIsMissing(t *testing.T) {
 	eng = &execScript{results: []engine.ExecResult{noRoot}}
 	s = New(testConfig(), eng, nil, Options{Events: &eventLog{}})
 	go cancel()
-	if _, err = s.mintAdminToken(ctx, testConfig(), "gitlab", exp, "x"); !errors.Is(err, context.Canceled) {
+	if _, err = s.mintAdminToken(ctx, testConfig(), "gitlab", exp, msg.New("token.why.none")); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 }

@@ -368,9 +368,6 @@ func (x *Session) VerifyRunners(ctx context.Context) (map[string]bool, error) {
 // RunnerConfigPath is the runner's config.toml on the host.
 func (x *Session) RunnerConfigPath() string { return RunnerConfigPath(x.s.cfg) }
 
-// DiskAdvice says what to do about a storage error (disk full, read-only, permission).
-func DiskAdvice(err error) string { return diskAdvice(err) }
-
 // View is a session without the lock, for reading only (an upgrade plan, a status): its
 // methods that change the stack must not be called on it.
 func (s *Stack) View() *Session { return &Session{s: s, op: "view"} }

@@ -17,6 +17,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Stack runs operations on one configured stack.
@@ -64,7 +65,7 @@ func New(cfg config.Config, eng Engine, secrets SecretStore, o Options) *Stack {
 		o.PullRetry = engine.DefaultPullRetry
 	}
 	return &Stack{
-		cfg: cfg, eng: eng, secrets: adviseDisk{secrets}, secretsPath: o.SecretsPath,
+		cfg: cfg, eng: eng, secrets: secrets, secretsPath: o.SecretsPath,
 		log: o.Logger.With("stack", cfg.Stack.Name), sink: o.Events,
 		version: o.Version, pullRetry: o.PullRetry,
 	}
@@ -84,10 +85,10 @@ func (s *Stack) Up(ctx context.Context) (Plan, error) {
 	start := time.Now()
 	plan, err := s.converge(ctx)
 	if err != nil {
-		s.emit(events.Event{Kind: events.KindError, Op: "up", Message: err.Error()})
+		s.emit(events.Event{Kind: events.KindError, Status: events.Error, Op: "up", Message: err.Error(), Msg: errMsg(err)})
 		return plan, err
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: "up", Message: fmt.Sprintf("stack is up (%s)", time.Since(start).Round(100*time.Millisecond))})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: "up"}, "up.done", "took", took(start))
 	return plan, nil
 }
 
@@ -161,9 +162,9 @@ func (s *Stack) ensureNetworks(ctx context.Context, info engine.Info, op string,
 		if ok {
 			continue
 		}
-		a := Action{Kind: ActCreateNetwork, Target: n.Name, Reason: fmt.Sprintf("network %s for %s does not exist%s", n.Name, n.Purpose, internalNote(n))}
-		s.emit(events.Event{Kind: events.KindPlan, Op: op, Message: a.String()})
-		s.emit(events.Event{Kind: events.KindStep, Op: op, Message: a.String()})
+		a := newAction(ActCreateNetwork, "", n.Name, networkMissing(n))
+		s.emit(events.Event{Kind: events.KindPlan, ID: "network-" + n.Name, Op: op}.With(a.Msg()))
+		s.emit(events.Event{Kind: events.KindStep, ID: "network-" + n.Name, Status: events.Working, Op: op}.With(a.Msg()))
 		if _, err := s.eng.CreateStackNetwork(ctx, s.cfg.Stack.Name, engine.NetworkSpec{Name: n.Name, Internal: n.Internal}); err != nil {
 			return engine.Network{}, settleNetwork(n.Name, err)
 		}
@@ -244,11 +245,11 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	}
 	plan := MakePlan(d, o, s.cfg.Stack.PullPolicy)
 	if plan.Empty() && done.Empty() {
-		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Message: "nothing to do: the stack is as configured"})
+		s.say(events.Event{Kind: events.KindPlan, Status: events.Done, Op: "up"}, "plan.nothing")
 		return plan, nil
 	}
-	for _, a := range plan.Actions {
-		s.emit(events.Event{Kind: events.KindPlan, Op: "up", Component: a.Component, Message: a.String()})
+	for i, a := range plan.Actions {
+		s.emit(events.Event{Kind: events.KindPlan, ID: stepID(i), Op: "up", Component: a.Component}.With(a.Msg()))
 	}
 	done.Actions = append(done.Actions, plan.Actions...)
 	return done, s.apply(ctx, d, o, plan)
@@ -301,11 +302,11 @@ func (s *Stack) Down(ctx context.Context) error {
 		if err := s.eng.RemoveNetwork(ctx, nw.ID); err != nil {
 			// A job container the runner left behind can still hold it. The network holds no
 			// data and the next up reuses it, so this is worth a word, not a failed down.
-			s.emit(events.Event{Kind: events.KindInfo, Op: "down", Message: "network " + nw.Name + " kept: " + err.Error()})
+			s.say(events.Event{Kind: events.KindInfo, Status: events.Warning, Op: "down"}, "down.networkKept", "network", nw.Name, "error", msg.Raw(err.Error()))
 			s.log.Warn("network kept", "network", nw.Name, "err", err)
 		}
 	}
-	s.emit(events.Event{Kind: events.KindDone, Op: "down", Message: "stack is down; data kept in " + s.cfg.Stack.DataDir})
+	s.say(events.Event{Kind: events.KindDone, Status: events.Done, Op: "down"}, "down.done", "dir", s.cfg.Stack.DataDir)
 	return nil
 }
 
@@ -326,7 +327,7 @@ func (s *Stack) downContainers(ctx context.Context) (int, error) {
 		if c.Component == "" {
 			continue // a CI job container: the runner owns it and removes it itself
 		}
-		s.emit(events.Event{Kind: events.KindStep, Op: "down", Component: c.Component, Message: fmt.Sprintf("stop and remove %s (data kept)", c.Name)})
+		s.say(events.Event{Kind: events.KindStep, ID: "down-" + c.Component, Status: events.Working, Op: "down", Component: c.Component}, "down.remove", "container", c.Name)
 		if err := s.eng.Stop(ctx, c.ID, stopTimeout(c.Component)); err != nil {
 			return removed, err
 		}

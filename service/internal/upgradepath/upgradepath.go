@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"regexp"
 	"slices"
 	"strconv"
@@ -485,7 +486,7 @@ func ImageFor(configured string, v Version) (string, error) {
 	}
 	m := tagVersion.FindStringSubmatch(tag)
 	if m == nil {
-		return "", fmt.Errorf("the tag of image %q holds no version, so forgebox cannot tell which tag holds %s: set the image to a tag with its version (e.g. %s:%s) and run again", configured, v, repo, v)
+		return "", msg.Err("upgrade.tagNoVersion", "image", msg.Q(configured), "version", v.String(), "repo", repo)
 	}
 	suffix := ""
 	if e := editionSuffix.FindStringSubmatch(m[5]); e != nil {
@@ -524,7 +525,7 @@ func PostgresImageFor(configured string, major int) (string, error) {
 	}
 	m := pgTag.FindStringSubmatch(tag)
 	if m == nil {
-		return "", fmt.Errorf("the tag of image %q does not start with the PostgreSQL major, so forgebox cannot tell which image holds PostgreSQL %d: name it (--postgres-image %s:%d-alpine, say)", configured, major, repo, major)
+		return "", msg.Err("upgrade.pgTagNoMajor", "image", msg.Q(configured), "major", major, "repo", repo)
 	}
 	return repo + ":" + strconv.Itoa(major) + m[3], nil
 }

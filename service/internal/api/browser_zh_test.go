@@ -1,0 +1,158 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/forgebox/forgebox/service/internal/api"
+)
+
+// englishAllowed are the words a Chinese page may show in Latin letters: product and protocol
+// names, units, and words that are names in the config file (keys, values) rather than prose.
+var englishAllowed = []string{
+	"Forgebox", "forgebox", "GitLab", "Gitlab", "Runner", "Redis", "PostgreSQL", "Postgres", "postgres", "redis", "gitlab", "runner",
+	"Docker", "Engine", "DSM", "Synology", "Container", "Manager", "API", "HTTP", "HTTPS", "SSH", "CI", "CPU", "URL", "TOML",
+	"CE", "EE", "omnibus", "sameersbn", "alpine", "debian", "trixie", "bookworm", "latest",
+	"KiB", "MiB", "GiB", "TiB", "ms", "min", "English", "pid", "root", "token", "admin", "config", "toml",
+	"http_port", "ssh_port", "pull_policy", "runner", "profiles", "default", "docker", "tags",
+	"NAS", "Rails", "linux", "amcheck", // hardware, Ruby on Rails, an OS and a PostgreSQL extension: names
+}
+
+// untranslatedJS lists the English words of the page's visible text outside the allowlist.
+// Each text node is read on its own. Not prose, and left out: code, image references, log
+// lines and user data (inputs, <code>, <pre>), another program's words the app sets apart in
+// 「」, and identifiers (a token with a digit, dot, dash, slash or underscore: names, keys, paths).
+const untranslatedJS = `(() => {
+	const allowed = new Set(%s);
+	const skip = 'code, pre, input, textarea, select, option, script, style, #log-lines, .stack-name';
+	const out = new Set();
+	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+		const el = n.parentElement;
+		if (!el || el.closest(skip) || el.closest('[hidden]') || el.getClientRects().length === 0) continue;
+		const text = n.textContent.replace(/「[^」]*」/g, ' ').replace(/\b[a-z][a-z0-9+.-]*:\/\/\S*/gi, ' ');
+		for (const tok of text.split(/[\s，。：；、（）()“”"'「」,;:!?·→—…]+/)) {
+			if (!/^[A-Za-z]{3,}$/.test(tok)) continue;
+			if (!allowed.has(tok)) out.add(tok);
+		}
+	}
+	return JSON.stringify([...out]);
+})()`
+
+func untranslated(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	allow, _ := json.Marshal(englishAllowed)
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(untranslatedJS, allow)))
+	if err != nil {
+		t.Fatalf("read the page's words: %v", err)
+	}
+	var words []string
+	if err := json.Unmarshal([]byte(out), &words); err != nil {
+		t.Fatal(err)
+	}
+	return words
+}
+
+// TestBrowserChineseEveryPage walks every page of the web app in Simplified Chinese against a
+// real stack, from an up in progress to the doctor, saves a screenshot of each, and fails on
+// any English word outside englishAllowed: plan steps, progress, field errors and refusals
+// come from the server as codes and must be rendered in the reader's language.
+func TestBrowserChineseEveryPage(t *testing.T) {
+	h := newHarness(t, harnessOptions{engine: true})
+	ctx := newBrowser(t)
+	sh := shooter{t: t, dir: artifactsDir(t)}
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "chs"}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/?lang=zh-CN#overview"), chromedp.WaitVisible(chromedp.CSS(`#btn-up`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the app in Chinese", `(() => document.documentElement.lang === 'zh-CN' && document.querySelector('#btn-up').textContent === '启动' ? 'ok' : document.documentElement.lang)()`, 15*time.Second)
+	check := func(page string) {
+		t.Helper()
+		if words := untranslated(t, ctx); len(words) > 0 {
+			t.Errorf("%s shows English in the Chinese app: %q", page, words)
+		}
+	}
+
+	// The overview while an up runs: planned steps, their progress and the outcome.
+	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "planned steps", `(() => { const p = document.querySelector('#progress');
+		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
+	sh.shot(ctx, "zh-01-overview-up.png")
+	check("the overview during an up")
+	waitJS(t, ctx, "the up succeeds", `(() => { const s = document.querySelector('#op-state');
+		if (!s) return 'no progress panel';
+		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
+		return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+	sh.shot(ctx, "zh-02-overview-done.png")
+	check("the overview after the up")
+
+	// Settings with errors: a DSM port and a taken profile name.
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-gitlab-http_port`)),
+		chromedp.SetValue(chromedp.CSS(`#f-gitlab-http_port`), "5000"),
+		chromedp.Click(chromedp.CSS(`#settings-save`)),
+		chromedp.WaitVisible(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	fieldErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)))
+	if !strings.Contains(fieldErr, "5000") || !strings.Contains(fieldErr, "DSM") || !strings.Contains(fieldErr, "占用") {
+		t.Errorf("the field error is not the Chinese one: %q", fieldErr)
+	}
+	toastText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#toast`)))
+	if !strings.Contains(toastText, "1 项设置") {
+		t.Errorf("the toast does not say how many settings need a change: %q", toastText)
+	}
+	sh.shot(ctx, "zh-03-settings-errors.png")
+	check("settings with errors")
+
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`)),
+		chromedp.Click(chromedp.CSS(`#profile-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-name`), "default"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-image`), "alpine:3.22"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-tags`), "docker"),
+		chromedp.Click(chromedp.CSS(`#profile-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	profErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
+	if !strings.Contains(profErr, "定义了两次") {
+		t.Errorf("the profile error is not the Chinese one: %q", profErr)
+	}
+	sh.shot(ctx, "zh-04-runners.png")
+	check("runners")
+
+	for i, v := range []string{"builds", "maintenance", "activity", "doctor"} {
+		if err := step(ctx, evalVoid(`location.hash = '`+v+`'`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, v+" page", fmt.Sprintf(`(() => { const v = document.querySelector('#view');
+			return location.hash === '#%s' && v && v.innerText.trim() !== '' && !v.innerText.includes('加载中') ? 'ok' : 'loading' })()`, v), 30*time.Second)
+		sh.shot(ctx, fmt.Sprintf("zh-%02d-%s.png", i+5, v))
+		check(v)
+	}
+	noPageErrors(t, ctx)
+
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
+		evalVoid(`window.confirm = () => true`), chromedp.Click(chromedp.CSS(`#btn-down`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the stack stops", `(() => { const b = document.querySelector('.stack-title .badge'); return b && b.dataset.state === 'absent' ? 'ok' : (b ? b.dataset.state : 'none') })()`, 3*time.Minute)
+}
