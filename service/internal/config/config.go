@@ -96,7 +96,16 @@ type Profile struct {
 	CPUs        string   `toml:"cpus" json:"cpus"`
 	Memory      string   `toml:"memory" json:"memory"`
 	Concurrency int      `toml:"concurrency" json:"concurrency"`
+	// DockerHost is another Docker Engine the profile's jobs run on (tcp://HOST:2376, TLS
+	// only); empty: this machine's engine, on the stack's jobs network.
+	DockerHost string `toml:"docker_host,omitempty" json:"docker_host,omitempty"`
+	// DockerCertDir holds the client certificate for DockerHost under Docker's own file names
+	// (ca.pem, cert.pem, key.pem); up copies them into the runner's dir, mode 0600.
+	DockerCertDir string `toml:"docker_cert_dir,omitempty" json:"docker_cert_dir,omitempty"`
 }
+
+// Remote reports whether the profile's jobs run on another Docker Engine.
+func (p Profile) Remote() bool { return p.DockerHost != "" }
 
 // Default returns the embedded defaults, already validated by the tests.
 func Default() Config {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/mail"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -181,6 +182,7 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 				"a size such as \"512m\" or \"2g\", or empty for no limit")
 		}
 	}
+	v.dockerHost(key, p)
 	if p.Concurrency < 1 || p.Concurrency > 64 {
 		v.add(key("concurrency"), fmt.Sprintf("%d is out of range", p.Concurrency), "allowed: 1 to 64")
 	}
@@ -243,5 +245,33 @@ func (v *validator) absPath(key, p string, required bool) {
 		v.add(key, fmt.Sprintf("%q is not an absolute path", p), "an absolute directory path, e.g. /var/lib/forgebox")
 	case p != "" && filepath.Clean(p) == "/":
 		v.add(key, "the root directory cannot hold forgebox's data", "use a directory of its own, e.g. /var/lib/forgebox")
+	}
+}
+
+// dockerHost checks a remote engine profile: tcp://HOST:PORT, always with a certificate dir.
+// An engine's TCP socket without TLS client certificates is root on that machine for anyone who
+// reaches the port, so forgebox never writes one.
+func (v *validator) dockerHost(key func(string) string, p Profile) {
+	if p.DockerHost == "" {
+		if p.DockerCertDir != "" {
+			v.add(key("docker_cert_dir"), "set without docker_host", "remove it, or name the engine with docker_host = \"tcp://HOST:2376\"")
+		}
+		return
+	}
+	u, err := url.Parse(p.DockerHost)
+	switch {
+	case err != nil || u.Scheme != "tcp" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.User != nil:
+		v.add(key("docker_host"), fmt.Sprintf("%q is not a Docker Engine address", p.DockerHost),
+			"use tcp://HOST:PORT, e.g. tcp://build1.lan:2376 (the engine's TLS port)")
+	default:
+		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+			v.add(key("docker_host"), fmt.Sprintf("%q has no valid port", p.DockerHost), "e.g. tcp://build1.lan:2376")
+		}
+	}
+	if p.DockerCertDir == "" {
+		v.add(key("docker_cert_dir"), "missing: a remote engine is reached only with TLS client certificates",
+			"name a directory holding ca.pem, cert.pem and key.pem for that engine (see docs/scale-out.md)")
+	} else if !filepath.IsAbs(p.DockerCertDir) {
+		v.add(key("docker_cert_dir"), fmt.Sprintf("%q is not an absolute path", p.DockerCertDir), "e.g. /volume1/forgebox/certs/build1")
 	}
 }

@@ -38,8 +38,12 @@ type Runner struct {
 	Docker             Docker   `toml:"docker"`
 }
 
-// Docker is [runners.docker].
+// Docker is [runners.docker]. Host, TLSVerify and TLSCertPath are the runner's Docker
+// credentials (gitlab-runner v19.2.2 helpers/docker/credentials.go: host, tls_verify,
+// tls_cert_path; options.go reads ca.pem, cert.pem and key.pem from tls_cert_path).
 type Docker struct {
+	Host         string   `toml:"host,omitempty"`
+	TLSCertPath  string   `toml:"tls_cert_path,omitempty"`
 	Image        string   `toml:"image"`
 	Privileged   bool     `toml:"privileged"`
 	TLSVerify    bool     `toml:"tls_verify"`

@@ -198,6 +198,7 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 		if err != nil || !bytes.Equal(want, g.ConfigTOML) {
 			why = append(why, "write the runner's config.toml")
 		}
+		why = append(why, remoteCertsDrift(cfg)...) // remote.go
 	}
 	slices.Sort(why)
 	return why
@@ -487,11 +488,15 @@ func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRe
 		return err
 	}
 	path := RunnerConfigPath(cfg)
-	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
-		return nil
-	}
 	if err := ensureDir(Dir{Path: runnerDir(cfg), Mode: 0o700}); err != nil {
 		return err
+	}
+	// The certificates first: the runner reads tls_cert_path when config.toml names it.
+	if err := writeRemoteCerts(cfg); err != nil { // remote.go
+		return err
+	}
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
+		return nil
 	}
 	// 0600: the file holds runner tokens. The runner re-reads it within seconds.
 	if err := config.WriteFileAtomic(path, want, 0o600); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,13 +138,21 @@ func requestConcurrency(limit int) int { return min(max(limit, 2), 4) }
 
 // renderRunnerConfig is config.toml for the profiles that have a registered runner.
 func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]byte, error) {
-	url := GitLabInternalURL(cfg)
 	rc := runnercfg.Config{Concurrent: cfg.Runner.Concurrent, ShutdownTimeout: 30, LogLevel: "info"}
 	for _, p := range cfg.Runner.Profiles {
 		r, ok := records[p.Name]
 		if !ok {
 			continue
 		}
+		if p.Remote() {
+			ext, err := GitLabExternalURL(cfg)
+			if err != nil {
+				return nil, err
+			}
+			rc.Runners = append(rc.Runners, remoteDockerRunner(cfg, p, r, ext))
+			continue
+		}
+		url := GitLabInternalURL(cfg)
 		rc.Runners = append(rc.Runners, runnercfg.Runner{
 			Name:            runnerDescription(cfg, p),
 			URL:             url,
@@ -173,4 +182,54 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 		})
 	}
 	return runnercfg.Render(rc)
+}
+
+// runnerCertsDir is where up keeps each remote profile's TLS client certificate, inside the
+// runner's dir (root only, mode 0700) so the runner container sees it.
+func runnerCertsDir(cfg config.Config, profile string) string {
+	return filepath.Join(runnerDir(cfg), "certs", profile)
+}
+
+// runnerCertsPath is that directory as the runner container sees it.
+func runnerCertsPath(profile string) string { return "/etc/gitlab-runner/certs/" + profile }
+
+// GitLabExternalURL is GitLab as machines outside the stack reach it: gitlab.host and the
+// published HTTP port, the clone URL users see.
+func GitLabExternalURL(cfg config.Config) (string, error) {
+	h, err := ResolveHost(cfg)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + h + ":" + strconv.Itoa(cfg.GitLab.HTTPPort), nil
+}
+
+// remoteDockerRunner is a profile whose jobs run on another Docker Engine. That engine's
+// containers are not on the stack's jobs network, so they reach GitLab the way any other
+// machine does: by the external URL (url too, since the job's helper uploads artifacts and
+// traces to url). The runner itself stays on the NAS and drives the engine over TLS.
+func remoteDockerRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext string) runnercfg.Runner {
+	return runnercfg.Runner{
+		Name:               runnerDescription(cfg, p),
+		URL:                ext,
+		ID:                 r.ID,
+		Token:              r.Token,
+		TokenObtainedAt:    r.CreatedAt.UTC(),
+		TokenExpiresAt:     r.TokenExpiresAt.UTC(),
+		Executor:           "docker",
+		CloneURL:           ext,
+		Limit:              p.Concurrency,
+		RequestConcurrency: requestConcurrency(p.Concurrency),
+		Docker: runnercfg.Docker{
+			Host:        p.DockerHost,
+			TLSVerify:   true,
+			TLSCertPath: runnerCertsPath(p.Name),
+			Image:       p.Image,
+			Privileged:  p.Privileged,
+			Volumes:     []string{"/cache"},
+			PullPolicy:  []string{"if-not-present"},
+			HelperImage: cfg.Runner.HelperImage,
+			Memory:      p.Memory,
+			CPUs:        p.CPUs,
+		},
+	}
 }

@@ -1,0 +1,94 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
+)
+
+// checkRemoteEngines asks every remote profile's Docker Engine for its version with the
+// profile's client certificate, before up changes anything: a wrong certificate or an engine
+// that does not answer stops up with what to do, instead of a runner whose jobs fail later.
+// forgebox asks from where it runs; the runner asks from its container on the same machine.
+func (s *Stack) checkRemoteEngines(ctx context.Context) error {
+	for _, p := range s.cfg.Runner.Profiles {
+		if !p.Remote() {
+			continue
+		}
+		info, err := engine.CheckRemote(ctx, p.DockerHost, p.DockerCertDir)
+		if err != nil {
+			return fmt.Errorf("runner profile %s: %w", p.Name, err)
+		}
+		s.log.Info("remote engine answers", "profile", p.Name, "host", p.DockerHost, "version", info.ServerVersion, "arch", info.Arch)
+	}
+	return nil
+}
+
+// remoteCertsDrift names the remote profiles whose certificate copy in the runner's dir differs
+// from docker_cert_dir (or is missing).
+func remoteCertsDrift(cfg config.Config) []string {
+	var out []string
+	for _, p := range cfg.Runner.Profiles {
+		if !p.Remote() {
+			continue
+		}
+		for _, f := range engine.RemoteCertFiles {
+			want, err := os.ReadFile(filepath.Join(p.DockerCertDir, f))
+			have, err2 := os.ReadFile(filepath.Join(runnerCertsDir(cfg, p.Name), f))
+			if err != nil || err2 != nil || !bytes.Equal(want, have) {
+				out = append(out, fmt.Sprintf("copy the TLS client certificate of profile %s into the runner's dir", p.Name))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// writeRemoteCerts copies each remote profile's ca.pem, cert.pem and key.pem into
+// <data_dir>/runner/certs/<profile> (dirs 0700, files 0600: key.pem is a secret), which the
+// runner container sees as its tls_cert_path. Certificates of removed profiles go too.
+func writeRemoteCerts(cfg config.Config) error {
+	root := filepath.Join(runnerDir(cfg), "certs")
+	wanted := map[string]bool{}
+	for _, p := range cfg.Runner.Profiles {
+		if !p.Remote() {
+			continue
+		}
+		wanted[p.Name] = true
+		dir := runnerCertsDir(cfg, p.Name)
+		if err := ensureDir(Dir{Path: dir, Mode: 0o700}); err != nil {
+			return err
+		}
+		for _, f := range engine.RemoteCertFiles {
+			b, err := os.ReadFile(filepath.Join(p.DockerCertDir, f))
+			if err != nil {
+				return fmt.Errorf("runner profile %s: %w", p.Name, err)
+			}
+			dst := filepath.Join(dir, f)
+			if have, err := os.ReadFile(dst); err == nil && bytes.Equal(have, b) {
+				continue
+			}
+			if err := config.WriteFileAtomic(dst, b, 0o600); err != nil {
+				return fmt.Errorf("copy %s of profile %s: %w%s", f, p.Name, err, diskAdvice(err))
+			}
+		}
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil // none yet
+	}
+	for _, e := range ents {
+		if e.IsDir() && !wanted[e.Name()] {
+			// Only forgebox writes here: a removed profile's copy, never the user's own files.
+			if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+				return fmt.Errorf("remove the certificate copy of removed profile %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
+}
