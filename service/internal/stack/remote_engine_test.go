@@ -39,7 +39,7 @@ func newTestCA(t *testing.T, name string) testCA {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -56,7 +56,7 @@ func (ca testCA) issue(t *testing.T, dir, ip string) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if ip != "" {
 		tmpl.Subject.CommonName = ip
@@ -104,31 +104,40 @@ func TestRemoteDockerProfileRunsJobsOnAnotherEngine(t *testing.T) {
 		DockerHost: "tcp://" + engineIP + ":2376", DockerCertDir: filepath.Join(certs, "client")}
 	f.cfg.Runner.Profiles = append(f.cfg.Runner.Profiles, remote)
 
-	t.Run("a certificate of another CA fails doctor and up", func(t *testing.T) {
-		newTestCA(t, "someone else's CA").issue(t, remote.DockerCertDir, "")
-		checks := doctor.Run(ctx, f.cfg, f.eng, nil)
-		var found bool
-		for _, c := range checks {
-			if c.Name == "remote engine remote" {
-				found = true
-				if c.Status != doctor.Fail || !strings.Contains(c.Detail, "refused forgebox's client certificate") {
-					t.Errorf("doctor: %+v", c)
+	// Each wrong certificate fails doctor and up with its own words, and up changes nothing.
+	for _, tc := range []struct{ name, want string }{
+		{"client certificate of another CA", "refused forgebox's client certificate"},
+		{"ca.pem that did not sign the engine", "did not sign: put that engine's CA into ca.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			newTestCA(t, "someone else's CA").issue(t, remote.DockerCertDir, "")
+			if tc.want == "refused forgebox's client certificate" {
+				os.WriteFile(filepath.Join(remote.DockerCertDir, "ca.pem"), ca.pem, 0o600)
+			}
+			checks := doctor.Run(ctx, f.cfg, f.eng, nil)
+			var found bool
+			for _, c := range checks {
+				if c.Name == "remote engine remote" {
+					found = true
+					if c.Status != doctor.Fail || !strings.Contains(c.Detail, tc.want) {
+						t.Errorf("doctor: %+v", c)
+					}
 				}
 			}
-		}
-		if !found {
-			t.Fatalf("doctor has no remote engine check: %+v", checks)
-		}
-		_, err := f.stack().Up(ctx)
-		if err == nil || !strings.Contains(err.Error(), "runner profile remote") || !strings.Contains(err.Error(), "refused forgebox's client certificate") {
-			t.Fatalf("up with a wrong client certificate: %v", err)
-		}
-		for c, s := range f.status(ctx) {
-			if s.ID != "" {
-				t.Errorf("up refused yet created %s", c)
+			if !found {
+				t.Fatalf("doctor has no remote engine check: %+v", checks)
 			}
-		}
-	})
+			_, err := f.stack().Up(ctx)
+			if err == nil || !strings.Contains(err.Error(), "runner profile remote") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("up with a wrong certificate: %v", err)
+			}
+			for c, s := range f.status(ctx) {
+				if s.ID != "" {
+					t.Errorf("up refused yet created %s", c)
+				}
+			}
+		})
+	}
 
 	ca.issue(t, remote.DockerCertDir, "")
 	for _, c := range doctor.Run(ctx, f.cfg, f.eng, nil) {
