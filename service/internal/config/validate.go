@@ -183,6 +183,7 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 		}
 	}
 	v.dockerHost(key, p)
+	v.kubernetes(key, p)
 	if p.Concurrency < 1 || p.Concurrency > 64 {
 		v.add(key("concurrency"), fmt.Sprintf("%d is out of range", p.Concurrency), "allowed: 1 to 64")
 	}
@@ -273,5 +274,53 @@ func (v *validator) dockerHost(key func(string) string, p Profile) {
 			"name a directory holding ca.pem, cert.pem and key.pem for that engine (see docs/scale-out.md)")
 	} else if !filepath.IsAbs(p.DockerCertDir) {
 		v.add(key("docker_cert_dir"), fmt.Sprintf("%q is not an absolute path", p.DockerCertDir), "e.g. /volume1/forgebox/certs/build1")
+	}
+}
+
+var (
+	quantityPattern  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
+	namespacePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// kubernetes checks a kubernetes profile: the executor, the API server, the files and the
+// requests and limits (Kubernetes quantities such as "500m" or "2Gi").
+func (v *validator) kubernetes(key func(string) string, p Profile) {
+	switch p.Executor {
+	case "", "docker":
+		if p.Kubernetes != nil {
+			v.add(key("kubernetes"), "set on a profile whose executor is not kubernetes", "set executor = \"kubernetes\", or remove the table")
+		}
+		return
+	case "kubernetes":
+	default:
+		v.oneOf(key("executor"), p.Executor, "docker", "kubernetes")
+		return
+	}
+	if p.DockerHost != "" {
+		v.add(key("docker_host"), "set on a kubernetes profile", "a profile runs on one Docker Engine or one cluster: remove docker_host")
+	}
+	k := p.Kubernetes
+	if k == nil {
+		v.add(key("kubernetes"), "missing", "add [runner.profiles.kubernetes] with host, ca_file, token_file and namespace")
+		return
+	}
+	kk := func(s string) string { return key("kubernetes." + s) }
+	if u, err := url.Parse(k.Host); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add(kk("host"), fmt.Sprintf("%q is not an API server URL", k.Host), "e.g. https://k8s.lan:6443")
+	}
+	for _, nf := range [][2]string{{"ca_file", k.CAFile}, {"token_file", k.TokenFile}} {
+		name, f := nf[0], nf[1]
+		if !filepath.IsAbs(f) {
+			v.add(kk(name), fmt.Sprintf("%q is not an absolute path", f), "a file on this machine, e.g. /volume1/forgebox/k8s/"+strings.TrimSuffix(name, "_file")+".pem")
+		}
+	}
+	if !namespacePattern.MatchString(k.Namespace) {
+		v.add(kk("namespace"), fmt.Sprintf("%q is not a namespace name", k.Namespace), "lowercase letters, digits and '-', e.g. \"gitlab-ci\"")
+	}
+	for _, nq := range [][2]string{{"cpu_request", k.CPURequest}, {"cpu_limit", k.CPULimit}, {"memory_request", k.MemoryRequest}, {"memory_limit", k.MemoryLimit}} {
+		name, q := nq[0], nq[1]
+		if q != "" && !quantityPattern.MatchString(q) {
+			v.add(kk(name), fmt.Sprintf("%q is not a Kubernetes quantity", q), "e.g. \"500m\" or \"2\" for CPU, \"512Mi\" or \"2Gi\" for memory")
+		}
 	}
 }

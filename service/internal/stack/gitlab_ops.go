@@ -41,6 +41,7 @@ type GitLabObserved struct {
 	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
 	Leftovers  []gitlab.RunnerInfo     // runners with a profile's name but no record: an interrupted registration
 	ConfigTOML []byte                  // the runner's config.toml as it is on disk
+	KubeTokens map[string]string       // kubernetes profiles' service account tokens, by profile
 }
 
 // leftoverRunners are runners in GitLab named like one of the profiles' runners but not in
@@ -98,6 +99,7 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	if err != nil {
 		return nil, err
 	}
+	g.KubeTokens = kubeTokens(d.Config, s.secrets)
 	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read runner config: %w", err)
@@ -194,7 +196,7 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 		why = append(why, fmt.Sprintf("remove runner %d (%s), left over by an interrupted registration", r.ID, r.Description))
 	}
 	if len(why) == 0 {
-		want, err := renderRunnerConfig(cfg, g.Runners)
+		want, err := renderRunnerConfigWith(cfg, g.Runners, g.KubeTokens)
 		if err != nil || !bytes.Equal(want, g.ConfigTOML) {
 			why = append(why, "write the runner's config.toml")
 		}
@@ -483,7 +485,10 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 }
 
 func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRecord) error {
-	want, err := renderRunnerConfig(cfg, records)
+	if err := s.storeKubeTokens(cfg); err != nil { // remote.go
+		return err
+	}
+	want, err := renderRunnerConfigWith(cfg, records, kubeTokens(cfg, s.secrets))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
@@ -34,11 +35,11 @@ func (s *Stack) checkRemoteEngines(ctx context.Context) error {
 func remoteCertsDrift(cfg config.Config) []string {
 	var out []string
 	for _, p := range cfg.Runner.Profiles {
-		if !p.Remote() {
+		if !p.Remote() && !p.OnKubernetes() {
 			continue
 		}
-		for _, f := range engine.RemoteCertFiles {
-			want, err := os.ReadFile(filepath.Join(p.DockerCertDir, f))
+		for _, f := range certFiles(p) {
+			want, err := os.ReadFile(certSource(p, f))
 			have, err2 := os.ReadFile(filepath.Join(runnerCertsDir(cfg, p.Name), f))
 			if err != nil || err2 != nil || !bytes.Equal(want, have) {
 				out = append(out, fmt.Sprintf("copy the TLS client certificate of profile %s into the runner's dir", p.Name))
@@ -56,7 +57,7 @@ func writeRemoteCerts(cfg config.Config) error {
 	root := filepath.Join(runnerDir(cfg), "certs")
 	wanted := map[string]bool{}
 	for _, p := range cfg.Runner.Profiles {
-		if !p.Remote() {
+		if !p.Remote() && !p.OnKubernetes() {
 			continue
 		}
 		wanted[p.Name] = true
@@ -64,8 +65,8 @@ func writeRemoteCerts(cfg config.Config) error {
 		if err := ensureDir(Dir{Path: dir, Mode: 0o700}); err != nil {
 			return err
 		}
-		for _, f := range engine.RemoteCertFiles {
-			b, err := os.ReadFile(filepath.Join(p.DockerCertDir, f))
+		for _, f := range certFiles(p) {
+			b, err := os.ReadFile(certSource(p, f))
 			if err != nil {
 				return fmt.Errorf("runner profile %s: %w", p.Name, err)
 			}
@@ -88,6 +89,60 @@ func writeRemoteCerts(cfg config.Config) error {
 			if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
 				return fmt.Errorf("remove the certificate copy of removed profile %s: %w", e.Name(), err)
 			}
+		}
+	}
+	return nil
+}
+
+// certFiles are the files a profile's runner reads from its certs dir: a remote engine's client
+// certificate, or a cluster's CA.
+func certFiles(p config.Profile) []string {
+	if p.OnKubernetes() {
+		return []string{"ca.pem"}
+	}
+	return engine.RemoteCertFiles
+}
+
+func certSource(p config.Profile, f string) string {
+	if p.OnKubernetes() {
+		return p.Kubernetes.CAFile
+	}
+	return filepath.Join(p.DockerCertDir, f)
+}
+
+// kubeTokens reads the kubernetes profiles' tokens from the secret store.
+func kubeTokens(cfg config.Config, secrets interface{ Get(string) (string, bool) }) map[string]string {
+	out := map[string]string{}
+	for _, p := range cfg.Runner.Profiles {
+		if p.OnKubernetes() {
+			if t, ok := secrets.Get(kubeTokenSecret(p.Name)); ok {
+				out[p.Name] = t
+			}
+		}
+	}
+	return out
+}
+
+// storeKubeTokens keeps each kubernetes profile's token (token_file) in the secret store, where
+// it is masked in every output, and renders it from there into config.toml (mode 0600).
+func (s *Stack) storeKubeTokens(cfg config.Config) error {
+	for _, p := range cfg.Runner.Profiles {
+		if !p.OnKubernetes() {
+			continue
+		}
+		b, err := os.ReadFile(p.Kubernetes.TokenFile)
+		if err != nil {
+			return fmt.Errorf("runner profile %s: read the service account token: %w", p.Name, err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return fmt.Errorf("runner profile %s: %s is empty: put the service account's token there (kubectl create token NAME -n NAMESPACE)", p.Name, p.Kubernetes.TokenFile)
+		}
+		if have, ok := s.secrets.Get(kubeTokenSecret(p.Name)); ok && have == tok {
+			continue
+		}
+		if err := s.secrets.Set(kubeTokenSecret(p.Name), tok); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -51,8 +51,8 @@ type PrivateEngine struct {
 	sock string
 	// hostIP and engineIP are the veth pair's ends (Link).
 	hostIP, engineIP string
-	cmd  *exec.Cmd
-	log  *os.File
+	cmd              *exec.Cmd
+	log              *os.File
 }
 
 func StartPrivateEngine(t testing.TB, opt PrivateEngineOptions) *PrivateEngine {
