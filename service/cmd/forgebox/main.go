@@ -35,6 +35,8 @@ Commands:
   down                stop and remove the stack's containers; data is kept
   doctor [--json]     check the engine, socket, disk, ports and memory
   export compose [--output DIR] [--force] [--subnet CIDR]
+  export secrets --format omnibus|helm [--output FILE] [--release NAME] [--force]
+                                 GitLab's Rails secrets for an Omnibus or Helm GitLab (file 0600)
   runner export-helm PROFILE [--output FILE] [--force]
                                  values for GitLab's gitlab-runner Helm chart (file 0600: the runner token)
                       write the stack as compose.yaml, with its secrets in .env (mode 0600)
