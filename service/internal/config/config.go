@@ -102,6 +102,9 @@ type Profile struct {
 	// DockerCertDir holds the client certificate for DockerHost under Docker's own file names
 	// (ca.pem, cert.pem, key.pem); up copies them into the runner's dir, mode 0600.
 	DockerCertDir string `toml:"docker_cert_dir,omitempty" json:"docker_cert_dir,omitempty"`
+	// Project, a project's path ("group/project"), makes the profile's runner a project runner:
+	// GitLab gives it only that project's jobs. Empty: an instance runner for every project.
+	Project string `toml:"project,omitempty" json:"project,omitempty"`
 	// Executor is "docker" (the default, also when empty) or "kubernetes".
 	Executor string `toml:"executor,omitempty" json:"executor,omitempty"`
 	// Kubernetes is where a kubernetes profile's jobs run, as build pods.

@@ -184,6 +184,9 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 	}
 	v.dockerHost(key, p)
 	v.kubernetes(key, p)
+	if p.Project != "" && !projectPathPattern.MatchString(p.Project) {
+		v.add(key("project"), fmt.Sprintf("%q is not a project path", p.Project), "the project's path as in its URL, e.g. \"team/app\" or \"team/sub/app\"")
+	}
 	if p.Concurrency < 1 || p.Concurrency > 64 {
 		v.add(key("concurrency"), fmt.Sprintf("%d is out of range", p.Concurrency), "allowed: 1 to 64")
 	}
@@ -278,8 +281,9 @@ func (v *validator) dockerHost(key func(string) string, p Profile) {
 }
 
 var (
-	quantityPattern  = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
-	namespacePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$`)
+	quantityPattern    = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
+	namespacePattern   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // kubernetes checks a kubernetes profile: the executor, the API server, the files and the

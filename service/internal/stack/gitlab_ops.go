@@ -181,6 +181,8 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []string {
 			why = append(why, fmt.Sprintf("register profile %s again: GitLab no longer knows runner %d", p.Name, r.ID))
 		case g.Rotated[p.Name]:
 			why = append(why, fmt.Sprintf("keep the token runner %d (%s) rotated itself in config.toml", r.ID, p.Name))
+		case r.Project != p.Project:
+			why = append(why, fmt.Sprintf("register runner %s again: its scope changes from %s to %s", p.Name, scopeName(r.Project), scopeName(p.Project)))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
 				why = append(why, fmt.Sprintf("update runner %d (%s): %s", r.ID, p.Name, drift))
@@ -406,6 +408,15 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				note("runner %d (%s) rotated its token; forgebox keeps the new one", r.ID, p.Name)
 			}
 		}
+		if have && r.Project != p.Project {
+			// A runner's type and project cannot change (PUT /runners/:id takes neither): a new
+			// scope is a new runner, and the old one goes first so no job lands on it.
+			if err := api.DeleteRunner(ctx, r.ID); err != nil {
+				return err
+			}
+			note("unregistered runner %d (%s): its scope changes from %s to %s", r.ID, p.Name, scopeName(r.Project), scopeName(p.Project))
+			have = false
+		}
 		if have {
 			known, err := api.VerifyRunner(ctx, r.Token)
 			if err != nil {
@@ -417,12 +428,17 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 			}
 		}
 		if !have {
+			if p.Project != "" {
+				if spec.ProjectID, err = api.ProjectID(ctx, p.Project); err != nil {
+					return fmt.Errorf("runner profile %s: %w", p.Name, err)
+				}
+			}
 			created, err := api.CreateRunner(ctx, spec)
 			if err != nil {
 				return err
 			}
 			r = RunnerRecord{ID: created.ID, Token: created.Token, TokenExpiresAt: created.TokenExpiresAt,
-				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged,
+				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged, Project: p.Project,
 				CreatedAt: time.Now().UTC().Truncate(time.Second)}
 			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
 				return err
@@ -653,4 +669,12 @@ func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
 		r.CreatedAt = c.TokenObtainedAt.UTC()
 	}
 	return r
+}
+
+// scopeName says which jobs a runner takes.
+func scopeName(project string) string {
+	if project == "" {
+		return "every project"
+	}
+	return "project " + project
 }

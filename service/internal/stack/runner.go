@@ -64,9 +64,11 @@ type RunnerRecord struct {
 	// zero when it never does.
 	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
 	Description    string    `json:"description"`
-	Tags           []string  `json:"tags"`
-	RunUntagged    bool      `json:"run_untagged"`
-	CreatedAt      time.Time `json:"created_at"`
+	// Project is the project path of a project runner; empty for an instance runner.
+	Project     string    `json:"project,omitempty"`
+	Tags        []string  `json:"tags"`
+	RunUntagged bool      `json:"run_untagged"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 const runnerSecretPrefix = "runner/"
