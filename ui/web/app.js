@@ -730,13 +730,25 @@ async function renderSettings() {
 const PROFILE_FIELDS = [['name', 'text'], ['image', 'text'], ['tags', 'text'], ['run_untagged', 'checkbox'],
   ['privileged', 'checkbox'], ['cpus', 'text'], ['memory', 'text'], ['concurrency', 'number']];
 
+// runsOn says where a profile's jobs run: this NAS, another Docker Engine, or a cluster.
+function runsOn(p) {
+  if (p.executor === 'kubernetes' && p.kubernetes) {
+    return [h('span', { 'data-i18n': 'profile.onKubernetes', text: t('profile.onKubernetes') }), ' ',
+      h('span', { class: 'mono', text: p.kubernetes.host + ' / ' + p.kubernetes.namespace })];
+  }
+  if (p.docker_host) {
+    return [h('span', { 'data-i18n': 'profile.onEngine', text: t('profile.onEngine') }), ' ', h('span', { class: 'mono', text: p.docker_host })];
+  }
+  return h('span', { 'data-i18n': 'profile.onNAS', text: t('profile.onNAS') });
+}
+
 async function renderRunners(editing) {
   const view = document.getElementById('view');
   let profiles;
   try { profiles = (await api('GET', 'runner/profiles')).profiles || []; } catch (e) { fill(view, h('p', { class: 'error-text', text: e.message })); return; }
   if (state.view !== 'runners') return;
   const table = h('table', { class: 'profiles' },
-    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', ''].map((k) => h('th', { 'data-i18n': k ? 'profile.' + k : null, text: k ? t('profile.' + k) : '' })))),
+    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', 'runsOn', ''].map((k) => h('th', { 'data-i18n': k ? 'profile.' + k : null, text: k ? t('profile.' + k) : '' })))),
     h('tbody', {}, profiles.map((p) => h('tr', { 'data-profile': p.name },
       h('td', { class: 'strong', text: p.name }),
       h('td', { class: 'mono', text: p.image }),
@@ -747,6 +759,7 @@ async function renderRunners(editing) {
         : h('span', { 'data-i18n': 'no', text: t('no') })),
       h('td', { class: 'muted', text: [p.cpus ? t('profile.cpus') + ' ' + p.cpus : '', p.memory ? t('profile.memory') + ' ' + p.memory : ''].filter(Boolean).join(', ') || '–' }),
       h('td', { text: p.concurrency }),
+      h('td', { class: 'runs-on' }, runsOn(p)),
       h('td', { class: 'row-actions' },
         h('button', { class: 'small', onclick: () => renderRunners(p), 'data-i18n': 'action.edit', text: t('action.edit') }),
         h('button', { class: 'small danger', onclick: () => deleteProfile(p.name), 'data-i18n': 'action.delete', text: t('action.delete') }))))));
@@ -801,6 +814,11 @@ function profileForm(p) {
       memory: el.namedItem('memory').value.trim(),
       concurrency: isNaN(conc.valueAsNumber) ? 0 : conc.valueAsNumber,
     };
+    // Where the jobs run is set in the config file (docker_host, executor, kubernetes): an edit
+    // here carries it over instead of dropping it.
+    for (const k of ['docker_host', 'docker_cert_dir', 'executor', 'kubernetes']) {
+      if (!isNew && p[k] !== undefined) body[k] = p[k];
+    }
     try {
       if (isNew) await api('POST', 'runner/profiles', body);
       else await api('PUT', 'runner/profiles/' + encodeURIComponent(p.name), body);

@@ -16,8 +16,11 @@ import (
 
 // exportCmd writes the configured stack in another tool's format; only Compose so far.
 func (g *globals) exportCmd(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "secrets" {
+		return g.exportSecrets(args[1:])
+	}
 	if len(args) == 0 || args[0] != "compose" {
-		return errors.New("say what to export: forgebox export compose [--output DIR] [--force] [--subnet CIDR]")
+		return errors.New("say what to export: forgebox export compose [--output DIR] [--force] [--subnet CIDR], or forgebox export secrets --format omnibus|helm [--output FILE]")
 	}
 	fs := newFlags("export compose", g.stderr)
 	out := fs.String("output", ".", "directory to write compose.yaml, .env and postgres-init/ into")
@@ -88,5 +91,45 @@ func (g *globals) exportCmd(ctx context.Context, args []string) error {
 	fmt.Fprintf(g.stdout, "networks %s (subnet %s, from %s) and %s\n", cfg.NetworkName(), sn, from, cfg.JobsNetworkName())
 	fmt.Fprintf(g.stdout, "%d secrets are in %s (mode 0600), none in %s\n", len(files.Vars), compose.EnvFile, compose.ComposeFile)
 	fmt.Fprintf(g.stdout, "start it with: docker compose --project-directory %s up -d --wait\n", *out)
+	return nil
+}
+
+// exportSecrets writes GitLab's Rails secrets for an Omnibus or Helm GitLab into a file, mode
+// 0600; they are never printed.
+func (g *globals) exportSecrets(args []string) error {
+	fs := newFlags("export secrets", g.stderr)
+	format := fs.String("format", "", "omnibus (gitlab-secrets.json) or helm (a Kubernetes Secret)")
+	out := fs.String("output", "", "file to write (default: gitlab-secrets.json or rails-secret.yaml)")
+	release := fs.String("release", "gitlab", "the GitLab chart's release name (helm)")
+	force := fs.Bool("force", false, "replace the file when it exists")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("export secrets takes no arguments, only flags: %v", fs.Args())
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	if err != nil {
+		return err
+	}
+	b, err := stack.ExportSecrets(cfg, secrets, *format, *release)
+	if err != nil {
+		return err
+	}
+	path := *out
+	if path == "" {
+		path = map[string]string{"omnibus": "gitlab-secrets.json", "helm": "rails-secret.yaml"}[*format]
+	}
+	if _, err := os.Stat(path); err == nil && !*force {
+		return fmt.Errorf("%s exists: remove it or add --force", path)
+	}
+	if err := config.WriteFileAtomic(path, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	fmt.Fprintf(g.stdout, "wrote %s (mode 0600: GitLab's Rails secrets; see docs/scale-out.md for where it goes)\n", path)
 	return nil
 }

@@ -37,6 +37,10 @@ Commands:
   down                stop and remove the stack's containers; data is kept
   doctor [--json]     check the engine, socket, disk, ports and memory
   export compose [--output DIR] [--force] [--subnet CIDR]
+  export secrets --format omnibus|helm [--output FILE] [--release NAME] [--force]
+                                 GitLab's Rails secrets for an Omnibus or Helm GitLab (file 0600)
+  runner export-helm PROFILE [--output FILE] [--force]
+                                 values for GitLab's gitlab-runner Helm chart (file 0600: the runner token)
                       write the stack as compose.yaml, with its secrets in .env (mode 0600)
   serve [--listen ADDR]  run the controller: API and web app (default 127.0.0.1:8470)
   token [--url]       print the controller's admin token (or a login link) for browsers and scripts
@@ -151,6 +155,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = g.doctorCmd(ctx, cmdArgs)
 	case "export":
 		err = g.exportCmd(ctx, cmdArgs)
+	case "runner":
+		err = g.runnerCmd(cmdArgs)
 	case "serve", "token":
 		err = g.serveCmd(ctx, cmd, cmdArgs)
 	case "dsm":

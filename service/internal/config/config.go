@@ -96,7 +96,39 @@ type Profile struct {
 	CPUs        string   `toml:"cpus" json:"cpus"`
 	Memory      string   `toml:"memory" json:"memory"`
 	Concurrency int      `toml:"concurrency" json:"concurrency"`
+	// DockerHost is another Docker Engine the profile's jobs run on (tcp://HOST:2376, TLS
+	// only); empty: this machine's engine, on the stack's jobs network.
+	DockerHost string `toml:"docker_host,omitempty" json:"docker_host,omitempty"`
+	// DockerCertDir holds the client certificate for DockerHost under Docker's own file names
+	// (ca.pem, cert.pem, key.pem); up copies them into the runner's dir, mode 0600.
+	DockerCertDir string `toml:"docker_cert_dir,omitempty" json:"docker_cert_dir,omitempty"`
+	// Project, a project's path ("group/project"), makes the profile's runner a project runner:
+	// GitLab gives it only that project's jobs. Empty: an instance runner for every project.
+	Project string `toml:"project,omitempty" json:"project,omitempty"`
+	// Executor is "docker" (the default, also when empty) or "kubernetes".
+	Executor string `toml:"executor,omitempty" json:"executor,omitempty"`
+	// Kubernetes is where a kubernetes profile's jobs run, as build pods.
+	Kubernetes *Kubernetes `toml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 }
+
+// Kubernetes is [runner.profiles.kubernetes]: a cluster the runner on the NAS starts build pods
+// in. The token is a service account's, read from TokenFile by up into the secret store.
+type Kubernetes struct {
+	Host          string `toml:"host" json:"host"`             // API server, https://HOST:6443
+	CAFile        string `toml:"ca_file" json:"ca_file"`       // the cluster's CA, PEM, on this machine
+	TokenFile     string `toml:"token_file" json:"token_file"` // the service account's token, on this machine
+	Namespace     string `toml:"namespace" json:"namespace"`
+	CPURequest    string `toml:"cpu_request" json:"cpu_request"`
+	CPULimit      string `toml:"cpu_limit" json:"cpu_limit"`
+	MemoryRequest string `toml:"memory_request" json:"memory_request"`
+	MemoryLimit   string `toml:"memory_limit" json:"memory_limit"`
+}
+
+// OnKubernetes reports whether the profile's jobs run as Kubernetes pods.
+func (p Profile) OnKubernetes() bool { return p.Executor == "kubernetes" }
+
+// Remote reports whether the profile's jobs run on another Docker Engine.
+func (p Profile) Remote() bool { return p.DockerHost != "" }
 
 // Default returns the embedded defaults, already validated by the tests.
 func Default() Config {

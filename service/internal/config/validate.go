@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/forgebox/forgebox/service/internal/msg"
 	"net/mail"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -172,6 +173,11 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 			v.add(key("memory"), mc("field.memory", "value", msg.Q(p.Memory)), mc("hint.memory"))
 		}
 	}
+	v.dockerHost(key, p)
+	v.kubernetes(key, p)
+	if p.Project != "" && !projectPathPattern.MatchString(p.Project) {
+		v.add(key("project"), mc("field.project", "value", msg.Q(p.Project)), mc("hint.project"))
+	}
 	if p.Concurrency < 1 || p.Concurrency > 64 {
 		v.add(key("concurrency"), mc("field.range", "value", p.Concurrency), mc("hint.range", "min", 1, "max", 64))
 	}
@@ -231,5 +237,80 @@ func (v *validator) absPath(key, p string, required bool) {
 		v.add(key, mc("field.absPath", "value", msg.Q(p)), mc("hint.absPath"))
 	case p != "" && filepath.Clean(p) == "/":
 		v.add(key, mc("field.rootDir"), mc("hint.rootDir"))
+	}
+}
+
+// dockerHost checks a remote engine profile: tcp://HOST:PORT, always with a certificate dir.
+// An engine's TCP socket without TLS client certificates is root on that machine for anyone who
+// reaches the port, so forgebox never writes one.
+func (v *validator) dockerHost(key func(string) string, p Profile) {
+	if p.DockerHost == "" {
+		if p.DockerCertDir != "" {
+			v.add(key("docker_cert_dir"), mc("field.certDirAlone"), mc("hint.certDirAlone"))
+		}
+		return
+	}
+	u, err := url.Parse(p.DockerHost)
+	switch {
+	case err != nil || u.Scheme != "tcp" || u.Hostname() == "" || u.Port() == "" || (u.Path != "" && u.Path != "/") || u.User != nil:
+		v.add(key("docker_host"), mc("field.dockerHost", "value", msg.Q(p.DockerHost)), mc("hint.dockerHost"))
+	default:
+		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+			v.add(key("docker_host"), mc("field.dockerHostPort", "value", msg.Q(p.DockerHost)), mc("hint.dockerHostPort"))
+		}
+	}
+	if p.DockerCertDir == "" {
+		v.add(key("docker_cert_dir"), mc("field.certDirMissing"), mc("hint.certDirMissing"))
+	} else if !filepath.IsAbs(p.DockerCertDir) {
+		v.add(key("docker_cert_dir"), mc("field.notAbsolute", "value", msg.Q(p.DockerCertDir)), mc("hint.certDirPath"))
+	}
+}
+
+var (
+	projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$`)
+	quantityPattern    = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
+	namespacePattern   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+)
+
+// kubernetes checks a kubernetes profile: the executor, the API server, the files and the
+// requests and limits (Kubernetes quantities such as "500m" or "2Gi").
+func (v *validator) kubernetes(key func(string) string, p Profile) {
+	switch p.Executor {
+	case "", "docker":
+		if p.Kubernetes != nil {
+			v.add(key("kubernetes"), mc("field.kubeNotKube"), mc("hint.kubeNotKube"))
+		}
+		return
+	case "kubernetes":
+	default:
+		v.oneOf(key("executor"), p.Executor, "docker", "kubernetes")
+		return
+	}
+	if p.DockerHost != "" {
+		v.add(key("docker_host"), mc("field.kubeDockerHost"), mc("hint.kubeDockerHost"))
+	}
+	k := p.Kubernetes
+	if k == nil {
+		v.add(key("kubernetes"), mc("field.missing"), mc("hint.kubeMissing"))
+		return
+	}
+	kk := func(s string) string { return key("kubernetes." + s) }
+	if u, err := url.Parse(k.Host); err != nil || u.Scheme != "https" || u.Host == "" {
+		v.add(kk("host"), mc("field.kubeHost", "value", msg.Q(k.Host)), mc("hint.kubeHost"))
+	}
+	for _, nf := range [][2]string{{"ca_file", k.CAFile}, {"token_file", k.TokenFile}} {
+		name, f := nf[0], nf[1]
+		if !filepath.IsAbs(f) {
+			v.add(kk(name), mc("field.notAbsolute", "value", msg.Q(f)), mc("hint.kubeFile", "example", "/volume1/forgebox/k8s/"+strings.TrimSuffix(name, "_file")+".pem"))
+		}
+	}
+	if !namespacePattern.MatchString(k.Namespace) {
+		v.add(kk("namespace"), mc("field.kubeNamespace", "value", msg.Q(k.Namespace)), mc("hint.kubeNamespace"))
+	}
+	for _, nq := range [][2]string{{"cpu_request", k.CPURequest}, {"cpu_limit", k.CPULimit}, {"memory_request", k.MemoryRequest}, {"memory_limit", k.MemoryLimit}} {
+		name, q := nq[0], nq[1]
+		if q != "" && !quantityPattern.MatchString(q) {
+			v.add(kk(name), mc("field.kubeQuantity", "value", msg.Q(q)), mc("hint.kubeQuantity"))
+		}
 	}
 }

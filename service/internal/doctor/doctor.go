@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
@@ -85,6 +86,7 @@ func Run(ctx context.Context, cfg config.Config, eng Engine, connectErr error) [
 	out = append(out, portChecks(ctx, cfg, eng)...)
 	out = append(out, memoryCheck("/proc/meminfo"))
 	out = append(out, profileChecks(cfg)...)
+	out = append(out, remoteEngineChecks(ctx, cfg)...)
 	out = append(out, registryChecks(ctx, cfg, cfg.Images())...)
 	return out
 }
@@ -97,6 +99,31 @@ func profileChecks(cfg config.Config) []Check {
 	}
 	if len(out) == 0 {
 		out = append(out, newCheck(labelProfiles, OK, msg.New("doctor.profile.ok", "n", len(cfg.Runner.Profiles)), msg.Msg{}))
+	}
+	return out
+}
+
+// remoteEngineChecks connect to each remote profile's Docker Engine with its client
+// certificate, as the runner will: one check per profile, failing with what to do.
+func remoteEngineChecks(ctx context.Context, cfg config.Config) []Check {
+	var out []Check
+	for _, p := range cfg.Runner.Profiles {
+		if !p.Remote() {
+			continue
+		}
+		name := "remote engine " + p.Name
+		info, err := engine.CheckRemote(ctx, p.DockerHost, p.DockerCertDir)
+		if err != nil {
+			out = append(out, Check{Name: name, Status: Fail, Detail: err.Error(),
+				Fix: fmt.Sprintf("fix docker_host or the certificates in %s; the runner cannot start jobs of profile %s until this passes", p.DockerCertDir, p.Name)})
+			continue
+		}
+		c := Check{Name: name, Status: OK, Detail: fmt.Sprintf("jobs of profile %s run on Docker %s (%s, API %s) at %s; client certificate valid until %s",
+			p.Name, info.ServerVersion, info.Arch, info.APIVersion, p.DockerHost, info.CertExpires.Format("2006-01-02"))}
+		if time.Until(info.CertExpires) < 30*24*time.Hour {
+			c.Status, c.Fix = Warn, "the client certificate expires within 30 days: make a new one and put it into "+p.DockerCertDir
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -106,6 +106,9 @@ type RunnerSpec struct {
 	Description string
 	Tags        []string
 	RunUntagged bool
+	// ProjectID, when set, makes a project runner (runner_type project_type): GitLab gives it
+	// only that project's jobs. Zero: an instance runner.
+	ProjectID int64
 }
 
 // Runner is a runner GitLab created. TokenExpiresAt is zero when its token does not expire
@@ -122,12 +125,16 @@ func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error)
 	if tags == nil {
 		tags = []string{}
 	}
-	r, _, err := c.api.Users.CreateUserRunner(&gl.CreateUserRunnerOptions{
+	opt := &gl.CreateUserRunnerOptions{
 		RunnerType:  gl.Ptr("instance_type"),
 		Description: gl.Ptr(s.Description),
 		TagList:     &tags,
 		RunUntagged: gl.Ptr(s.RunUntagged),
-	}, gl.WithContext(ctx))
+	}
+	if s.ProjectID != 0 {
+		opt.RunnerType, opt.ProjectID = gl.Ptr("project_type"), gl.Ptr(s.ProjectID)
+	}
+	r, _, err := c.api.Users.CreateUserRunner(opt, gl.WithContext(ctx))
 	if err != nil {
 		return Runner{}, fmt.Errorf("create runner %q: %w", s.Description, err)
 	}
@@ -207,4 +214,16 @@ func (c *Client) ListRunners(ctx context.Context) ([]RunnerInfo, error) {
 		}
 		opt.Page = resp.NextPage
 	}
+}
+
+// ProjectID resolves a project's path ("group/project") to its id (GET /projects/:path).
+func (c *Client) ProjectID(ctx context.Context, path string) (int64, error) {
+	p, resp, err := c.api.Projects.GetProject(path, nil, gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return 0, fmt.Errorf("GitLab has no project %s (or root cannot see it): check the profile's scope_path", path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up project %s: %w", path, err)
+	}
+	return p.ID, nil
 }

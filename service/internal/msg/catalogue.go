@@ -59,6 +59,8 @@ var english = map[string]string{
 	"plan.runner.unregister":       "unregister runner {id}: profile {profile} was removed",
 	"plan.runner.leftover":         "remove runner {id} ({description}), left over by an interrupted registration",
 	"plan.runner.writeConfig":      "write the runner's config.toml",
+	"plan.runner.scope":            "register runner {profile} again: its scope changes from {from} to {to}",
+	"plan.runner.copyCerts":        "copy the TLS client certificate of profile {profile} into the runner's dir",
 
 	// Progress of up, down and restart.
 	"up.done":               "stack is up ({took})",
@@ -129,6 +131,7 @@ var english = map[string]string{
 	"runner.registered":     "registered runner {id} for profile {profile} (tags {tags})",
 	"runner.updated":        "updated runner {id} ({profile}): {drift}",
 	"runner.unregistered":   "unregistered runner {id}: profile {profile} was removed",
+	"runner.scopeChanged":   "unregistered runner {id} ({profile}): its scope changes from {from} to {to}",
 	"runner.leftover":       "removed runner {id} ({description}), left over by an interrupted registration",
 	"runner.configWritten":  "wrote {path} ({n} runners)",
 

@@ -7,6 +7,7 @@ package runnercfg
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -33,13 +34,36 @@ type Runner struct {
 	CloneURL        string    `toml:"clone_url,omitempty"`
 	Limit           int       `toml:"limit,omitzero"`
 	// RequestConcurrency is how many job requests the runner keeps open to GitLab at once.
-	RequestConcurrency int      `toml:"request_concurrency,omitzero"`
-	Environment        []string `toml:"environment,omitempty"`
-	Docker             Docker   `toml:"docker"`
+	RequestConcurrency int         `toml:"request_concurrency,omitzero"`
+	Environment        []string    `toml:"environment,omitempty"`
+	Docker             *Docker     `toml:"docker,omitempty"`
+	Kubernetes         *Kubernetes `toml:"kubernetes,omitempty"`
 }
 
-// Docker is [runners.docker].
+// Kubernetes is [runners.kubernetes], the keys and types of gitlab-runner v19.2.2
+// common/config.go KubernetesConfig that forgebox writes: the API server, its CA, the service
+// account's token, the namespace, the job image and the build container's requests and limits
+// (Kubernetes quantities, as strings).
+type Kubernetes struct {
+	Host          string `toml:"host,omitempty"`
+	CAFile        string `toml:"ca_file,omitempty"`
+	BearerToken   string `toml:"bearer_token,omitempty"`
+	Namespace     string `toml:"namespace"`
+	Image         string `toml:"image"`
+	Privileged    bool   `toml:"privileged,omitempty"`
+	CPURequest    string `toml:"cpu_request,omitempty"`
+	CPULimit      string `toml:"cpu_limit,omitempty"`
+	MemoryRequest string `toml:"memory_request,omitempty"`
+	MemoryLimit   string `toml:"memory_limit,omitempty"`
+	HelperImage   string `toml:"helper_image,omitempty"`
+}
+
+// Docker is [runners.docker]. Host, TLSVerify and TLSCertPath are the runner's Docker
+// credentials (gitlab-runner v19.2.2 helpers/docker/credentials.go: host, tls_verify,
+// tls_cert_path; options.go reads ca.pem, cert.pem and key.pem from tls_cert_path).
 type Docker struct {
+	Host         string   `toml:"host,omitempty"`
+	TLSCertPath  string   `toml:"tls_cert_path,omitempty"`
 	Image        string   `toml:"image"`
 	Privileged   bool     `toml:"privileged"`
 	TLSVerify    bool     `toml:"tls_verify"`
@@ -58,12 +82,16 @@ func Render(c Config) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("# Written by forgebox; edits are replaced on the next `forgebox up`.\n")
 	b.WriteString("# Change runner profiles in the forgebox config instead.\n\n")
-	enc := toml.NewEncoder(&b)
-	enc.Indent = "  "
-	if err := enc.Encode(c); err != nil {
+	if err := tomlEncoder(&b).Encode(c); err != nil {
 		return nil, fmt.Errorf("render runner config.toml: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+func tomlEncoder(w io.Writer) *toml.Encoder {
+	enc := toml.NewEncoder(w)
+	enc.Indent = "  "
+	return enc
 }
 
 // Parse reads a config.toml strictly, as the runner would: an unknown key is an error.

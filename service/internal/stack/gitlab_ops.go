@@ -42,6 +42,7 @@ type GitLabObserved struct {
 	Rotated    map[string]bool         // the runner replaced the record's token in config.toml (Runners holds the new one)
 	Leftovers  []gitlab.RunnerInfo     // runners with a profile's name but no record: an interrupted registration
 	ConfigTOML []byte                  // the runner's config.toml as it is on disk
+	KubeTokens map[string]string       // kubernetes profiles' service account tokens, by profile
 }
 
 // leftoverRunners are runners in GitLab named like one of the profiles' runners but not in
@@ -99,6 +100,7 @@ func (s *Stack) observeGitLab(ctx context.Context, d Desired, det engine.Detail)
 	if err != nil {
 		return nil, err
 	}
+	g.KubeTokens = kubeTokens(d.Config, s.secrets)
 	g.ConfigTOML, err = os.ReadFile(RunnerConfigPath(d.Config))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read runner config: %w", err)
@@ -180,6 +182,8 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []msg.Msg {
 			why = append(why, msg.New("plan.runner.reregister", "profile", p.Name, "id", r.ID))
 		case g.Rotated[p.Name]:
 			why = append(why, msg.New("plan.runner.rotated", "id", r.ID, "profile", p.Name))
+		case r.Project != p.Project:
+			why = append(why, msg.New("plan.runner.scope", "profile", p.Name, "from", scopeName(r.Project), "to", scopeName(p.Project)))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
 				why = append(why, msg.New("plan.runner.update", "id", r.ID, "profile", p.Name, "drift", drift))
@@ -195,10 +199,11 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []msg.Msg {
 		why = append(why, msg.New("plan.runner.leftover", "id", r.ID, "description", r.Description))
 	}
 	if len(why) == 0 {
-		want, err := renderRunnerConfig(cfg, g.Runners)
+		want, err := renderRunnerConfigWith(cfg, g.Runners, g.KubeTokens)
 		if err != nil || !bytes.Equal(want, g.ConfigTOML) {
 			why = append(why, msg.New("plan.runner.writeConfig"))
 		}
+		why = append(why, remoteCertsDrift(cfg)...) // remote.go
 	}
 	slices.SortFunc(why, func(a, b msg.Msg) int { return strings.Compare(a.String(), b.String()) })
 	return why
@@ -410,6 +415,15 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				note("runner.rotated", "id", r.ID, "profile", p.Name)
 			}
 		}
+		if have && r.Project != p.Project {
+			// A runner's type and project cannot change (PUT /runners/:id takes neither): a new
+			// scope is a new runner, and the old one goes first so no job lands on it.
+			if err := api.DeleteRunner(ctx, r.ID); err != nil {
+				return err
+			}
+			note("runner.scopeChanged", "id", r.ID, "profile", p.Name, "from", scopeName(r.Project), "to", scopeName(p.Project))
+			have = false
+		}
 		if have {
 			known, err := api.VerifyRunner(ctx, r.Token)
 			if err != nil {
@@ -421,12 +435,17 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 			}
 		}
 		if !have {
+			if p.Project != "" {
+				if spec.ProjectID, err = api.ProjectID(ctx, p.Project); err != nil {
+					return fmt.Errorf("runner profile %s: %w", p.Name, err)
+				}
+			}
 			created, err := api.CreateRunner(ctx, spec)
 			if err != nil {
 				return err
 			}
 			r = RunnerRecord{ID: created.ID, Token: created.Token, TokenExpiresAt: created.TokenExpiresAt,
-				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged,
+				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged, Project: p.Project,
 				CreatedAt: time.Now().UTC().Truncate(time.Second)}
 			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
 				return err
@@ -489,16 +508,23 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 }
 
 func (s *Stack) writeRunnerConfig(cfg config.Config, records map[string]RunnerRecord) error {
-	want, err := renderRunnerConfig(cfg, records)
+	if err := s.storeKubeTokens(cfg); err != nil { // remote.go
+		return err
+	}
+	want, err := renderRunnerConfigWith(cfg, records, kubeTokens(cfg, s.secrets))
 	if err != nil {
 		return err
 	}
 	path := RunnerConfigPath(cfg)
-	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
-		return nil
-	}
 	if err := ensureDir(Dir{Path: runnerDir(cfg), Mode: 0o700}); err != nil {
 		return err
+	}
+	// The certificates first: the runner reads tls_cert_path when config.toml names it.
+	if err := writeRemoteCerts(cfg); err != nil { // remote.go
+		return err
+	}
+	if have, err := os.ReadFile(path); err == nil && bytes.Equal(have, want) {
+		return nil
 	}
 	// 0600: the file holds runner tokens. The runner re-reads it within seconds.
 	if err := config.WriteFileAtomic(path, want, 0o600); err != nil {
@@ -650,4 +676,12 @@ func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
 		r.CreatedAt = c.TokenObtainedAt.UTC()
 	}
 	return r
+}
+
+// scopeName says which jobs a runner takes.
+func scopeName(project string) string {
+	if project == "" {
+		return "every project"
+	}
+	return "project " + project
 }

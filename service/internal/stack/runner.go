@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,9 +64,11 @@ type RunnerRecord struct {
 	// zero when it never does.
 	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
 	Description    string    `json:"description"`
-	Tags           []string  `json:"tags"`
-	RunUntagged    bool      `json:"run_untagged"`
-	CreatedAt      time.Time `json:"created_at"`
+	// Project is the project path of a project runner; empty for an instance runner.
+	Project     string    `json:"project,omitempty"`
+	Tags        []string  `json:"tags"`
+	RunUntagged bool      `json:"run_untagged"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 const runnerSecretPrefix = "runner/"
@@ -135,15 +138,38 @@ func runnerDrift(cfg config.Config, p config.Profile, r RunnerRecord) string {
 // jobs than limit allows.
 func requestConcurrency(limit int) int { return min(max(limit, 2), 4) }
 
-// renderRunnerConfig is config.toml for the profiles that have a registered runner.
+// renderRunnerConfig is config.toml for the profiles that have a registered runner, without
+// the kubernetes profiles' tokens.
 func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]byte, error) {
-	url := GitLabInternalURL(cfg)
+	return renderRunnerConfigWith(cfg, records, nil)
+}
+
+// renderRunnerConfigWith is renderRunnerConfig with each kubernetes profile's service account
+// token, by profile name.
+func renderRunnerConfigWith(cfg config.Config, records map[string]RunnerRecord, kubeTokens map[string]string) ([]byte, error) {
 	rc := runnercfg.Config{Concurrent: cfg.Runner.Concurrent, ShutdownTimeout: 30, LogLevel: "info"}
 	for _, p := range cfg.Runner.Profiles {
 		r, ok := records[p.Name]
 		if !ok {
 			continue
 		}
+		if p.OnKubernetes() {
+			ext, err := GitLabExternalURL(cfg)
+			if err != nil {
+				return nil, err
+			}
+			rc.Runners = append(rc.Runners, kubernetesRunner(cfg, p, r, ext, kubeTokens[p.Name]))
+			continue
+		}
+		if p.Remote() {
+			ext, err := GitLabExternalURL(cfg)
+			if err != nil {
+				return nil, err
+			}
+			rc.Runners = append(rc.Runners, remoteDockerRunner(cfg, p, r, ext))
+			continue
+		}
+		url := GitLabInternalURL(cfg)
 		rc.Runners = append(rc.Runners, runnercfg.Runner{
 			Name:            runnerDescription(cfg, p),
 			URL:             url,
@@ -157,7 +183,7 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 			CloneURL:           url,
 			Limit:              p.Concurrency,
 			RequestConcurrency: requestConcurrency(p.Concurrency),
-			Docker: runnercfg.Docker{
+			Docker: &runnercfg.Docker{
 				Image:      p.Image,
 				Privileged: p.Privileged,
 				Volumes:    []string{"/cache"},
@@ -173,4 +199,123 @@ func renderRunnerConfig(cfg config.Config, records map[string]RunnerRecord) ([]b
 		})
 	}
 	return runnercfg.Render(rc)
+}
+
+// runnerCertsDir is where up keeps each remote profile's TLS client certificate, inside the
+// runner's dir (root only, mode 0700) so the runner container sees it.
+func runnerCertsDir(cfg config.Config, profile string) string {
+	return filepath.Join(runnerDir(cfg), "certs", profile)
+}
+
+// runnerCertsPath is that directory as the runner container sees it.
+func runnerCertsPath(profile string) string { return "/etc/gitlab-runner/certs/" + profile }
+
+// GitLabExternalURL is GitLab as machines outside the stack reach it: gitlab.host and the
+// published HTTP port, the clone URL users see.
+func GitLabExternalURL(cfg config.Config) (string, error) {
+	h, err := ResolveHost(cfg)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + h + ":" + strconv.Itoa(cfg.GitLab.HTTPPort), nil
+}
+
+// remoteDockerRunner is a profile whose jobs run on another Docker Engine. That engine's
+// containers are not on the stack's jobs network, so they reach GitLab the way any other
+// machine does: by the external URL (url too, since the job's helper uploads artifacts and
+// traces to url). The runner itself stays on the NAS and drives the engine over TLS.
+func remoteDockerRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext string) runnercfg.Runner {
+	return runnercfg.Runner{
+		Name:               runnerDescription(cfg, p),
+		URL:                ext,
+		ID:                 r.ID,
+		Token:              r.Token,
+		TokenObtainedAt:    r.CreatedAt.UTC(),
+		TokenExpiresAt:     r.TokenExpiresAt.UTC(),
+		Executor:           "docker",
+		CloneURL:           ext,
+		Limit:              p.Concurrency,
+		RequestConcurrency: requestConcurrency(p.Concurrency),
+		Docker: &runnercfg.Docker{
+			Host:        p.DockerHost,
+			TLSVerify:   true,
+			TLSCertPath: runnerCertsPath(p.Name),
+			Image:       p.Image,
+			Privileged:  p.Privileged,
+			Volumes:     []string{"/cache"},
+			PullPolicy:  []string{"if-not-present"},
+			HelperImage: cfg.Runner.HelperImage,
+			Memory:      p.Memory,
+			CPUs:        p.CPUs,
+		},
+	}
+}
+
+// kubeTokenSecret names a kubernetes profile's service account token in the secret store.
+func kubeTokenSecret(profile string) string { return "kubernetes/" + profile }
+
+// kubernetesRunner is a profile whose jobs run as pods in a cluster. Pods reach GitLab as any
+// machine outside the stack does: by the external URL. The runner stays on the NAS and talks to
+// the API server with the profile's CA (copied like a remote engine's certificates) and token.
+func kubernetesRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext, token string) runnercfg.Runner {
+	k := p.Kubernetes
+	return runnercfg.Runner{
+		Name:               runnerDescription(cfg, p),
+		URL:                ext,
+		ID:                 r.ID,
+		Token:              r.Token,
+		TokenObtainedAt:    r.CreatedAt.UTC(),
+		TokenExpiresAt:     r.TokenExpiresAt.UTC(),
+		Executor:           "kubernetes",
+		CloneURL:           ext,
+		Limit:              p.Concurrency,
+		RequestConcurrency: requestConcurrency(p.Concurrency),
+		Kubernetes: &runnercfg.Kubernetes{
+			Host:          k.Host,
+			CAFile:        runnerCertsPath(p.Name) + "/ca.pem",
+			BearerToken:   token,
+			Namespace:     k.Namespace,
+			Image:         p.Image,
+			Privileged:    p.Privileged,
+			CPURequest:    k.CPURequest,
+			CPULimit:      k.CPULimit,
+			MemoryRequest: k.MemoryRequest,
+			MemoryLimit:   k.MemoryLimit,
+		},
+	}
+}
+
+// HelmValues are values for GitLab's gitlab-runner Helm chart that run profile's runner in a
+// cluster instead of on the NAS: the external URL, the token forgebox registered for the
+// profile (up must have run), and the profile's [runners.kubernetes] without the API server,
+// CA and token, since a runner in the cluster uses its own service account.
+func HelmValues(cfg config.Config, secrets interface{ Get(string) (string, bool) }, profile string) ([]byte, error) {
+	i := slices.IndexFunc(cfg.Runner.Profiles, func(p config.Profile) bool { return p.Name == profile })
+	if i < 0 {
+		return nil, fmt.Errorf("no runner profile %q in the config", profile)
+	}
+	p := cfg.Runner.Profiles[i]
+	if !p.OnKubernetes() {
+		return nil, fmt.Errorf("profile %s runs on Docker, not Kubernetes: set executor = \"kubernetes\" and its [runner.profiles.kubernetes] namespace first", profile)
+	}
+	v, ok := secrets.Get(runnerSecretName(profile))
+	if !ok {
+		return nil, fmt.Errorf("profile %s has no registered runner yet: run forgebox up first", profile)
+	}
+	var r RunnerRecord
+	if err := json.Unmarshal([]byte(v), &r); err != nil {
+		return nil, fmt.Errorf("runner record of %s in the secret store is damaged: %w", profile, err)
+	}
+	ext, err := GitLabExternalURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	k := p.Kubernetes
+	tmpl, err := runnercfg.KubernetesTemplate(ext, runnercfg.Kubernetes{Namespace: k.Namespace, Image: p.Image, Privileged: p.Privileged,
+		CPURequest: k.CPURequest, CPULimit: k.CPULimit, MemoryRequest: k.MemoryRequest, MemoryLimit: k.MemoryLimit})
+	if err != nil {
+		return nil, err
+	}
+	return runnercfg.RenderHelm(runnercfg.HelmValues{GitLabURL: ext, RunnerToken: r.Token, Concurrent: p.Concurrency,
+		RBAC: runnercfg.HelmRBAC{Create: true}, Runners: runnercfg.HelmRunners{Config: tmpl}})
 }

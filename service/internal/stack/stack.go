@@ -224,6 +224,9 @@ func (s *Stack) convergeOnce(ctx context.Context) (Plan, error) {
 	if err := s.checkFlavourArch(ctx); err != nil { // helper.go
 		return done, err
 	}
+	if err := s.checkRemoteEngines(ctx); err != nil { // remote.go
+		return done, err
+	}
 	info, err := s.eng.Info(ctx)
 	if err != nil {
 		return done, err

@@ -25,6 +25,15 @@ type PrivateEngineOptions struct {
 	Args []string
 	// Env is added to the daemon's environment (e.g. PATH with that engine's containerd and runc).
 	Env []string
+	// Link joins the engine's namespace to the host by a veth pair (addresses in LinkAddrs) with
+	// the namespace's default route through the host, and gives the engine a default bridge
+	// with NAT inside its own namespace: the machine's engine's containers reach this engine at
+	// the namespace side's address (a TLS listener in Args), and this engine's containers reach
+	// the host's published ports at the host side's, as a second machine on the LAN would.
+	Link bool
+	// LinkArgs, with Link, are more dockerd args made once the link's addresses are known (a
+	// TLS listener on the engine's address, with a certificate that names it).
+	LinkArgs func(hostIP, engineIP string) []string
 }
 
 // PrivateEngine is a second dockerd that only this test uses, so it can be restarted without
@@ -40,8 +49,10 @@ type PrivateEngine struct {
 	dir  string // data root, exec root, socket, pid file, log
 	ns   string // network namespace, /run/netns/<ns>
 	sock string
-	cmd  *exec.Cmd
-	log  *os.File
+	// hostIP and engineIP are the veth pair's ends (Link).
+	hostIP, engineIP string
+	cmd              *exec.Cmd
+	log              *os.File
 }
 
 func StartPrivateEngine(t testing.TB, opt PrivateEngineOptions) *PrivateEngine {
@@ -69,6 +80,9 @@ func StartPrivateEngine(t testing.TB, opt PrivateEngineOptions) *PrivateEngine {
 			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	if opt.Link {
+		e.link()
+	}
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +94,37 @@ func StartPrivateEngine(t testing.TB, opt PrivateEngineOptions) *PrivateEngine {
 }
 
 func (e *PrivateEngine) Host() string { return "unix://" + e.sock }
+
+// LinkAddrs are the host's and the engine namespace's addresses on the veth pair (Link).
+func (e *PrivateEngine) LinkAddrs() (host, engine string) { return e.hostIP, e.engineIP }
+
+// link makes the veth pair in a random /30 of 100.64.0.0/10 (shared address space, which no
+// Docker default pool or LAN uses) so parallel tests rarely collide.
+func (e *PrivateEngine) link() {
+	e.t.Helper()
+	b := randomHex(2)
+	var x, y int
+	fmt.Sscanf(b, "%02x%02x", &x, &y)
+	base := fmt.Sprintf("100.%d.%d.", 64+x%64, y)
+	sub := 4 * (x / 64) // 0, 4, 8, 12
+	e.hostIP, e.engineIP = base+fmt.Sprint(sub+1), base+fmt.Sprint(sub+2)
+	hv, nv := "fbh"+e.ns[5:], "fbn"+e.ns[5:]
+	cmds := [][]string{
+		{"link", "add", hv, "type", "veth", "peer", "name", nv},
+		{"link", "set", nv, "netns", e.ns},
+		{"addr", "add", e.hostIP + "/30", "dev", hv},
+		{"link", "set", hv, "up"},
+		{"-n", e.ns, "addr", "add", e.engineIP + "/30", "dev", nv},
+		{"-n", e.ns, "link", "set", nv, "up"},
+		{"-n", e.ns, "route", "add", "default", "via", e.hostIP},
+	}
+	for _, args := range cmds {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			e.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	e.t.Cleanup(func() { exec.Command("ip", "link", "del", hv).Run() })
+}
 
 // netnsPrefix runs a command inside the engine's network namespace.
 func (e *PrivateEngine) NetnsPrefix() []string {
@@ -95,9 +140,17 @@ func (e *PrivateEngine) start() {
 		"--pidfile", filepath.Join(e.dir, "docker.pid"),
 		"--config-file", filepath.Join(e.dir, "daemon.json"), // not the machine's /etc/docker/daemon.json
 		"--containerd-namespace", e.ns, "--containerd-plugins-namespace", e.ns+"-plugins",
-		"--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
 		"--storage-driver=overlay2", "--log-level=warn")
+	if e.opt.Link {
+		// A default bridge whose NAT rules live in the engine's own namespace.
+		args = append(args, "--bip=172.31.254.1/24", "--iptables=true", "--ip-forward=true", "--ip-masq=true")
+	} else {
+		args = append(args, "--bridge=none", "--iptables=false", "--ip-forward=false", "--ip-masq=false")
+	}
 	args = append(args, e.opt.Args...)
+	if e.opt.Link && e.opt.LinkArgs != nil {
+		args = append(args, e.opt.LinkArgs(e.hostIP, e.engineIP)...)
+	}
 	e.cmd = exec.Command(args[0], args[1:]...)
 	if len(e.opt.Env) > 0 {
 		e.cmd.Env = append(os.Environ(), e.opt.Env...)

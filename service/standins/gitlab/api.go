@@ -368,8 +368,30 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 			apiParamError(w, &badParam{k + " is missing"})
 			return
 		}
-		apiMessage(w, http.StatusForbidden, "403 Forbidden - the stand-in has no groups or projects; only instance_type runners are emulated")
-		return
+		if rt == "group_type" {
+			apiMessage(w, http.StatusForbidden, "403 Forbidden - the stand-in has no groups; only instance_type and project_type runners are emulated")
+			return
+		}
+	}
+	// A project runner belongs to one existing project (gitlabhq lib/api/users.rb POST
+	// /user/runners: project_id required for project_type; 404 for a project the user cannot see).
+	var projectID *int64
+	if rt == "project_type" {
+		raw, _ := p.str("project_id")
+		var id int64
+		if _, err := fmt.Sscan(raw, &id); err != nil || id <= 0 {
+			apiParamError(w, &badParam{"project_id is invalid"})
+			return
+		}
+		var found int64
+		err := s.db.with(r.Context(), func(c *pgx.Conn) error {
+			return c.QueryRow(r.Context(), `SELECT id FROM standin_projects WHERE id = $1`, id).Scan(&found)
+		})
+		if err != nil {
+			apiMessage(w, http.StatusNotFound, "404 Project Not Found")
+			return
+		}
+		projectID = &found
 	}
 	run := runner{RunnerType: rt, RunUntagged: true, AccessLevel: "not_protected", TagList: []string{},
 		Token: randomToken("glrt-", 20)}
@@ -389,10 +411,10 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
 		return c.QueryRow(r.Context(), `
 			INSERT INTO standin_runners (token, description, tag_list, run_untagged, locked, paused,
-				runner_type, access_level, maximum_timeout, maintenance_note, token_expires_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`,
+				runner_type, access_level, maximum_timeout, maintenance_note, token_expires_at, project_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`,
 			run.Token, run.Description, run.TagList, run.RunUntagged, run.Locked, run.Paused,
-			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote, run.TokenExpiresAt).Scan(&run.ID)
+			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote, run.TokenExpiresAt, projectID).Scan(&run.ID)
 	})
 	if err != nil {
 		s.internalError(w, "create runner", err)

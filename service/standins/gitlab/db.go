@@ -212,6 +212,7 @@ CREATE TABLE IF NOT EXISTS standin_runners (
 	token_expires_at timestamptz
 );
 ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS token_expires_at timestamptz;
+ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS project_id bigint;
 CREATE TABLE IF NOT EXISTS standin_fetches (
 	id          bigserial PRIMARY KEY,
 	at          timestamptz NOT NULL DEFAULT now(),

@@ -628,20 +628,11 @@ type ciResult struct {
 // execCI runs the job container: pull if allowed and missing, create on network_mode, start,
 // stream its output into t, wait for its exit (or ctx, or the timeout), and remove it.
 func (d *daemon) execCI(ctx context.Context, p *ciPoller, j *ciPayload, image string, t *ciTrace, timeout time.Duration) ciResult {
-	c, err := d.docker.get(ctx, p.cfg.Docker.Host)
+	c, err := d.docker.get(ctx, *p.cfg.Docker)
 	if err != nil {
 		return ciResult{err: err}
 	}
-	d.mu.Lock()
-	stack := d.stack
-	d.mu.Unlock()
-	if stack == nil {
-		s := ownStackLabel(ctx, c)
-		stack = &s
-		d.mu.Lock()
-		d.stack = stack
-		d.mu.Unlock()
-	}
+	stack := d.stackLabel(ctx, c, p.cfg.Docker.Host)
 	helper, err := checkHelperImage(ctx, c, *p.cfg.Docker) // helper.go
 	if err != nil {
 		return ciResult{err: err}

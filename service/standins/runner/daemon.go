@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/docker/docker/client"
 	"io"
 	"log"
 	"net"
@@ -366,21 +367,35 @@ func (d *daemon) job(ctx context.Context, e *entry, spec jobSpec, key string) {
 }
 
 func (d *daemon) runJob(ctx context.Context, spec jobSpec) jobResult {
-	c, err := d.docker.get(ctx, spec.DockerHost)
+	c, err := d.docker.get(ctx, spec.Docker)
 	if err != nil {
 		return jobResult{Err: err}
 	}
+	return runJob(ctx, c, spec, *d.stackLabel(ctx, c, spec.Docker.Host), logf)
+}
+
+// stackLabel is the runner container's io.forgebox.stack, read once. The runner's own
+// container is on the local engine, whichever engine runs the job.
+func (d *daemon) stackLabel(ctx context.Context, c *client.Client, host string) *string {
 	d.mu.Lock()
 	stack := d.stack
 	d.mu.Unlock()
-	if stack == nil {
-		s := ownStackLabel(ctx, c)
-		stack = &s
-		d.mu.Lock()
-		d.stack = stack
-		d.mu.Unlock()
+	if stack != nil {
+		return stack
 	}
-	return runJob(ctx, c, spec, *stack, logf)
+	if host != "" {
+		l, err := d.docker.get(ctx, Docker{})
+		if err != nil {
+			s := ""
+			return &s
+		}
+		c = l
+	}
+	s := ownStackLabel(ctx, c)
+	d.mu.Lock()
+	d.stack = &s
+	d.mu.Unlock()
+	return &s
 }
 
 // saveState writes the job records atomically; called with d.mu held.

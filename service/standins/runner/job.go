@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -77,21 +78,33 @@ func (j jobSpec) key() string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// dockers keeps one negotiated client per Docker host.
+// dockers keeps one negotiated client per Docker host and certificate path.
 type dockers struct {
 	mu      sync.Mutex
 	clients map[string]*client.Client
 }
 
-func (d *dockers) get(ctx context.Context, host string) (*client.Client, error) {
+// get connects to [runners.docker] host as the runner does (gitlab-runner v19.2.2
+// helpers/docker/options.go): with tls_verify, the client certificate is cert.pem and key.pem in
+// tls_cert_path and the engine must be signed by ca.pem there, nothing else trusted.
+func (d *dockers) get(ctx context.Context, dc Docker) (*client.Client, error) {
+	host := dc.Host
+	id := host + "|" + dc.TLSCertPath + "|" + strconv.FormatBool(dc.TLSVerify)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c, ok := d.clients[host]; ok {
+	if c, ok := d.clients[id]; ok {
 		return c, nil
 	}
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if host != "" {
 		opts = append(opts, client.WithHost(host))
+	}
+	if dc.TLSVerify {
+		if dc.TLSCertPath == "" {
+			return nil, fmt.Errorf("Docker Engine at %s: tls_verify without tls_cert_path", host)
+		}
+		opts = append(opts, client.WithTLSClientConfig(filepath.Join(dc.TLSCertPath, "ca.pem"),
+			filepath.Join(dc.TLSCertPath, "cert.pem"), filepath.Join(dc.TLSCertPath, "key.pem")))
 	}
 	c, err := client.NewClientWithOpts(opts...)
 	if err != nil {
@@ -112,7 +125,7 @@ func (d *dockers) get(ctx context.Context, host string) (*client.Client, error) 
 	if d.clients == nil {
 		d.clients = map[string]*client.Client{}
 	}
-	d.clients[host] = c
+	d.clients[id] = c
 	return c, nil
 }
 
