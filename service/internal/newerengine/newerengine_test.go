@@ -141,6 +141,10 @@ func runSuite(t *testing.T, pe *testenv.PrivateEngine, bin, dir, apiVersion stri
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	args := append(pe.NetnsPrefix(), bin, "-test.count=1", "-test.v", "-test.timeout=20m")
+	if run := os.Getenv("FORGEBOX_NEWER_ENGINE_RUN"); run != "" {
+		// Only these tests of each suite (a -run pattern), to look into one failure.
+		args = append(args, "-test.run", run)
+	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = dir
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
@@ -151,6 +155,11 @@ func runSuite(t *testing.T, pe *testenv.PrivateEngine, bin, dir, apiVersion stri
 		cmd.Env = append(cmd.Env, "DOCKER_API_VERSION="+apiVersion)
 	}
 	out, err := cmd.CombinedOutput()
+	// The whole output stays for a look (a failed run shows only its failures).
+	log := filepath.Join(os.TempDir(), fmt.Sprintf("forgebox-newer-engine-%s-%s.log", filepath.Base(bin), strings.ReplaceAll(cmp(apiVersion, "negotiated"), "pinned to ", "pinned-")))
+	if werr := os.WriteFile(log, out, 0o644); werr == nil {
+		t.Logf("output: %s", log)
+	}
 	return string(out), err
 }
 
@@ -169,22 +178,30 @@ func counts(out string) (pass, fail, skip int) {
 	return
 }
 
-// failures is what a failed run says: every failing test's verdict and logs (go test -v prints
-// them indented under the verdict), and the end of the output.
+// failures is what a failed run says: the output of every test that failed (go test -v prints
+// a test's log under its "=== RUN/CONT/NAME" header, its verdict later), and the end.
 func failures(out string) string {
 	lines := strings.Split(out, "\n")
-	var b strings.Builder
-	in := false
+	per := map[string][]string{}
+	var failed []string
+	current := ""
 	for _, line := range lines {
-		switch {
-		case strings.Contains(line, "--- FAIL: "):
-			in = true
-		case in && !strings.HasPrefix(line, " "):
-			in = false
+		trimmed := strings.TrimSpace(line)
+		for _, h := range []string{"=== RUN ", "=== CONT ", "=== NAME ", "=== PAUSE "} {
+			if strings.HasPrefix(trimmed, h) {
+				current = strings.TrimSpace(strings.TrimPrefix(trimmed, h))
+			}
 		}
-		if in || strings.HasPrefix(line, "panic:") {
-			b.WriteString(line + "\n")
+		if name, ok := strings.CutPrefix(trimmed, "--- FAIL: "); ok {
+			name, _, _ = strings.Cut(name, " ")
+			failed = append(failed, name)
+			continue
 		}
+		per[current] = append(per[current], line)
+	}
+	var b strings.Builder
+	for _, name := range failed {
+		fmt.Fprintf(&b, "--- FAIL: %s\n%s\n", name, strings.Join(per[name], "\n"))
 	}
 	if len(lines) > 40 {
 		lines = lines[len(lines)-40:]
