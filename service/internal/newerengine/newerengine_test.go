@@ -64,13 +64,15 @@ func TestSuitesOnTheNewerEngine(t *testing.T) {
 	}
 
 	// The daemon finds trixie's containerd, runc, docker-proxy and docker-init first on its PATH.
-	// It gets its default bridge (docker0, inside its own network namespace) as the machine's
-	// engine has one: the engine suite publishes ports from containers on the default network,
-	// which without a bridge is "none" and publishes nothing. Every request is logged (debug).
+	// It runs as an engine on a NAS does, inside its own network namespace: with its default
+	// bridge (the engine suite publishes ports from containers on the default network, which
+	// without a bridge is "none" and publishes nothing) and its iptables rules (the isolation
+	// between networks that keeps CI jobs from the stack's other containers is made of them;
+	// iptables tables are the namespace's own). Every request is logged (debug).
 	pe := testenv.StartPrivateEngine(t, testenv.PrivateEngineOptions{
 		Dockerd: dockerd,
 		Env:     []string{"PATH=" + dir + ":" + os.Getenv("PATH")},
-		Args:    []string{"--bridge=docker0", "--log-level=debug"},
+		Args:    []string{"--bridge=docker0", "--iptables=true", "--ip-forward=true", "--log-level=debug"},
 	})
 	out, err := exec.Command("docker", "-H", pe.Host(), "version", "--format",
 		"{{.Server.Version}} {{.Server.APIVersion}}").CombinedOutput()
