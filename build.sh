@@ -115,7 +115,16 @@ cmd_test() {
   echo "== go test"
   # Test builds carry the test-only hooks (the DSM tool stand-ins, the upgrade crash points);
   # releases (build_binary) never do.
-  go test -count=1 -timeout 30m -tags forgebox_testhooks "$@" ./...
+  # (The newer-engine step below runs its package itself.)
+  go test -count=1 -timeout 30m -tags forgebox_testhooks "$@" $(go list ./... | grep -v '/service/internal/newerengine$')
+  # The engine and stack suites again, on a newer engine than this machine's (Debian trixie's
+  # docker.io, Docker 26, API 1.45; DSM 7.2.2 and later ship Docker 24, API 1.43): once with the
+  # client negotiating, once pinned to API 1.41 (DOCKER_API_VERSION), as a private dockerd.
+  eval "$(bash testimages/newer-engine.sh)"
+  echo "== newer engine: $FORGEBOX_NEWER_ENGINE"
+  local started=$SECONDS
+  go test -count=1 -timeout 40m -tags forgebox_testhooks -v -run '^TestSuitesOnTheNewerEngine$' ./service/internal/newerengine/
+  echo "== newer engine: done in $((SECONDS - started)) s"
   # Short fuzzing runs (the seed corpora already ran above as plain tests); 40 s of fuzzing in all.
   echo "== fuzz"
   fuzz ./service/internal/config FuzzParse

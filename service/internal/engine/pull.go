@@ -121,12 +121,18 @@ type streamError struct{ msg string }
 
 func (e *streamError) Error() string { return e.msg }
 
+// transientPullError says whether a failed pull is worth another attempt. The registry's own
+// error codes (OCI distribution spec, "Error Codes": MANIFEST_UNKNOWN, NAME_UNKNOWN) count as
+// much as the engine's words for them: Docker 26 passes a registry's error body through verbatim,
+// as "unknown: {...}" with status 500, when the registry sends it without a JSON content type
+// (go-containerregistry's registry does; Docker 20.10 parsed it anyway), and a missing tag must
+// not be retried as if the network had failed.
 func transientPullError(err error) bool {
 	if errdefs.IsNotFound(err) || errdefs.IsInvalidArgument(err) || errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) {
 		return false
 	}
 	msg := strings.ToLower(err.Error())
-	for _, final := range []string{"manifest unknown", "not found", "unauthorized", "denied", "invalid reference", "no matching manifest", "repository does not exist", "no space left"} {
+	for _, final := range []string{"manifest unknown", "manifest_unknown", "name_unknown", "not found", "unauthorized", "denied", "invalid reference", "no matching manifest", "repository does not exist", "no space left"} {
 		if strings.Contains(msg, final) {
 			return false
 		}
@@ -139,7 +145,8 @@ func pullAdvice(err error) string {
 	switch {
 	case strings.Contains(msg, "no matching manifest"):
 		return "the image has no build for this machine's platform: pick a tag or flavour that has one"
-	case strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found") || strings.Contains(msg, "repository does not exist"):
+	case strings.Contains(msg, "manifest unknown") || strings.Contains(msg, "not found") || strings.Contains(msg, "repository does not exist") ||
+		strings.Contains(msg, "manifest_unknown") || strings.Contains(msg, "name_unknown"):
 		return "check the image name and tag in the config"
 	case strings.Contains(msg, "unauthorized") || strings.Contains(msg, "denied"):
 		return "the registry refused access: check the image name, or log the engine in to that registry"

@@ -81,6 +81,8 @@ type fbStack struct {
 	path string   // the config file
 	host string   // DOCKER_HOST for forgebox and the docker CLI; "" for the default engine
 	wrap []string // command prefix, e.g. nsenter into the private engine's network namespace
+
+	upgradeTo string // the GitLab version an upgrade trial's last `upgrade apply` went to
 }
 
 func newStack(t *testing.T, cfg config.Config) *fbStack {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,35 +18,104 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/testenv"
+	"github.com/forgebox/forgebox/service/internal/upgrade"
+	"github.com/forgebox/forgebox/service/internal/upgrade/standintest"
 )
 
-// killOps are the operations besides a CLI `up` that a kill may interrupt. prepare readies the
-// stack and returns the command; lines is how many of its progress lines a kill may follow
-// (fewer than it prints, so the kill lands while it runs).
+// killOps are the operations besides a CLI `up` that a kill may interrupt. setup (optional)
+// adjusts the config before the first up; prepare readies the converged stack and returns the
+// command; lines is how many of its progress lines a kill may follow (fewer than it prints, so
+// the kill lands while it runs).
 var killOps = []struct {
 	name    string
 	lines   int
-	prepare func(s *fbStack) []string
+	setup   func(s *fbStack, im testenv.Images)
+	prepare func(s *fbStack, im testenv.Images) []string
 }{
 	// "stop and remove" per component, then the network.
-	{"down", 3, func(*fbStack) []string { return []string{"down"} }},
+	{"down", 3, nil, func(*fbStack, testenv.Images) []string { return []string{"down"} }},
 	// The step, GitLab's backup, writing the archive.
-	{"backup create", 3, func(*fbStack) []string { return []string{"backup", "create"} }},
+	{"backup create", 3, nil, func(*fbStack, testenv.Images) []string { return []string{"backup", "create"} }},
 	// Checking the archive, the safety backup, unpacking, GitLab's restore.
-	{"backup restore", 4, func(s *fbStack) []string {
+	{"backup restore", 4, nil, func(s *fbStack, _ testenv.Images) []string {
 		s.must("backup", "create")
 		return []string{"backup", "restore", s.newestBackup(), "--yes"}
 	}},
-	{"serve", 0, nil}, // forgebox serve, killed during an up it runs: killServeDuringUp
+	// One hop to the next required stop: the pull step, the backup before the hop (its step,
+	// GitLab's backup, the archive), GitLab and the runner switched and converged, the wait for
+	// GitLab's version and its batched migrations.
+	{"upgrade apply", 8, upgradeFrom, nextUpgrade},
+	{"serve", 0, nil, nil}, // forgebox serve, killed during an up it runs: killServeDuringUp
+}
+
+// upgradeStops are the GitLab versions (sameersbn, required stops with PostgreSQL 17) an
+// upgrade trial walks: the stack starts at the first, and each attempt at a kill upgrades one
+// stop further (an attempt the kill missed has upgraded already).
+var upgradeStops = []string{"18.2.8", "18.5.7", "18.8.11", "18.11.7"}
+
+// upgradeFrom puts the stack on the GitLab and runner stand-ins claiming the first stop.
+func upgradeFrom(s *fbStack, im testenv.Images) {
+	s.cfg.GitLab.Flavour = "sameersbn"
+	s.cfg.GitLab.Image = standintest.GitLabImage(s.t, im, upgradeStops[0])
+	s.cfg.Runner.Image = standintest.RunnerImage(s.t, im, upgradeStops[0])
+	s.save()
+}
+
+// nextUpgrade is `upgrade apply` to the stop after the one the config names now, with that
+// stop's stand-in images in place.
+func nextUpgrade(s *fbStack, im testenv.Images) []string {
+	s.t.Helper()
+	s.reload()
+	at := slices.IndexFunc(upgradeStops, func(v string) bool {
+		return s.cfg.GitLab.Image == standintest.RepoOf(s.t, im.GitLab)+":"+v
+	})
+	if at < 0 || at+1 == len(upgradeStops) {
+		s.t.Fatalf("gitlab.image %s: no next stop in %v", s.cfg.GitLab.Image, upgradeStops)
+	}
+	to := upgradeStops[at+1]
+	standintest.GitLabImage(s.t, im, to)
+	standintest.RunnerImage(s.t, im, to)
+	s.upgradeTo = to
+	return []string{"upgrade", "apply", "--to", to, "--yes"}
+}
+
+// assertUpgraded: the upgrade finished (no progress file left), the config names the target's
+// images, and GitLab runs that version.
+func (s *fbStack) assertUpgraded(im testenv.Images) {
+	s.t.Helper()
+	s.reload()
+	if st, err := upgrade.LoadState(s.cfg.Stack.DataDir); err != nil || st != nil {
+		s.t.Errorf("upgrade state after the rerun: %+v, %v", st, err)
+	}
+	if want := standintest.RepoOf(s.t, im.GitLab) + ":" + s.upgradeTo; s.cfg.GitLab.Image != want {
+		s.t.Errorf("gitlab.image %s after the upgrade, want %s", s.cfg.GitLab.Image, want)
+	}
+	if want := standintest.RunnerImage(s.t, im, s.upgradeTo); s.cfg.Runner.Image != want {
+		s.t.Errorf("runner.image %s after the upgrade, want %s", s.cfg.Runner.Image, want)
+	}
+	if got := s.mustDocker("inspect", "-f", "{{.Config.Image}}", s.container("gitlab")); got != s.cfg.GitLab.Image {
+		s.t.Errorf("the gitlab container runs %s, want %s", got, s.cfg.GitLab.Image)
+	}
+}
+
+// reload reads the config file back: upgrade apply rewrites it.
+func (s *fbStack) reload() {
+	s.t.Helper()
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.cfg = cfg
 }
 
 // killAttempts bounds the draws for one trial's kill point (see TestKillDuringOtherOps).
 const killAttempts = 3
 
-// TestKillDuringOtherOps kills `down`, `backup create`, `backup restore` or `forgebox serve`
-// (during an up it runs) at a random point on a converged stack holding a row of data, runs the
-// command again (an `up` for serve), which must succeed, and checks the stack comes back
-// converged with the row, and no temporary file, unfinished archive or lock left behind.
+// TestKillDuringOtherOps kills `down`, `backup create`, `backup restore`, `upgrade apply` or
+// `forgebox serve` (during an up it runs) at a random point on a converged stack holding a row
+// of data, runs the command again (an `up` for serve), which must succeed (an upgrade resumes),
+// and checks the stack comes back converged with the row, and no temporary file, unfinished
+// archive or lock left behind (and, for the upgrade, on the target version).
 func TestKillDuringOtherOps(t *testing.T) {
 	t.Parallel()
 	requireRoot(t)
@@ -56,6 +126,9 @@ func TestKillDuringOtherOps(t *testing.T) {
 	runTrials(t, seed, func(t *testing.T, i int, rng *rand.Rand) {
 		op := killOps[rng.IntN(len(killOps))]
 		s := newStack(t, testenv.Config(t, eng, im))
+		if op.setup != nil {
+			op.setup(s, im)
+		}
 		if op.prepare == nil {
 			s.killServeDuringUp(rng)
 			s.assertConverged()
@@ -69,7 +142,7 @@ func TestKillDuringOtherOps(t *testing.T) {
 		// anew, up to killAttempts times, so every trial that passes did survive a kill.
 		var args []string
 		for attempt := 1; ; attempt++ {
-			args = op.prepare(s)
+			args = op.prepare(s, im)
 			after := 1 + rng.IntN(op.lines)
 			delay := time.Duration(rng.IntN(800>>(attempt-1))) * time.Millisecond
 			line, err := s.killedAfter(args, after, delay)
@@ -93,6 +166,9 @@ func TestKillDuringOtherOps(t *testing.T) {
 			s.must("up")
 		} else {
 			s.assertBackupsComplete()
+		}
+		if op.name == "upgrade apply" {
+			s.assertUpgraded(im)
 		}
 		s.assertConverged()
 		s.assertMarker(marker)

@@ -308,6 +308,8 @@ func TestSpecHash(t *testing.T) {
 }
 
 func TestBuildWiresNetworkLabelsAndDirs(t *testing.T) {
+	// The runner's socket bind follows DOCKER_HOST; this checks the default socket's.
+	t.Setenv("DOCKER_HOST", "")
 	d := desiredForTest(t)
 	var names []string
 	for _, c := range d.Components {

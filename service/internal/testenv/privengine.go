@@ -234,6 +234,9 @@ func (e *PrivateEngine) remove() {
 	exec.Command("ip", "netns", "del", e.ns).Run()
 }
 
+// LogPath is dockerd's log file (with Args "--log-level=debug", every API request it served).
+func (e *PrivateEngine) LogPath() string { return filepath.Join(e.dir, "dockerd.log") }
+
 func (e *PrivateEngine) LogTail() string {
 	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
