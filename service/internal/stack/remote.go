@@ -9,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/forgebox/forgebox/service/internal/config"
-	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // checkRemoteEngines asks every remote profile's Docker Engine for its version with the
