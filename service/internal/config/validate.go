@@ -3,14 +3,15 @@ package config
 import (
 	"fmt"
 	"github.com/forgebox/forgebox/service/internal/msg"
+	"github.com/google/go-containerregistry/pkg/name"
 	"net/mail"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/distribution/reference"
 	"github.com/docker/go-units"
 )
 
@@ -201,10 +202,39 @@ func (v *validator) image(key, ref string) {
 		v.add(key, mc("field.missing"), mc("hint.image"))
 		return
 	}
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+	if err := checkImageRef(ref); err != nil {
 		v.add(key, mc("field.image", "value", msg.Q(ref), "error", err.Error()), mc("hint.imageSyntax"))
 	}
 }
+
+// checkImageRef holds ref to the distribution spec's grammar. go-containerregistry parses it
+// (registry, repository, tag or digest), and the repository's path components and the tag are
+// then held to the spec's patterns, which that parser does not check ("a..b", "x:-bad"). Not
+// distribution/reference: its package-level regular expressions cost every start of the small
+// DSM front (index.cgi) several milliseconds (bench/README.md); these compile on first use.
+func checkImageRef(ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	g := refGrammar()
+	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
+		if !g.component.MatchString(c) {
+			return fmt.Errorf("repository path component %q is not lowercase letters and digits joined by '.', '_', '__' or '-'", c)
+		}
+	}
+	if tag, ok := r.(name.Tag); ok && !g.tag.MatchString(tag.TagStr()) {
+		return fmt.Errorf("tag %q must start with a letter, digit or '_' and have at most 128 characters", tag.TagStr())
+	}
+	return nil
+}
+
+var refGrammar = sync.OnceValue(func() struct{ component, tag *regexp.Regexp } {
+	return struct{ component, tag *regexp.Regexp }{
+		component: regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`),
+		tag:       regexp.MustCompile(`^[\w][\w.-]{0,127}$`),
+	}
+})
 
 func (v *validator) port(key string, p int) {
 	switch {
