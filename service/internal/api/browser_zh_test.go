@@ -18,7 +18,7 @@ import (
 // names, units, and words that are names in the config file (keys, values) rather than prose.
 var englishAllowed = []string{
 	"Forgebox", "forgebox", "GitLab", "Gitlab", "Runner", "Redis", "PostgreSQL", "Postgres", "postgres", "redis", "gitlab", "runner",
-	"Docker", "Engine", "DSM", "Synology", "Container", "Manager", "API", "HTTP", "HTTPS", "SSH", "CI", "CPU", "URL", "TOML",
+	"Docker", "Hub", "Engine", "DSM", "Synology", "Container", "Manager", "API", "HTTP", "HTTPS", "SSH", "CI", "CPU", "URL", "TOML",
 	"CE", "EE", "omnibus", "sameersbn", "alpine", "debian", "trixie", "bookworm", "latest",
 	"KiB", "MiB", "GiB", "TiB", "ms", "min", "English", "pid", "root", "token", "admin", "config", "toml",
 	"http_port", "ssh_port", "pull_policy", "runner", "profiles", "default", "docker", "tags",
