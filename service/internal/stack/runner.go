@@ -169,34 +169,23 @@ func renderRunnerConfigWith(cfg config.Config, records map[string]RunnerRecord, 
 			rc.Runners = append(rc.Runners, remoteDockerRunner(cfg, p, r, ext))
 			continue
 		}
-		url := GitLabInternalURL(cfg)
-		rc.Runners = append(rc.Runners, runnercfg.Runner{
-			Name:            runnerDescription(cfg, p),
-			URL:             url,
-			ID:              r.ID,
-			Token:           r.Token,
-			TokenObtainedAt: r.CreatedAt.UTC(),
-			TokenExpiresAt:  r.TokenExpiresAt.UTC(),
-			Executor:        "docker",
-			// Jobs fetch from GitLab by its alias on the jobs network, never from the
-			// external name, which a job container may not resolve.
-			CloneURL:           url,
-			Limit:              p.Concurrency,
-			RequestConcurrency: requestConcurrency(p.Concurrency),
-			Docker: &runnercfg.Docker{
-				Image:      p.Image,
-				Privileged: p.Privileged,
-				Volumes:    []string{"/cache"},
-				// The jobs network: GitLab and the runner, never PostgreSQL, Redis or the
-				// controller. CI jobs are untrusted code.
-				NetworkMode: cfg.JobsNetworkName(),
-				// Offline boxes: use a job image that is already there rather than fail.
-				PullPolicy:  []string{"if-not-present"},
-				HelperImage: cfg.Runner.HelperImage,
-				Memory:      p.Memory,
-				CPUs:        p.CPUs,
-			},
-		})
+		// Jobs fetch from GitLab by its alias on the jobs network, never from the external
+		// name, which a job container may not resolve.
+		run := runnerHeader(cfg, p, r, GitLabInternalURL(cfg), "docker")
+		run.Docker = &runnercfg.Docker{
+			Image:      p.Image,
+			Privileged: p.Privileged,
+			Volumes:    []string{"/cache"},
+			// The jobs network: GitLab and the runner, never PostgreSQL, Redis or the
+			// controller. CI jobs are untrusted code.
+			NetworkMode: cfg.JobsNetworkName(),
+			// Offline boxes: use a job image that is already there rather than fail.
+			PullPolicy:  []string{"if-not-present"},
+			HelperImage: cfg.Runner.HelperImage,
+			Memory:      p.Memory,
+			CPUs:        p.CPUs,
+		}
+		rc.Runners = append(rc.Runners, run)
 	}
 	return runnercfg.Render(rc)
 }
@@ -225,29 +214,36 @@ func GitLabExternalURL(cfg config.Config) (string, error) {
 // machine does: by the external URL (url too, since the job's helper uploads artifacts and
 // traces to url). The runner itself stays on the NAS and drives the engine over TLS.
 func remoteDockerRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext string) runnercfg.Runner {
+	run := runnerHeader(cfg, p, r, ext, "docker")
+	run.Docker = &runnercfg.Docker{
+		Host:        p.DockerHost,
+		TLSVerify:   true,
+		TLSCertPath: runnerCertsPath(p.Name),
+		Image:       p.Image,
+		Privileged:  p.Privileged,
+		Volumes:     []string{"/cache"},
+		PullPolicy:  []string{"if-not-present"},
+		HelperImage: cfg.Runner.HelperImage,
+		Memory:      p.Memory,
+		CPUs:        p.CPUs,
+	}
+	return run
+}
+
+// runnerHeader is a runner's entry without its executor's table: who it is, its token, where
+// it reaches GitLab (url, and clone_url the same) and how many jobs it takes.
+func runnerHeader(cfg config.Config, p config.Profile, r RunnerRecord, url, executor string) runnercfg.Runner {
 	return runnercfg.Runner{
 		Name:               runnerDescription(cfg, p),
-		URL:                ext,
+		URL:                url,
 		ID:                 r.ID,
 		Token:              r.Token,
 		TokenObtainedAt:    r.CreatedAt.UTC(),
 		TokenExpiresAt:     r.TokenExpiresAt.UTC(),
-		Executor:           "docker",
-		CloneURL:           ext,
+		Executor:           executor,
+		CloneURL:           url,
 		Limit:              p.Concurrency,
 		RequestConcurrency: requestConcurrency(p.Concurrency),
-		Docker: &runnercfg.Docker{
-			Host:        p.DockerHost,
-			TLSVerify:   true,
-			TLSCertPath: runnerCertsPath(p.Name),
-			Image:       p.Image,
-			Privileged:  p.Privileged,
-			Volumes:     []string{"/cache"},
-			PullPolicy:  []string{"if-not-present"},
-			HelperImage: cfg.Runner.HelperImage,
-			Memory:      p.Memory,
-			CPUs:        p.CPUs,
-		},
 	}
 }
 
@@ -259,30 +255,20 @@ func kubeTokenSecret(profile string) string { return "kubernetes/" + profile }
 // the API server with the profile's CA (copied like a remote engine's certificates) and token.
 func kubernetesRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext, token string) runnercfg.Runner {
 	k := p.Kubernetes
-	return runnercfg.Runner{
-		Name:               runnerDescription(cfg, p),
-		URL:                ext,
-		ID:                 r.ID,
-		Token:              r.Token,
-		TokenObtainedAt:    r.CreatedAt.UTC(),
-		TokenExpiresAt:     r.TokenExpiresAt.UTC(),
-		Executor:           "kubernetes",
-		CloneURL:           ext,
-		Limit:              p.Concurrency,
-		RequestConcurrency: requestConcurrency(p.Concurrency),
-		Kubernetes: &runnercfg.Kubernetes{
-			Host:          k.Host,
-			CAFile:        runnerCertsPath(p.Name) + "/ca.pem",
-			BearerToken:   token,
-			Namespace:     k.Namespace,
-			Image:         p.Image,
-			Privileged:    p.Privileged,
-			CPURequest:    k.CPURequest,
-			CPULimit:      k.CPULimit,
-			MemoryRequest: k.MemoryRequest,
-			MemoryLimit:   k.MemoryLimit,
-		},
+	run := runnerHeader(cfg, p, r, ext, "kubernetes")
+	run.Kubernetes = &runnercfg.Kubernetes{
+		Host:          k.Host,
+		CAFile:        runnerCertsPath(p.Name) + "/ca.pem",
+		BearerToken:   token,
+		Namespace:     k.Namespace,
+		Image:         p.Image,
+		Privileged:    p.Privileged,
+		CPURequest:    k.CPURequest,
+		CPULimit:      k.CPULimit,
+		MemoryRequest: k.MemoryRequest,
+		MemoryLimit:   k.MemoryLimit,
 	}
+	return run
 }
 
 // HelmValues are values for GitLab's gitlab-runner Helm chart that run profile's runner in a
