@@ -3,7 +3,7 @@ package runnercfg
 // The schema test: every key forgebox writes into config.toml (and into the Helm chart's
 // runners.config) must be one gitlab-runner v19.2.2 knows, with a value of the type it decodes.
 // testdata/runner-schema.json is extracted from the runner's own source by
-// scripts/runner-schema.py (common/config.go, helpers/docker/credentials.go at v19.2.2): key
+// tools/runner-schema.py (common/config.go, helpers/docker/credentials.go at v19.2.2): key
 // names and kinds only. No Kubernetes cluster runs here; this is the check the rendering gets.
 
 import (

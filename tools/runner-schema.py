@@ -3,7 +3,7 @@
 
 Usage: git --git-dir <gitlab-runner mirror> show v19.2.2:common/config.go > config.go
        git --git-dir <mirror> show v19.2.2:helpers/docker/credentials.go > credentials.go
-       scripts/runner-schema.py v19.2.2 config.go credentials.go > service/internal/runnercfg/testdata/runner-schema.json
+       tools/runner-schema.py v19.2.2 config.go credentials.go > service/internal/runnercfg/testdata/runner-schema.json
 
 Only names and kinds are kept (facts about the file format), for the schema test in
 service/internal/runnercfg: a key forgebox writes that the runner does not know, or a value of
