@@ -222,9 +222,12 @@ func TestPull(t *testing.T) {
 			s = &layerSeen{}
 			seen[e.Layer] = s
 		}
-		if e.Status == "Downloading" {
+		// Byte counts come with Downloading and Extracting. Docker 26 rate-limits its progress
+		// lines, and a small layer on loopback can finish its download between two of them, so
+		// a layer's bar may only move while it is extracted (seen on the newer-engine suite).
+		if e.Status == "Downloading" || e.Status == "Extracting" {
 			if e.Total <= 0 || e.Current <= 0 || e.Current > e.Total {
-				t.Errorf("download progress %+v: want 0 < current <= total", e)
+				t.Errorf("%s progress %+v: want 0 < current <= total", e.Status, e)
 			}
 			s.downloading = true
 		}
@@ -238,7 +241,7 @@ func TestPull(t *testing.T) {
 		case s == nil:
 			t.Errorf("no progress for layer %s", l)
 		case !s.downloading:
-			t.Errorf("layer %s: no Downloading progress with a total", l)
+			t.Errorf("layer %s: no Downloading or Extracting progress with a total", l)
 		case !s.complete:
 			t.Errorf("layer %s: no Pull complete", l)
 		}
