@@ -108,11 +108,7 @@ func (g *globals) exportSecrets(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("export secrets takes no arguments, only flags: %v", fs.Args())
 	}
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	cfg, secrets, err := g.loadConfigAndSecrets()
 	if err != nil {
 		return err
 	}

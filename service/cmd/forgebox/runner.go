@@ -32,11 +32,7 @@ func (g *globals) runnerCmd(args []string) error {
 	} else if fs.NArg() > 0 || profile == "" {
 		return errors.New("name one runner profile: forgebox runner export-helm PROFILE [--output FILE]")
 	}
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	cfg, secrets, err := g.loadConfigAndSecrets()
 	if err != nil {
 		return err
 	}

@@ -22,14 +22,24 @@ import (
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
+// loadConfigAndSecrets loads the config, then the secret store it names: the order in which a
+// broken config is reported before the store is touched.
+func (g *globals) loadConfigAndSecrets() (config.Config, *config.Secrets, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	if err != nil {
+		return config.Config{}, nil, err
+	}
+	return cfg, secrets, nil
+}
+
 // openStack loads the config, the secret store and the engine, in that order, so a broken config
 // is reported before anything else is touched.
 func (g *globals) openStack(ctx context.Context, sink events.Sink) (*stack.Stack, *engine.Client, error) {
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return nil, nil, err
-	}
-	secrets, err := config.OpenSecrets(cfg.Stack.DataDir)
+	cfg, secrets, err := g.loadConfigAndSecrets()
 	if err != nil {
 		return nil, nil, err
 	}
