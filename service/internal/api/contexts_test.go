@@ -59,19 +59,30 @@ func waitWaiters(t *testing.T, m *monitor, n int) {
 	t.Fatalf("never saw %d waiters on the refresh", n)
 }
 
-// One caller that gives up does not end the refresh the others wait for, and nobody gets, or
-// later reads from the cache, a "context canceled" snapshot.
-func TestStatusRefreshOutlivesACancelledWaiter(t *testing.T) {
+// blockedMonitor is a monitor whose observe blocks until the test releases it.
+func blockedMonitor() (*monitor, *blockingObserve) {
 	m := newMonitor(nil)
 	b := newBlockingObserve()
 	m.observeFn = b.observe
+	return m, b
+}
+
+// getAsync asks for the status in the background, as a browser poll does.
+func getAsync(ctx context.Context, m *monitor) <-chan *snapshot {
+	got := make(chan *snapshot, 1)
+	go func() { got <- m.get(ctx, false) }()
+	return got
+}
+
+// One caller that gives up does not end the refresh the others wait for, and nobody gets, or
+// later reads from the cache, a "context canceled" snapshot.
+func TestStatusRefreshOutlivesACancelledWaiter(t *testing.T) {
+	m, b := blockedMonitor()
 
 	aCtx, aCancel := context.WithCancel(context.Background())
-	aGot := make(chan *snapshot, 1)
-	go func() { aGot <- m.get(aCtx, false) }()
+	aGot := getAsync(aCtx, m)
 	refreshCtx := <-b.started // A started the refresh
-	bGot := make(chan *snapshot, 1)
-	go func() { bGot <- m.get(context.Background(), false) }()
+	bGot := getAsync(context.Background(), m)
 	waitWaiters(t, m, 2)
 
 	aCancel() // the first browser poll is aborted
@@ -94,21 +105,17 @@ func TestStatusRefreshOutlivesACancelledWaiter(t *testing.T) {
 // When every waiter has gone, the refresh is cancelled, its answer is not cached, and the next
 // caller starts a new one instead of joining the cancelled one.
 func TestStatusRefreshEndsWhenEveryWaiterHasGone(t *testing.T) {
-	m := newMonitor(nil)
-	b := newBlockingObserve()
-	m.observeFn = b.observe
+	m, b := blockedMonitor()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan *snapshot, 1)
-	go func() { got <- m.get(ctx, false) }()
+	got := getAsync(ctx, m)
 	refreshCtx := <-b.started
 	waitWaiters(t, m, 1)
 	cancel()
 	<-got
 	<-refreshCtx.Done() // it ends: nobody wants it
 
-	next := make(chan *snapshot, 1)
-	go func() { next <- m.get(context.Background(), false) }()
+	next := getAsync(context.Background(), m)
 	second := <-b.started
 	if second.Err() != nil {
 		t.Fatal("the next caller joined the cancelled refresh")

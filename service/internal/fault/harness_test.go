@@ -281,6 +281,43 @@ func (s *fbStack) assertMarker(v string) {
 	}
 }
 
+// baseline is what a fault must not lose, noted on a converged stack: a committed row, the
+// files forgebox keeps (dataFiles) and each component's container.
+type baseline struct {
+	marker string
+	files  dataFiles
+	ids    map[string][]string
+}
+
+func (s *fbStack) noteBaseline() baseline {
+	s.t.Helper()
+	return baseline{marker: s.writeMarker(), files: s.dataFiles(), ids: s.containers()}
+}
+
+// assertRecovered runs `up` once the fault is gone: it must carry out the change that was
+// pending (the runner's config.toml), end converged with the row, and recreate nothing.
+func (s *fbStack) assertRecovered(b baseline, after string) {
+	s.t.Helper()
+	out := s.must("up")
+	if !strings.Contains(out, "write the runner's config.toml") {
+		s.t.Errorf("up after %s did not carry out the pending change:\n%s", after, out)
+	}
+	s.assertConverged()
+	s.assertMarker(b.marker)
+	s.assertSameContainers(b)
+}
+
+// assertSameContainers: healing restarts containers, it never recreates them.
+func (s *fbStack) assertSameContainers(b baseline) {
+	s.t.Helper()
+	now := s.containers()
+	for _, c := range components {
+		if len(now[c]) != 1 || now[c][0] != b.ids[c][0] {
+			s.t.Errorf("%s: container %v before, %v after", c, b.ids[c], now[c])
+		}
+	}
+}
+
 // dataFiles is what must survive a fault byte for byte: the secret store and the runner's
 // config.toml.
 type dataFiles map[string][]byte

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/testenv"
 )
 
@@ -68,9 +69,15 @@ func faultTrials(t *testing.T) (count int, budget time.Duration) {
 // trialSlots bounds the stacks converging at once across all kill tests of the package.
 var trialSlots = make(chan struct{}, killConcurrent)
 
-// runTrials runs trial(i, rng) for each trial, killConcurrent at a time (shared with the other
-// kill tests), each as a subtest.
-func runTrials(t *testing.T, seed uint64, trial func(t *testing.T, i int, rng *rand.Rand)) {
+// runTrials checks what every kill test needs (root, the engine, the test images, the forgebox
+// binary), draws the seed, and runs trial(i, rng) for each trial, killConcurrent at a time
+// (shared with the other kill tests), each as a subtest.
+func runTrials(t *testing.T, trial func(t *testing.T, i int, rng *rand.Rand, eng *engine.Client, im testenv.Images)) {
+	requireRoot(t)
+	eng := testenv.Engine(t)
+	im := testenv.TestImages(t)
+	forgeboxBinary(t)
+	seed := faultSeed(t)
 	count, budget := faultTrials(t)
 	start := time.Now()
 	var next, ran atomic.Int64
@@ -95,7 +102,7 @@ func runTrials(t *testing.T, seed uint64, trial func(t *testing.T, i int, rng *r
 							t.Logf("replay: FORGEBOX_FAULT_SEED=%d FORGEBOX_FAULT_TRIALS=%d (this is trial %d)", seed, i+1, i+1)
 						}
 					}()
-					trial(t, i, rand.New(rand.NewPCG(seed, uint64(i))))
+					trial(t, i, rand.New(rand.NewPCG(seed, uint64(i))), eng, im)
 				})
 			}
 		})
@@ -111,12 +118,7 @@ func runTrials(t *testing.T, seed uint64, trial func(t *testing.T, i int, rng *r
 // forgebox recorded, and no lock is left behind.
 func TestKillDuringUp(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
-	eng := testenv.Engine(t)
-	im := testenv.TestImages(t)
-	forgeboxBinary(t)
-	seed := faultSeed(t)
-	runTrials(t, seed, func(t *testing.T, i int, rng *rand.Rand) {
+	runTrials(t, func(t *testing.T, i int, rng *rand.Rand, eng *engine.Client, im testenv.Images) {
 		// A cold `up` prints about 27 progress lines (steps, waits, provisioning changes, token
 		// and runner notes), the last as it finishes; a kill follows one of the first 22 (a
 		// margin for plans that print a few lines less), anywhere from the network to the

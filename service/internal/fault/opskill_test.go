@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/testenv"
 	"github.com/forgebox/forgebox/service/internal/upgrade"
@@ -118,12 +119,7 @@ const killAttempts = 3
 // archive or lock left behind (and, for the upgrade, on the target version).
 func TestKillDuringOtherOps(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
-	eng := testenv.Engine(t)
-	im := testenv.TestImages(t)
-	forgeboxBinary(t)
-	seed := faultSeed(t)
-	runTrials(t, seed, func(t *testing.T, i int, rng *rand.Rand) {
+	runTrials(t, func(t *testing.T, i int, rng *rand.Rand, eng *engine.Client, im testenv.Images) {
 		op := killOps[rng.IntN(len(killOps))]
 		s := newStack(t, testenv.Config(t, eng, im))
 		if op.setup != nil {

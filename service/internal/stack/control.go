@@ -54,6 +54,20 @@ func (s *Stack) component(d Desired, name string) (Component, error) {
 	return c, nil
 }
 
+// componentNow is a component as the config wants it now, and its own container if it has one.
+func (s *Stack) componentNow(ctx context.Context, name string) (Component, engine.Detail, bool, error) {
+	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
+	if err != nil {
+		return Component{}, engine.Detail{}, false, err
+	}
+	comp, err := s.component(d, name)
+	if err != nil {
+		return Component{}, engine.Detail{}, false, err
+	}
+	det, found, err := s.findContainer(ctx, d, comp)
+	return comp, det, found, err
+}
+
 // UpComponent converges one component: the same plan as Up, keeping only that component's steps
 // (and the network, which every component needs). Its dependencies are not touched.
 func (s *Stack) UpComponent(ctx context.Context, name string) (Plan, error) {
@@ -128,15 +142,7 @@ func (s *Stack) DownComponent(ctx context.Context, name string) error {
 		return err
 	}
 	defer lock.Unlock()
-	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
-	if err != nil {
-		return err
-	}
-	comp, err := s.component(d, name)
-	if err != nil {
-		return err
-	}
-	det, found, err := s.findContainer(ctx, d, comp)
+	comp, det, found, err := s.componentNow(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -174,15 +180,7 @@ func (s *Stack) RestartComponent(ctx context.Context, name string) error {
 
 func (s *Stack) restartOne(ctx context.Context, op, name string) error {
 	start := time.Now()
-	d, err := s.desiredNow(ctx, readOnlySecrets{s.secrets})
-	if err != nil {
-		return err
-	}
-	comp, err := s.component(d, name)
-	if err != nil {
-		return err
-	}
-	det, found, err := s.findContainer(ctx, d, comp)
+	comp, det, found, err := s.componentNow(ctx, name)
 	if err != nil {
 		return err
 	}

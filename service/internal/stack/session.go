@@ -97,15 +97,8 @@ func (x *Session) Desired(ctx context.Context) (Desired, error) {
 
 // Container finds a component's own container.
 func (x *Session) Container(ctx context.Context, name string) (engine.Detail, bool, error) {
-	d, err := x.Desired(ctx)
-	if err != nil {
-		return engine.Detail{}, false, err
-	}
-	comp, err := x.s.component(d, name)
-	if err != nil {
-		return engine.Detail{}, false, err
-	}
-	return x.s.findContainer(ctx, d, comp)
+	_, det, found, err := x.s.componentNow(ctx, name)
+	return det, found, err
 }
 
 // Running returns a component's container when it runs, else a *NoContainerError or an error
@@ -127,15 +120,7 @@ func (x *Session) Running(ctx context.Context, name string) (engine.Detail, erro
 // Stop stops a component's container, if it runs; it stays, with its data, for a later
 // converge to start again.
 func (x *Session) Stop(ctx context.Context, name string) error {
-	d, err := x.Desired(ctx)
-	if err != nil {
-		return err
-	}
-	comp, err := x.s.component(d, name)
-	if err != nil {
-		return err
-	}
-	det, ok, err := x.s.findContainer(ctx, d, comp)
+	comp, det, ok, err := x.s.componentNow(ctx, name)
 	if err != nil || !ok || !det.Running() {
 		return err
 	}
