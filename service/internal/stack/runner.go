@@ -65,7 +65,9 @@ type RunnerRecord struct {
 	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
 	Description    string    `json:"description"`
 	// Project is the project path of a project runner; empty for an instance runner.
-	Project     string    `json:"project,omitempty"`
+	Project string `json:"project,omitempty"`
+	// Group is the group path of a group runner; empty for an instance or project runner.
+	Group       string    `json:"group,omitempty"`
 	Tags        []string  `json:"tags"`
 	RunUntagged bool      `json:"run_untagged"`
 	CreatedAt   time.Time `json:"created_at"`
