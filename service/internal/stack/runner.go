@@ -225,7 +225,7 @@ func remoteDockerRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext
 		Privileged:  p.Privileged,
 		Volumes:     []string{"/cache"},
 		PullPolicy:  []string{"if-not-present"},
-		HelperImage: cfg.Runner.HelperImage,
+		HelperImage: remoteHelperImage(cfg), // helper.go: the runner picks by that engine's arch
 		Memory:      p.Memory,
 		CPUs:        p.CPUs,
 	}
