@@ -122,7 +122,8 @@ type Runner struct {
 	TokenExpiresAt time.Time
 }
 
-// CreateRunner makes an instance runner with POST /user/runners and returns its glrt- token.
+// CreateRunner makes an instance, group or project runner (RunnerSpec) with POST /user/runners
+// and returns its glrt- token.
 func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error) {
 	tags := s.Tags
 	if tags == nil {
