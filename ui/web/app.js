@@ -730,6 +730,21 @@ async function renderSettings() {
 const PROFILE_FIELDS = [['name', 'text'], ['image', 'text'], ['tags', 'text'], ['run_untagged', 'checkbox'],
   ['privileged', 'checkbox'], ['cpus', 'text'], ['memory', 'text'], ['concurrency', 'number']];
 
+// PROFILE_SCOPES: whose jobs a profile's runner takes: every project's, a group's (and its
+// subgroups'), or one project's. The config holds the path in group or project.
+const PROFILE_SCOPES = ['instance', 'group', 'project'];
+
+function scopeOf(p) {
+  return p.group ? 'group' : p.project ? 'project' : 'instance';
+}
+
+// scopeCell says whose jobs a profile's runner takes, with the group's or project's path.
+function scopeCell(p) {
+  const s = scopeOf(p);
+  const label = h('span', { 'data-i18n': 'profile.scope.' + s, text: t('profile.scope.' + s) });
+  return s === 'instance' ? label : [label, ' ', h('span', { class: 'mono', text: p[s] })];
+}
+
 // runsOn says where a profile's jobs run: this NAS, another Docker Engine, or a cluster.
 function runsOn(p) {
   if (p.executor === 'kubernetes' && p.kubernetes) {
@@ -748,7 +763,7 @@ async function renderRunners(editing) {
   try { profiles = (await api('GET', 'runner/profiles')).profiles || []; } catch (e) { fill(view, h('p', { class: 'error-text', text: e.message })); return; }
   if (state.view !== 'runners') return;
   const table = h('table', { class: 'profiles' },
-    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', 'runsOn', ''].map((k) => h('th', { 'data-i18n': k ? 'profile.' + k : null, text: k ? t('profile.' + k) : '' })))),
+    h('thead', {}, h('tr', {}, ['name', 'image', 'tags', 'run_untagged', 'privileged', 'limits', 'concurrency', 'scope', 'runsOn', ''].map((k) => h('th', { 'data-i18n': k ? 'profile.' + k : null, text: k ? t('profile.' + k) : '' })))),
     h('tbody', {}, profiles.map((p) => h('tr', { 'data-profile': p.name },
       h('td', { class: 'strong', text: p.name }),
       h('td', { class: 'mono', text: p.image }),
@@ -759,6 +774,7 @@ async function renderRunners(editing) {
         : h('span', { 'data-i18n': 'no', text: t('no') })),
       h('td', { class: 'muted', text: [p.cpus ? t('profile.cpus') + ' ' + p.cpus : '', p.memory ? t('profile.memory') + ' ' + p.memory : ''].filter(Boolean).join(', ') || '–' }),
       h('td', { text: p.concurrency }),
+      h('td', { class: 'scope' }, scopeCell(p)),
       h('td', { class: 'runs-on' }, runsOn(p)),
       h('td', { class: 'row-actions' },
         h('button', { class: 'small', onclick: () => renderRunners(p), 'data-i18n': 'action.edit', text: t('action.edit') }),
@@ -781,7 +797,9 @@ function profileForm(p) {
   const form = h('form', { class: 'card profile-form', id: 'profile-form', novalidate: true },
     h('h3', { text: isNew ? t('runners.new') : t('runners.edit', { name: p.name }) }),
     h('ul', { class: 'form-errors', hidden: true, role: 'alert' }),
-    h('div', { class: 'fields' }, PROFILE_FIELDS.map(([k, type]) => field(k, type, {}, values[k]))),
+    h('div', { class: 'fields' }, PROFILE_FIELDS.map(([k, type]) => field(k, type, {}, values[k])),
+      field('scope', 'select', { options: PROFILE_SCOPES }, scopeOf(p)),
+      field('scope_path', 'text', {}, p.group || p.project || '')),
     h('div', { class: 'form-actions' },
       h('button', { type: 'button', onclick: () => renderRunners(), 'data-i18n': 'action.cancel', text: t('action.cancel') }),
       h('button', { type: 'submit', class: 'primary', 'data-i18n': 'action.save', text: t('action.save') })));
@@ -794,6 +812,19 @@ function profileForm(p) {
     help.dataset.i18nFallback = '';
     help.textContent = t(help.dataset.i18n, null, '');
   }
+  // The path is asked for only when the runner is for a group or a project, and its help says
+  // which of the two.
+  const scopeSel = form.elements.namedItem('scope');
+  const pathField = form.querySelector('.field[data-key="scope_path"]');
+  const showPath = () => {
+    pathField.hidden = scopeSel.value === 'instance';
+    const help = pathField.querySelector('.help');
+    help.dataset.i18n = 'help.profile.scope_path.' + scopeSel.value;
+    help.textContent = t(help.dataset.i18n, null, '');
+  };
+  for (const o of scopeSel.options) { o.dataset.i18n = 'profile.scope.' + o.value; o.textContent = t(o.dataset.i18n); }
+  scopeSel.addEventListener('change', showPath);
+  showPath();
   // While privileged is ticked, the form says what that gives the profile's jobs.
   const priv = form.elements.namedItem('privileged');
   const privWarning = h('p', { class: 'note privileged-warning', role: 'alert', hidden: !priv.checked, 'data-i18n': 'runners.privilegedWarning', text: t('runners.privilegedWarning') });
@@ -814,6 +845,8 @@ function profileForm(p) {
       memory: el.namedItem('memory').value.trim(),
       concurrency: isNaN(conc.valueAsNumber) ? 0 : conc.valueAsNumber,
     };
+    // The config names the scope by its key: group = "team/sub" or project = "team/app".
+    if (scopeSel.value !== 'instance') body[scopeSel.value] = el.namedItem('scope_path').value.trim();
     // Where the jobs run is set in the config file (docker_host, executor, kubernetes): an edit
     // here carries it over instead of dropping it.
     for (const k of ['docker_host', 'docker_cert_dir', 'executor', 'kubernetes']) {
@@ -827,7 +860,10 @@ function profileForm(p) {
     } catch (e) {
       if (e.code === 'invalid_config') {
         // Keys come as runner.profiles[i].field: the form has the field part.
-        showFieldErrors(form, e.fields, (k) => { const m = /^runner\.profiles\[\d+\]\.(\w+)$/.exec(k); return m ? m[1] : null; });
+        showFieldErrors(form, e.fields, (k) => {
+          const m = /^runner\.profiles\[\d+\]\.(\w+)$/.exec(k);
+          return !m ? null : (m[1] === 'group' || m[1] === 'project') ? 'scope_path' : m[1];
+        });
       } else {
         toast(e.message, 'error');
       }

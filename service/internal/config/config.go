@@ -105,6 +105,10 @@ type Profile struct {
 	// Project, a project's path ("group/project"), makes the profile's runner a project runner:
 	// GitLab gives it only that project's jobs. Empty: an instance runner for every project.
 	Project string `toml:"project,omitempty" json:"project,omitempty"`
+	// Group, a group's full path ("team" or "team/sub"), makes the profile's runner a group
+	// runner: GitLab gives it the jobs of every project in that group and its subgroups. A
+	// profile names at most one of Group and Project.
+	Group string `toml:"group,omitempty" json:"group,omitempty"`
 	// Executor is "docker" (the default, also when empty) or "kubernetes".
 	Executor string `toml:"executor,omitempty" json:"executor,omitempty"`
 	// Kubernetes is where a kubernetes profile's jobs run, as build pods.

@@ -179,6 +179,12 @@ func (v *validator) profile(i int, p Profile, names map[string]int) {
 	if p.Project != "" && !projectPathPattern.MatchString(p.Project) {
 		v.add(key("project"), mc("field.project", "value", msg.Q(p.Project)), mc("hint.project"))
 	}
+	switch {
+	case p.Group != "" && p.Project != "":
+		v.add(key("group"), mc("field.groupAndProject"), mc("hint.groupAndProject"))
+	case p.Group != "" && !groupPathPattern.MatchString(p.Group):
+		v.add(key("group"), mc("field.group", "value", msg.Q(p.Group)), mc("hint.group"))
+	}
 	if p.Concurrency < 1 || p.Concurrency > 64 {
 		v.add(key("concurrency"), mc("field.range", "value", p.Concurrency), mc("hint.range", "min", 1, "max", 64))
 	}
@@ -298,6 +304,7 @@ func (v *validator) dockerHost(key func(string) string, p Profile) {
 
 var (
 	projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)+$`)
+	groupPathPattern   = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(/[A-Za-z0-9_.][A-Za-z0-9_.-]*)*$`)
 	quantityPattern    = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$`)
 	namespacePattern   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )

@@ -109,6 +109,9 @@ type RunnerSpec struct {
 	// ProjectID, when set, makes a project runner (runner_type project_type): GitLab gives it
 	// only that project's jobs. Zero: an instance runner.
 	ProjectID int64
+	// GroupID, when set, makes a group runner (runner_type group_type): GitLab gives it the
+	// jobs of the group's projects and its subgroups' projects.
+	GroupID int64
 }
 
 // Runner is a runner GitLab created. TokenExpiresAt is zero when its token does not expire
@@ -119,7 +122,8 @@ type Runner struct {
 	TokenExpiresAt time.Time
 }
 
-// CreateRunner makes an instance runner with POST /user/runners and returns its glrt- token.
+// CreateRunner makes an instance, group or project runner (RunnerSpec) with POST /user/runners
+// and returns its glrt- token.
 func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error) {
 	tags := s.Tags
 	if tags == nil {
@@ -131,8 +135,11 @@ func (c *Client) CreateRunner(ctx context.Context, s RunnerSpec) (Runner, error)
 		TagList:     &tags,
 		RunUntagged: gl.Ptr(s.RunUntagged),
 	}
-	if s.ProjectID != 0 {
+	switch {
+	case s.ProjectID != 0:
 		opt.RunnerType, opt.ProjectID = gl.Ptr("project_type"), gl.Ptr(s.ProjectID)
+	case s.GroupID != 0:
+		opt.RunnerType, opt.GroupID = gl.Ptr("group_type"), gl.Ptr(s.GroupID)
 	}
 	r, _, err := c.api.Users.CreateUserRunner(opt, gl.WithContext(ctx))
 	if err != nil {
@@ -220,10 +227,22 @@ func (c *Client) ListRunners(ctx context.Context) ([]RunnerInfo, error) {
 func (c *Client) ProjectID(ctx context.Context, path string) (int64, error) {
 	p, resp, err := c.api.Projects.GetProject(path, nil, gl.WithContext(ctx))
 	if resp != nil && resp.StatusCode == http.StatusNotFound {
-		return 0, fmt.Errorf("GitLab has no project %s (or root cannot see it): check the profile's scope_path", path)
+		return 0, fmt.Errorf("GitLab has no project %s (or root cannot see it): check the profile's project", path)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("look up project %s: %w", path, err)
 	}
 	return p.ID, nil
+}
+
+// GroupID resolves a group's full path ("team" or "team/sub") to its id (GET /groups/:path).
+func (c *Client) GroupID(ctx context.Context, path string) (int64, error) {
+	g, resp, err := c.api.Groups.GetGroup(path, &gl.GetGroupOptions{WithProjects: gl.Ptr(false)}, gl.WithContext(ctx))
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return 0, fmt.Errorf("GitLab has no group %s (or root cannot see it): check the profile's group", path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("look up group %s: %w", path, err)
+	}
+	return g.ID, nil
 }

@@ -61,6 +61,10 @@ var english = map[string]string{
 	"plan.runner.writeConfig":      "write the runner's config.toml",
 	"plan.runner.scope":            "register runner {profile} again: its scope changes from {from} to {to}",
 	"plan.runner.copyCerts":        "copy the TLS client certificate of profile {profile} into the runner's dir",
+	// A runner's scope: which projects' jobs it takes.
+	"scope.instance": "every project",
+	"scope.group":    "group {path}",
+	"scope.project":  "project {path}",
 
 	// Progress of up, down and restart.
 	"up.done":               "stack is up ({took})",

@@ -182,8 +182,8 @@ func runnerChanges(cfg config.Config, g *GitLabObserved) []msg.Msg {
 			why = append(why, msg.New("plan.runner.reregister", "profile", p.Name, "id", r.ID))
 		case g.Rotated[p.Name]:
 			why = append(why, msg.New("plan.runner.rotated", "id", r.ID, "profile", p.Name))
-		case r.Project != p.Project:
-			why = append(why, msg.New("plan.runner.scope", "profile", p.Name, "from", scopeName(r.Project), "to", scopeName(p.Project)))
+		case scopeChanged(r, p):
+			why = append(why, msg.New("plan.runner.scope", "profile", p.Name, "from", scopeName(r.Group, r.Project), "to", scopeName(p.Group, p.Project)))
 		default:
 			if drift := runnerDrift(cfg, p, r); drift != "" {
 				why = append(why, msg.New("plan.runner.update", "id", r.ID, "profile", p.Name, "drift", drift))
@@ -415,13 +415,19 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				note("runner.rotated", "id", r.ID, "profile", p.Name)
 			}
 		}
-		if have && r.Project != p.Project {
-			// A runner's type and project cannot change (PUT /runners/:id takes neither): a new
-			// scope is a new runner, and the old one goes first so no job lands on it.
+		scoped := false
+		if have && scopeChanged(r, p) {
+			// A runner's type, group and project cannot change (PUT /runners/:id takes none of
+			// them): a new scope is a new runner, and the old one goes first so no job lands on it.
+			// The new group or project is looked up before, so a wrong path keeps the old runner.
+			if err := resolveScope(ctx, api, p, &spec); err != nil {
+				return err
+			}
+			scoped = true
 			if err := api.DeleteRunner(ctx, r.ID); err != nil {
 				return err
 			}
-			note("runner.scopeChanged", "id", r.ID, "profile", p.Name, "from", scopeName(r.Project), "to", scopeName(p.Project))
+			note("runner.scopeChanged", "id", r.ID, "profile", p.Name, "from", scopeName(r.Group, r.Project), "to", scopeName(p.Group, p.Project))
 			have = false
 		}
 		if have {
@@ -435,9 +441,9 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 			}
 		}
 		if !have {
-			if p.Project != "" {
-				if spec.ProjectID, err = api.ProjectID(ctx, p.Project); err != nil {
-					return fmt.Errorf("runner profile %s: %w", p.Name, err)
+			if !scoped {
+				if err := resolveScope(ctx, api, p, &spec); err != nil {
+					return err
 				}
 			}
 			created, err := api.CreateRunner(ctx, spec)
@@ -445,7 +451,7 @@ func (s *Stack) syncRunners(ctx context.Context, d Desired, id string) error {
 				return err
 			}
 			r = RunnerRecord{ID: created.ID, Token: created.Token, TokenExpiresAt: created.TokenExpiresAt,
-				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged, Project: p.Project,
+				Description: spec.Description, Tags: spec.Tags, RunUntagged: spec.RunUntagged, Project: p.Project, Group: p.Group,
 				CreatedAt: time.Now().UTC().Truncate(time.Second)}
 			if err := saveRunnerRecord(s.secrets, p.Name, r); err != nil {
 				return err
@@ -678,10 +684,34 @@ func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
 	return r
 }
 
-// scopeName says which jobs a runner takes.
-func scopeName(project string) string {
-	if project == "" {
-		return "every project"
+// resolveScope sets the id of the profile's group or project in spec, from its path.
+func resolveScope(ctx context.Context, api *gitlab.Client, p config.Profile, spec *gitlab.RunnerSpec) error {
+	var err error
+	switch {
+	case p.Project != "":
+		spec.ProjectID, err = api.ProjectID(ctx, p.Project)
+	case p.Group != "":
+		spec.GroupID, err = api.GroupID(ctx, p.Group)
 	}
-	return "project " + project
+	if err != nil {
+		return fmt.Errorf("runner profile %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+// scopeChanged reports whether the profile now names another group or project than the one
+// its runner was registered for.
+func scopeChanged(r RunnerRecord, p config.Profile) bool {
+	return r.Project != p.Project || r.Group != p.Group
+}
+
+// scopeName says which jobs a runner takes.
+func scopeName(group, project string) msg.Msg {
+	switch {
+	case project != "":
+		return msg.New("scope.project", "path", project)
+	case group != "":
+		return msg.New("scope.group", "path", group)
+	}
+	return msg.New("scope.instance")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/forgebox/forgebox/service/internal/msg"
 	"regexp"
+	"strings"
 
 	"github.com/distribution/reference"
 
@@ -67,6 +68,25 @@ func DefaultHelperImage(runnerImage, arch string) (string, error) {
 		return "", fmt.Errorf("the engine's architecture is unknown")
 	}
 	return fmt.Sprintf("%s:%s-v%s", HelperRegistryName, helperArch(arch), v), nil
+}
+
+// remoteHelperImage is the helper_image of a profile on another Docker Engine. That engine may
+// be another architecture than the NAS's, and the runner, when config.toml names no helper,
+// picks <registry>:<arch>-v<version> from the architecture of the engine it drives
+// (gitlab-runner v19.2.2 executors/docker/docker.go prepareHelperImage passes e.info, the
+// connected engine's Info, to helperimage.Get). So the default helper, which forgebox resolved
+// for the NAS's engine, is left out; an image named in runner.helper_image (a mirror) is kept.
+func remoteHelperImage(cfg config.Config) string {
+	ref := cfg.Runner.HelperImage
+	v, ok := RunnerVersion(cfg.Runner.Image)
+	if !ok {
+		return ref
+	}
+	arch, found := strings.CutPrefix(ref, HelperRegistryName+":")
+	if arch, found = strings.CutSuffix(arch, "-v"+v); found && arch != "" && !strings.Contains(arch, "-") {
+		return ""
+	}
+	return ref
 }
 
 // resolveHelperImage is runner.helper_image, or the runner's default helper for the engine's

@@ -65,7 +65,9 @@ type RunnerRecord struct {
 	TokenExpiresAt time.Time `json:"token_expires_at,omitzero"`
 	Description    string    `json:"description"`
 	// Project is the project path of a project runner; empty for an instance runner.
-	Project     string    `json:"project,omitempty"`
+	Project string `json:"project,omitempty"`
+	// Group is the group path of a group runner; empty for an instance or project runner.
+	Group       string    `json:"group,omitempty"`
 	Tags        []string  `json:"tags"`
 	RunUntagged bool      `json:"run_untagged"`
 	CreatedAt   time.Time `json:"created_at"`
@@ -223,7 +225,7 @@ func remoteDockerRunner(cfg config.Config, p config.Profile, r RunnerRecord, ext
 		Privileged:  p.Privileged,
 		Volumes:     []string{"/cache"},
 		PullPolicy:  []string{"if-not-present"},
-		HelperImage: cfg.Runner.HelperImage,
+		HelperImage: remoteHelperImage(cfg), // helper.go: the runner picks by that engine's arch
 		Memory:      p.Memory,
 		CPUs:        p.CPUs,
 	}

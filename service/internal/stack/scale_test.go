@@ -12,7 +12,9 @@ import (
 func scaleConfig() config.Config {
 	cfg := testConfig()
 	cfg.GitLab.Host = "nas.example.lan"
-	cfg.Runner.HelperImage = "registry.example.lan/gitlab-runner-helper:x86_64-v19.2.2"
+	// What desired.go writes for runner.helper_image = "" on an amd64 NAS: the remote profile
+	// leaves it out (helper.go remoteHelperImage).
+	cfg.Runner.HelperImage = HelperRegistryName + ":x86_64-v19.2.2"
 	cfg.Runner.Profiles = append(cfg.Runner.Profiles, config.Profile{
 		Name: "build1", Image: "golang:1.26", Tags: []string{"big"}, CPUs: "8", Memory: "16g", Concurrency: 4,
 		DockerHost: "tcp://build1.example.lan:2376", DockerCertDir: "/volume1/forgebox/certs/build1",

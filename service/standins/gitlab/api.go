@@ -368,10 +368,27 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 			apiParamError(w, &badParam{k + " is missing"})
 			return
 		}
-		if rt == "group_type" {
-			apiMessage(w, http.StatusForbidden, "403 Forbidden - the stand-in has no groups; only instance_type and project_type runners are emulated")
+	}
+	// A group runner belongs to one existing group (gitlabhq lib/api/users.rb POST /user/runners:
+	// group_id required for group_type; 404 for a group the user cannot see). The stand-in does
+	// not check the group Owner role the docs ask for: root, the only user, is an admin.
+	var groupID *int64
+	if rt == "group_type" {
+		raw, _ := p.str("group_id")
+		id, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || id <= 0 {
+			apiParamError(w, &badParam{"group_id is invalid"})
 			return
 		}
+		var found int64
+		err = s.db.with(r.Context(), func(c *pgx.Conn) error {
+			return c.QueryRow(r.Context(), `SELECT id FROM standin_groups WHERE id = $1`, id).Scan(&found)
+		})
+		if err != nil {
+			apiMessage(w, http.StatusNotFound, "404 Group Not Found")
+			return
+		}
+		groupID = &found
 	}
 	// A project runner belongs to one existing project (gitlabhq lib/api/users.rb POST
 	// /user/runners: project_id required for project_type; 404 for a project the user cannot see).
@@ -411,10 +428,10 @@ func (s *server) handleCreateRunner(w http.ResponseWriter, r *http.Request) {
 	err = s.db.with(r.Context(), func(c *pgx.Conn) error {
 		return c.QueryRow(r.Context(), `
 			INSERT INTO standin_runners (token, description, tag_list, run_untagged, locked, paused,
-				runner_type, access_level, maximum_timeout, maintenance_note, token_expires_at, project_id)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`,
+				runner_type, access_level, maximum_timeout, maintenance_note, token_expires_at, project_id, group_id)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id`,
 			run.Token, run.Description, run.TagList, run.RunUntagged, run.Locked, run.Paused,
-			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote, run.TokenExpiresAt, projectID).Scan(&run.ID)
+			run.RunnerType, run.AccessLevel, run.MaximumTimeout, run.MaintenanceNote, run.TokenExpiresAt, projectID, groupID).Scan(&run.ID)
 	})
 	if err != nil {
 		s.internalError(w, "create runner", err)

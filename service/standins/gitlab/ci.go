@@ -74,7 +74,14 @@ CREATE TABLE IF NOT EXISTS standin_jobs (
 	trace          bytea NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS standin_jobs_pending ON standin_jobs (id) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS standin_jobs_pipeline ON standin_jobs (pipeline_id);`
+CREATE INDEX IF NOT EXISTS standin_jobs_pipeline ON standin_jobs (pipeline_id);
+CREATE TABLE IF NOT EXISTS standin_groups (
+	id         bigserial PRIMARY KEY,
+	full_path  text NOT NULL UNIQUE,
+	parent_id  bigint REFERENCES standin_groups(id),
+	created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE standin_projects ADD COLUMN IF NOT EXISTS namespace_id bigint REFERENCES standin_groups(id);`
 
 var ciSchemaState struct {
 	mu   sync.Mutex
@@ -132,6 +139,7 @@ func (s *server) ciRoutes(api *http.ServeMux) {
 	api.HandleFunc("POST /api/v4/projects/{id}/jobs/{job}/cancel", h(s.handleJobAction("cancel")))
 	api.HandleFunc("POST /api/v4/projects/{id}/jobs/{job}/play", h(s.handleJobAction("play")))
 	api.HandleFunc("POST /api/v4/standin/pipelines", h(s.handleStandinPipeline))
+	api.HandleFunc("GET /api/v4/groups/{id}", h(s.handleGetGroup))
 	// The runner's side (ci_runner.go).
 	api.HandleFunc("POST /api/v4/jobs/request", h(s.handleJobRequest))
 	api.HandleFunc("PUT /api/v4/jobs/{job}", h(s.handleUpdateJob))
@@ -346,7 +354,7 @@ func (s *server) pipelineJSON(p ciPipeline) map[string]any {
 }
 
 func (s *server) projectJSON(id int64, path string, created, activity time.Time) map[string]any {
-	ns, name, _ := strings.Cut(path, "/")
+	ns, name := path[:strings.LastIndex(path, "/")], path[strings.LastIndex(path, "/")+1:] // a subgroup's project: "team/sub", "app"
 	nsName := ns
 	kind := "group"
 	if ns == "root" {
@@ -1087,7 +1095,7 @@ type specJob struct {
 	Timeout      int      `json:"timeout"`
 }
 
-var projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+var projectPathPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)+$`)
 
 // handleStandinPipeline is POST /api/v4/standin/pipelines (admin, api scope). Stand-in only:
 // real GitLab makes pipelines from .gitlab-ci.yml on a push. Body:
@@ -1108,7 +1116,7 @@ func (s *server) handleStandinPipeline(w http.ResponseWriter, r *http.Request) {
 	}
 	project, _ := p.str("project")
 	if !projectPathPattern.MatchString(project) {
-		apiParamError(w, &badParam{"project must be namespace/name"})
+		apiParamError(w, &badParam{"project must be namespace/name or group/subgroup/.../name"})
 		return
 	}
 	ref, _ := p.str("ref")
@@ -1189,8 +1197,12 @@ func (s *server) handleStandinPipeline(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		defer tx.Rollback(r.Context())
-		if err := tx.QueryRow(r.Context(), `INSERT INTO standin_projects (path) VALUES ($1)
-			ON CONFLICT (path) DO UPDATE SET last_activity_at = now() RETURNING id`, project).Scan(&projectID); err != nil {
+		ns, err := ensureNamespace(r.Context(), tx, project)
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(r.Context(), `INSERT INTO standin_projects (path, namespace_id) VALUES ($1, $2)
+			ON CONFLICT (path) DO UPDATE SET last_activity_at = now(), namespace_id = EXCLUDED.namespace_id RETURNING id`, project, ns).Scan(&projectID); err != nil {
 			return err
 		}
 		sum := sha1.Sum([]byte(fmt.Sprintf("%s/%s/%s/%d", project, ref, title, time.Now().UnixNano())))

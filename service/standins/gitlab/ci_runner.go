@@ -73,14 +73,17 @@ func (s *server) handleJobRequest(w http.ResponseWriter, r *http.Request) {
 		// project's (GitLab docs ci/runners/runners_scope.md: project runners are available to
 		// the projects they are assigned to; gitlabhq app/services/ci/queue/builds_table_strategy.rb
 		// builds_for_project_runner filters by the runner's projects).
-		var projectID *int64
-		if err := tx.QueryRow(r.Context(), `SELECT project_id FROM standin_runners WHERE id = $1`, run.ID).Scan(&projectID); err != nil {
+		// A group runner is given the jobs of the projects in its group and its subgroups
+		// (groupRunnerProjects, groups.go).
+		var projectID, groupID *int64
+		if err := tx.QueryRow(r.Context(), `SELECT project_id, group_id FROM standin_runners WHERE id = $1`, run.ID).Scan(&projectID, &groupID); err != nil {
 			return err
 		}
 		err = tx.QueryRow(r.Context(), `SELECT id, pipeline_id FROM standin_jobs
 			WHERE status = 'pending' AND tag_list <@ $1::text[] AND (cardinality(tag_list) > 0 OR $2)
 				AND ($3::bigint IS NULL OR project_id = $3)
-			ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, append([]string{}, run.TagList...), run.RunUntagged, projectID).Scan(&jobID, &pipelineID)
+				AND ($4::bigint IS NULL OR `+groupRunnerProjects("$4")+`)
+			ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, append([]string{}, run.TagList...), run.RunUntagged, projectID, groupID).Scan(&jobID, &pipelineID)
 		if err != nil {
 			return err
 		}

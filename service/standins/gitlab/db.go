@@ -213,6 +213,7 @@ CREATE TABLE IF NOT EXISTS standin_runners (
 );
 ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS token_expires_at timestamptz;
 ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS project_id bigint;
+ALTER TABLE standin_runners ADD COLUMN IF NOT EXISTS group_id bigint;
 CREATE TABLE IF NOT EXISTS standin_fetches (
 	id          bigserial PRIMARY KEY,
 	at          timestamptz NOT NULL DEFAULT now(),
