@@ -444,7 +444,7 @@ function opProgress() {
   // The operation's own record is the edge: its error carries the advice, said once.
   if (state.opResult && state.opResult.state === 'failed') {
     const r = state.opResult;
-    p.error = (r.error || p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
+    p.error = (r.error ? mtext(r.error_text, r.error) : p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
   }
   return p;
 }

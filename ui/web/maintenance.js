@@ -5,7 +5,7 @@
 // text from i18n.js (maintenance-i18n.js); API data only ever goes into the page as text.
 import { t, getLang } from './i18n.js';
 import './maintenance-i18n.js';
-import { mtext } from './messages-i18n.js';
+import { mtext, etext } from './messages-i18n.js';
 
 // Helpers from app.js, handed over by initMaintenance.
 let api, h, fill, toast, follow, fmtBytes;
@@ -302,8 +302,8 @@ function progressCard() {
       h('h3', { text: t('mt.progress') + ': ' + t('op.' + op.op, null, op.op) }),
       h('span', { class: 'badge ' + (failed ? 'bad' : done ? 'ok' : 'warn'), id: 'maint-op-state', 'data-state': op.state,
         text: failed ? t('progress.failed') : done ? t('progress.done') : t('progress.running') })),
-    h('ul', { class: 'events small' }, lines.map((e) => h('li', { class: 'kind-' + e.kind }, e.message))),
-    failed && op.error ? h('div', { class: 'error-box', text: op.error }) : null);
+    h('ul', { class: 'events small' }, lines.map((e) => h('li', { class: 'kind-' + e.kind }, etext(e)))),
+    failed && op.error ? h('div', { class: 'error-box', text: mtext(op.error_text, op.error) }) : null);
 }
 
 function poll() {
