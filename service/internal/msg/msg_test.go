@@ -194,3 +194,35 @@ func TestEveryUsedCodeIsCatalogued(t *testing.T) {
 		t.Errorf("found only %d codes in the sources: is the scan broken?", seen)
 	}
 }
+
+// eventLiteral is an events.Event literal that sets its English Message itself.
+var eventLiteral = regexp.MustCompile(`events\.Event\{[^{}]*\bMessage:[^{}]*\}`)
+
+// TestEveryEventCarriesACode reads the Go sources: an event that sets its English Message by
+// hand must carry its code too (Msg:), else the web app could only show the English. Events
+// built with .With(msg) carry both by construction.
+func TestEveryEventCarriesACode(t *testing.T) {
+	seen := 0
+	err := filepath.WalkDir("../..", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") || strings.Contains(p, "standins") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		seen += strings.Count(string(src), ".With(")
+		for _, lit := range eventLiteral.FindAllString(string(src), -1) {
+			if !strings.Contains(lit, "Msg:") {
+				t.Errorf("%s: an event with English only: %s", p, lit)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen < 40 {
+		t.Errorf("found only %d coded events: is the scan broken?", seen)
+	}
+}
