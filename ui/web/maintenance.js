@@ -173,7 +173,8 @@ function restoreForm() {
   if (!e || !e.manifest) return null;
   const input = h('input', { type: 'text', id: 'restore-confirm', autocomplete: 'off', spellcheck: 'false', value: ms.restoreText });
   const go = h('button', { class: 'primary danger', id: 'btn-restore', disabled: ms.restoreText.trim() !== name, text: t('mt.restoreGo') });
-  const err = h('div', { class: 'form-errors', role: 'alert', hidden: !ms.restoreError, text: ms.restoreError });
+  const errText = (ex) => (ex ? mtext(ex.text, ex.message) : '');
+  const err = h('div', { class: 'form-errors', role: 'alert', hidden: !ms.restoreError, text: errText(ms.restoreError) });
   input.addEventListener('input', () => { ms.restoreText = input.value; go.disabled = input.value.trim() !== name; });
   go.addEventListener('click', async () => {
     go.disabled = true;
@@ -182,8 +183,8 @@ function restoreForm() {
       closeRestore();
       started(r.operation);
     } catch (ex) {
-      ms.restoreError = ex.message;
-      err.textContent = ex.message;
+      ms.restoreError = ex;
+      err.textContent = errText(ex);
       err.hidden = false;
       go.disabled = false;
     }

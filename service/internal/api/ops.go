@@ -25,7 +25,7 @@ type Operation struct {
 	State      string     `json:"state"` // running, succeeded, failed
 	Error      string     `json:"error,omitempty"`
 	ErrorText  msg.Msg    `json:"error_text,omitzero"` // Error as a message (another layer's words quoted when it has no code)
-	Advice     msg.Msg    `json:"advice,omitzero"` // what to do about Error, when forgebox knows
+	Advice     msg.Msg    `json:"advice,omitzero"`     // what to do about Error, when forgebox knows
 	By         string     `json:"by,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
