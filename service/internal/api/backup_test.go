@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/forgebox/forgebox/service/internal/api"
@@ -219,10 +218,7 @@ func TestBackupAndUpgradeThroughTheAPI(t *testing.T) {
 func maintenancePage(t *testing.T, h *harness, older string) {
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#maintenance"), chromedp.WaitVisible(chromedp.CSS(`#btn-backup`))); err != nil {
 		t.Fatal(err)
 	}

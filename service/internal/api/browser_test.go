@@ -161,10 +161,7 @@ func TestBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
 
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx,
 		chromedp.Navigate(h.ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
@@ -396,10 +393,7 @@ func TestBrowserPrivilegedProfileWarning(t *testing.T) {
 	res, body := h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}, "privileged": true}), nil)
 	expectStatus(t, res, body, http.StatusCreated)
 	ctx := newBrowser(t)
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#runners"), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="dind"]`))); err != nil {
 		t.Fatal(err)
 	}
@@ -439,10 +433,7 @@ func TestBrowserDownloadsAndQuietPolling(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	writeDamagedBundle(t, filepath.Join(h.cfg.ShareDir(), "bundles", "offline.tar"), "forgebox-test/x:1")
 	ctx := newBrowser(t)
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	const statusCount = `performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/status')).length`
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#overview")); err != nil {
 		t.Fatal(err)
@@ -504,4 +495,14 @@ func TestBrowserDownloadsAndQuietPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	noPageErrors(t, ctx)
+}
+
+// asFront makes every request of the browser come as DSM's front passes it on: the shared
+// secret, the user, and DSM's language code (enu, chs).
+func asFront(t *testing.T, ctx context.Context, h *harness, dsmLang string) {
+	t.Helper()
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: dsmLang}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/forgebox/forgebox/service/internal/api"
 	"github.com/forgebox/forgebox/service/internal/config"
 )
 
@@ -71,10 +69,7 @@ func TestBrowserChineseEveryPage(t *testing.T) {
 	h := newHarness(t, harnessOptions{engine: true})
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "chs"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "chs")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/?lang=zh-CN#overview"), chromedp.WaitVisible(chromedp.CSS(`#btn-up`))); err != nil {
 		t.Fatal(err)
 	}
