@@ -155,6 +155,20 @@ func init() {
 		"pgupgrade.compare":          "compare every table between the two servers (rows and checksums)",
 		"pgupgrade.same":             "all {tables} tables and {rows} rows are the same on PostgreSQL {from} and {to}",
 		"pgupgrade.switch":           "switch to PostgreSQL {major}: {data} is kept as {old}",
+		"helper.configured":          "runner.helper_image",
+		"helper.matching":            "the helper of GitLab Runner {version} on {arch}",
+		"helper.unknown":             "{error}",
+		"scope.all":                  "every project",
+		"scope.project":              "project {project}",
+		"plan.moves":                 "it runs on {from}; it moves to {to}",
+		"pg.noRole":                  "role {role} does not exist",
+		"pg.superuser":               "role {role} is a superuser and must not be",
+		"pg.noLogin":                 "role {role} cannot log in",
+		"pg.noCreateDB":              "role {role} lacks CREATEDB",
+		"pg.noDatabase":              "database {db} does not exist",
+		"pg.owner":                   "database {db} is owned by {owner}, not {role}",
+		"pg.noExtension":             "extension {ext} is missing in {db}",
+		"pg.password":                "role {role} does not log in with the stored password",
 	} {
 		english[code] = text
 	}

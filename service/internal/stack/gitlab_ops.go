@@ -679,9 +679,9 @@ func adoptRotated(r RunnerRecord, c runnercfg.Credentials) RunnerRecord {
 }
 
 // scopeName says which jobs a runner takes.
-func scopeName(project string) string {
+func scopeName(project string) msg.Msg {
 	if project == "" {
-		return "every project"
+		return msg.New("scope.all")
 	}
-	return "project " + project
+	return msg.New("scope.project", "project", project)
 }
