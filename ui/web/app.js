@@ -44,7 +44,9 @@ async function api(method, path, body, headers) {
   try { data = await res.json(); } catch (e) { /* not JSON */ }
   if (!res.ok) {
     const e = (data && data.error) || {};
-    throw new ApiError(res.status, e.code || 'internal', mtext(e.text, e.message || t('error.generic', { status: res.status })) + (e.advice && e.advice.code && getLang() !== 'en' ? ' → ' + mtext(e.advice, '') : ''), e.fields);
+    const err = new ApiError(res.status, e.code || 'internal', mtext(e.text, e.message || t('error.generic', { status: res.status })) + (e.advice && e.advice.code && getLang() !== 'en' ? ' → ' + mtext(e.advice, '') : ''), e.fields);
+    err.text = e.text; // the message's code, so a page that keeps the error can show it again in another language
+    throw err;
   }
   return data;
 }
@@ -444,7 +446,7 @@ function opProgress() {
   // The operation's own record is the edge: its error carries the advice, said once.
   if (state.opResult && state.opResult.state === 'failed') {
     const r = state.opResult;
-    p.error = (r.error || p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
+    p.error = (r.error ? mtext(r.error_text, r.error) : p.error || '') + (r.advice && r.advice.code ? '\n→ ' + mtext(r.advice, '') : '');
   }
   return p;
 }

@@ -5,7 +5,7 @@
 // text from i18n.js (maintenance-i18n.js); API data only ever goes into the page as text.
 import { t, getLang } from './i18n.js';
 import './maintenance-i18n.js';
-import { mtext } from './messages-i18n.js';
+import { mtext, etext } from './messages-i18n.js';
 
 // Helpers from app.js, handed over by initMaintenance.
 let api, h, fill, toast, follow, fmtBytes;
@@ -173,7 +173,8 @@ function restoreForm() {
   if (!e || !e.manifest) return null;
   const input = h('input', { type: 'text', id: 'restore-confirm', autocomplete: 'off', spellcheck: 'false', value: ms.restoreText });
   const go = h('button', { class: 'primary danger', id: 'btn-restore', disabled: ms.restoreText.trim() !== name, text: t('mt.restoreGo') });
-  const err = h('div', { class: 'form-errors', role: 'alert', hidden: !ms.restoreError, text: ms.restoreError });
+  const errText = (ex) => (ex ? mtext(ex.text, ex.message) : '');
+  const err = h('div', { class: 'form-errors', role: 'alert', hidden: !ms.restoreError, text: errText(ms.restoreError) });
   input.addEventListener('input', () => { ms.restoreText = input.value; go.disabled = input.value.trim() !== name; });
   go.addEventListener('click', async () => {
     go.disabled = true;
@@ -182,8 +183,8 @@ function restoreForm() {
       closeRestore();
       started(r.operation);
     } catch (ex) {
-      ms.restoreError = ex.message;
-      err.textContent = ex.message;
+      ms.restoreError = ex;
+      err.textContent = errText(ex);
       err.hidden = false;
       go.disabled = false;
     }
@@ -302,8 +303,8 @@ function progressCard() {
       h('h3', { text: t('mt.progress') + ': ' + t('op.' + op.op, null, op.op) }),
       h('span', { class: 'badge ' + (failed ? 'bad' : done ? 'ok' : 'warn'), id: 'maint-op-state', 'data-state': op.state,
         text: failed ? t('progress.failed') : done ? t('progress.done') : t('progress.running') })),
-    h('ul', { class: 'events small' }, lines.map((e) => h('li', { class: 'kind-' + e.kind }, e.message))),
-    failed && op.error ? h('div', { class: 'error-box', text: op.error }) : null);
+    h('ul', { class: 'events small' }, lines.map((e) => h('li', { class: 'kind-' + e.kind }, etext(e)))),
+    failed && op.error ? h('div', { class: 'error-box', text: mtext(op.error_text, op.error) }) : null);
 }
 
 function poll() {

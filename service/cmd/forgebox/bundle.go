@@ -13,6 +13,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/download"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -112,7 +113,7 @@ func (g *globals) bundleLoad(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	bm, err := download.LoadBundle(ctx, cache, eng, fs.Arg(0), func(s string) { fmt.Fprintln(g.stdout, s) })
+	bm, err := download.LoadBundle(ctx, cache, eng, fs.Arg(0), func(m msg.Msg) { fmt.Fprintln(g.stdout, m) })
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Headers of the authentication contract with the DSM CGI front and with scripts.
@@ -242,15 +243,15 @@ func (s *Server) csrfGuard(c *gin.Context) {
 	}
 	r := c.Request
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		abort(c, newError(http.StatusForbidden, CodeForbidden, "cross-site request refused"))
+		abort(c, codedError(http.StatusForbidden, CodeForbidden, msg.New("api.crossSite")))
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !sameOrigin(r, origin) {
-		abort(c, newError(http.StatusForbidden, CodeForbidden, "request from another origin refused"))
+		abort(c, codedError(http.StatusForbidden, CodeForbidden, msg.New("api.otherOrigin")))
 		return
 	}
 	if c.GetString(ctxAuth) != authBearer && r.Header.Get(HeaderCSRF) != "1" {
-		abort(c, newError(http.StatusForbidden, CodeForbidden, "missing header "+HeaderCSRF+": 1 (required on changes made from a browser)"))
+		abort(c, codedError(http.StatusForbidden, CodeForbidden, msg.New("api.csrf", "header", HeaderCSRF)))
 		return
 	}
 	c.Next()
@@ -287,7 +288,7 @@ func (s *Server) postLogin(c *gin.Context) {
 	}
 	if !equalSecret(strings.TrimSpace(req.Token), s.creds.AdminToken) {
 		s.log.Warn("login refused: wrong admin token", "client", c.ClientIP())
-		abort(c, newError(http.StatusUnauthorized, CodeUnauthorized, "that is not the admin token"))
+		abort(c, codedError(http.StatusUnauthorized, CodeUnauthorized, msg.New("api.wrongToken")))
 		return
 	}
 	s.setSessionCookie(c)

@@ -309,23 +309,23 @@ func TestCSRFAndLimits(t *testing.T) {
 	}
 
 	// Same origin, through a proxy that rewrote Host, with the header: accepted.
-	r = h.front("PUT", "/api/v1/config", change)
+	r = h.read(h.front("PUT", "/api/v1/config", change))
 	r.Header.Set("Origin", "https://nas.example:5001")
 	r.Header.Set("X-Forwarded-Host", "nas.example:5001")
 	r.Header.Set("Sec-Fetch-Site", "same-origin")
 	res, body = h.do(r, nil)
 	expectStatus(t, res, body, http.StatusOK)
 	// A script with the bearer token needs no CSRF header.
-	res, body = h.do(h.bearer("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31081}}), nil)
+	res, body = h.do(h.read(h.bearer("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31081}})), nil)
 	expectStatus(t, res, body, http.StatusOK)
 
 	t.Run("oversized body", func(t *testing.T) {
 		before, _ := os.ReadFile(h.cfgPath)
 		big := `{"gitlab":{"admin_email":"` + strings.Repeat("a", 2<<20) + `@example.com"}}`
-		res, body := h.do(h.front("PUT", "/api/v1/config", big), nil)
+		res, body := h.do(h.read(h.front("PUT", "/api/v1/config", big)), nil)
 		expectError(t, res, body, http.StatusRequestEntityTooLarge, api.CodeTooLarge)
 		// Without a declared length (chunked), refused while reading.
-		r := h.front("PUT", "/api/v1/config", nil)
+		r := h.read(h.front("PUT", "/api/v1/config", nil))
 		r.Body = readerOnly{strings.NewReader(big)}
 		r.ContentLength = -1
 		r.Header.Set("Content-Type", "application/json")

@@ -116,25 +116,25 @@ func (s *Server) postRestore(c *gin.Context) {
 	file, err := backup.Resolve(cfg.BackupDir(), name)
 	var nf *backup.NotFoundError
 	if errors.As(err, &nf) || strings.ContainsRune(name, '/') {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no backup "+name+" in "+cfg.BackupDir()))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noBackup", "name", msg.Q(name), "dir", cfg.BackupDir())))
 		return
 	}
 	if err != nil {
-		abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, err.Error()))
+		abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.badBackupName", "error", msg.Raw(err.Error()))))
 		return
 	}
 	if req.Confirm != strings.TrimSuffix(name, backup.Extension) {
-		abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, "a restore replaces GitLab's data: repeat the backup's name in \"confirm\""))
+		abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.confirmRestore")))
 		return
 	}
 	m, err := backup.ReadManifest(file)
 	if err != nil {
-		abort(c, newError(http.StatusConflict, CodeConflict, err.Error()))
+		abort(c, codedError(http.StatusConflict, CodeConflict, msg.New("api.badManifest", "error", msg.Raw(err.Error()))))
 		return
 	}
 	// What can be told without the engine is told now, not as a failed operation.
 	if m.GitLab.Flavour != cfg.GitLab.Flavour {
-		abort(c, newError(http.StatusConflict, CodeConflict, (&backup.FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}).Error()))
+		abort(c, codedError(http.StatusConflict, CodeConflict, (&backup.FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}).Msg()))
 		return
 	}
 	if v, ok := upgradepath.VersionFromImage(cfg.GitLab.Image); ok && v.String() != m.GitLab.Version {
@@ -142,7 +142,7 @@ func (s *Server) postRestore(c *gin.Context) {
 		if bv, err := upgradepath.Parse(m.GitLab.Version); err == nil {
 			img, _ = upgradepath.ImageFor(cfg.GitLab.Image, bv)
 		}
-		abort(c, newError(http.StatusConflict, CodeConflict, (&backup.VersionMismatchError{Backup: m.GitLab.Version, Running: v.String(), Image: img}).Error()))
+		abort(c, codedError(http.StatusConflict, CodeConflict, (&backup.VersionMismatchError{Backup: m.GitLab.Version, Running: v.String(), Image: img}).Msg()))
 		return
 	}
 	s.startOperation(c, "restore", "", func(ctx context.Context, st *stack.Stack) error {
@@ -197,7 +197,7 @@ func (s *Server) getUpgrade(c *gin.Context) {
 	to := c.Query("to")
 	if to != "" {
 		if _, err := upgradepath.Parse(to); err != nil {
-			abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, err.Error()))
+			abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.badVersion", "version", msg.Q(to), "error", msg.Raw(err.Error()))))
 			return
 		}
 	}
@@ -248,12 +248,12 @@ func (s *Server) postUpgrade(c *gin.Context) {
 		return
 	}
 	if !req.Confirm {
-		abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, "an upgrade stops GitLab for part of each hop: send \"confirm\": true"))
+		abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.confirmUpgrade")))
 		return
 	}
 	if req.To != "" {
 		if _, err := upgradepath.Parse(req.To); err != nil {
-			abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, err.Error()))
+			abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.badVersion", "version", msg.Q(req.To), "error", msg.Raw(err.Error()))))
 			return
 		}
 	}
@@ -274,8 +274,8 @@ func (s *Server) startBackupSchedule() {
 		sched := &backup.Scheduler{
 			Config: s.config,
 			Run:    s.runScheduledBackup,
-			Note: func(msg string) {
-				s.feed.Emit(events.Event{Kind: events.KindError, Op: "backup (scheduled)", Message: msg})
+			Note: func(m msg.Msg) {
+				s.feed.Emit(events.Event{Kind: events.KindError, Status: events.Error, Op: "backup (scheduled)"}.With(m))
 			},
 			Log: s.log,
 		}
@@ -303,13 +303,13 @@ func (s *Server) runScheduledBackup(ctx context.Context) error {
 	}
 	st, err := s.newStack(eng, cfg, op)
 	if err == nil {
-		s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Op: op, Message: fmt.Sprintf("scheduled backup started (operation %s, backup.schedule = %s)", started.ID, cfg.Backup.Schedule)})
+		s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Status: events.Working, Op: op}.With(msg.New("schedule.started", "id", started.ID, "schedule", cfg.Backup.Schedule)))
 		octx, cancel := context.WithTimeout(ctx, opTimeoutFor(op))
 		err = s.takeBackup(octx, st, backup.KindScheduled)
 		cancel()
 	}
 	if err != nil {
-		s.feed.Emit(events.Event{Kind: events.KindError, Op: op, Message: err.Error()})
+		s.feed.Emit(events.Event{Kind: events.KindError, Status: events.Error, Op: op}.With(stack.ErrMsg(err)))
 	}
 	s.ops.finish(err)
 	s.mon.invalidate()

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/forgebox/forgebox/service/internal/api"
@@ -219,10 +218,7 @@ func TestBackupAndUpgradeThroughTheAPI(t *testing.T) {
 func maintenancePage(t *testing.T, h *harness, older string) {
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#maintenance"), chromedp.WaitVisible(chromedp.CSS(`#btn-backup`))); err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +259,24 @@ func maintenancePage(t *testing.T, h *harness, older string) {
 	waitJS(t, ctx, "the page in Chinese", `(() => { const tab = document.querySelector('#tabs a[data-view="maintenance"]').textContent;
 		const b = document.querySelector('#btn-backup'); const kind = document.querySelector('tr[data-backup] td:nth-child(2)');
 		return tab === '备份与升级' && b && b.textContent === '立即备份' && kind && /手动|升级前/.test(kind.textContent) ? 'ok' : tab + ' / ' + (b && b.textContent) })()`, 10*time.Second)
+	// The refusal the page keeps follows the language, and the backup's progress is Chinese.
+	waitJS(t, ctx, "the refusal in Chinese", `(() => { const e = document.querySelector('#restore-form .form-errors');
+		return e && e.textContent.includes('此备份由 GitLab 18.5.7') ? 'ok' : (e ? e.textContent : 'none') })()`, 10*time.Second)
 	sh.shot(ctx, "maint-04-zh.png")
+	if words := untranslated(t, ctx); len(words) > 0 {
+		t.Errorf("the backups page shows English in the Chinese app: %q", words)
+	}
+	// The activity feed holds the upgrade's progress (plan, hop steps, migrations, versions)
+	// and the backups' (pre-upgrade and from the page), in Chinese.
+	if err := step(ctx, evalVoid(`location.hash = 'activity'`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the upgrade's progress in the feed", `(() => { const v = document.querySelector('#view');
+		return v && v.innerText.includes('GitLab 现在是 18.8.11') ? 'ok' : 'not yet' })()`, 30*time.Second)
+	sh.shot(ctx, "maint-05-activity-zh.png")
+	if words := untranslated(t, ctx); len(words) > 0 {
+		t.Errorf("the upgrade's progress shows English in the Chinese app: %q", words)
+	}
 	noPageErrors(t, ctx)
 }
 

@@ -161,10 +161,7 @@ func TestBrowser(t *testing.T) {
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
 
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx,
 		chromedp.Navigate(h.ts.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
@@ -178,18 +175,7 @@ func TestBrowser(t *testing.T) {
 
 	// Start the stack.
 	components := []string{"postgres", "redis", "gitlab", "runner"}
-	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, ctx, "progress with planned steps", `(() => {
-		const p = document.querySelector('#progress');
-		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
-	sh.shot(ctx, "02-progress.png")
-	waitJS(t, ctx, "the start succeeds", `(() => {
-		const s = document.querySelector('#op-state');
-		if (!s) return 'no progress panel';
-		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
-		return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+	upFromThePage(t, ctx, func(string) { sh.shot(ctx, "02-progress.png") })
 	waitJS(t, ctx, "the stack shows running", `(() => {
 		const b = document.querySelector('.stack-title .badge');
 		return b && b.dataset.state === 'running' ? 'ok' : (b ? b.dataset.state : 'none') })()`, time.Minute)
@@ -224,19 +210,7 @@ func TestBrowser(t *testing.T) {
 
 	// An invalid setting: the API's error shows beside the field, and nothing is saved.
 	before, _ := os.ReadFile(h.cfgPath)
-	if err := step(ctx,
-		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#f-gitlab-http_port`)),
-		chromedp.SetValue(chromedp.CSS(`#f-gitlab-http_port`), "5000"),
-		chromedp.Click(chromedp.CSS(`#settings-save`)),
-		chromedp.WaitVisible(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)),
-	); err != nil {
-		t.Fatal(err)
-	}
-	fieldErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)))
-	if !strings.Contains(fieldErr, "5000") || !strings.Contains(fieldErr, "DSM") {
-		t.Errorf("inline error %q", fieldErr)
-	}
+	walkLangs["en"].dsmPortError(t, ctx)
 	if after, _ := os.ReadFile(h.cfgPath); !bytes.Equal(before, after) {
 		t.Error("an invalid setting was saved")
 	}
@@ -258,25 +232,8 @@ func TestBrowser(t *testing.T) {
 	waitJS(t, ctx, "cards in Chinese", `(() => document.querySelector('[data-component="postgres"] .badge').textContent === '运行中' ? 'ok' : 'not yet')()`, 15*time.Second)
 	sh.shot(ctx, "07-overview-zh.png")
 	noPageErrors(t, ctx)
-	if err := step(ctx, chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`))); err != nil {
-		t.Fatal(err)
-	}
-	// A new profile whose name is taken: the error shows beside the name.
-	if err := step(ctx,
-		chromedp.Click(chromedp.CSS(`#profile-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`)),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-name`), "default"),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-image`), "alpine:3.22"),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-tags`), "docker"),
-		chromedp.Click(chromedp.CSS(`#profile-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)),
-	); err != nil {
-		t.Fatal(err)
-	}
-	profErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
-	if !strings.Contains(profErr, "定义了两次") { // the server's code, rendered in the page's Chinese
-		t.Errorf("profile name error %q", profErr)
-	}
+	// A new profile whose name is taken: the error shows beside the name, in the page's Chinese.
+	walkLangs["zh-CN"].takenProfileError(t, ctx)
 	sh.shot(ctx, "08-runners-zh.png")
 
 	// A plain Linux host: no front, so the login form, then the app.
@@ -309,11 +266,95 @@ func TestBrowser(t *testing.T) {
 	noPageErrors(t, login)
 
 	// Stop the stack from the page, so the test leaves nothing running.
-	if err := step(ctx, chromedp.Click(chromedp.CSS(`#tabs a[data-view="overview"]`)), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
+	downFromThePage(t, ctx)
+}
+
+// The steps both page walks (TestBrowser in English, TestBrowserChineseEveryPage in Chinese)
+// take, with what each language's page must say.
+type walkLang struct {
+	portError    []string // words the error beside gitlab.http_port = 5000 holds
+	profileError string   // what the error beside a taken profile name holds
+}
+
+var walkLangs = map[string]walkLang{
+	"en":    {portError: []string{"5000", "DSM"}, profileError: "is defined twice"},
+	"zh-CN": {portError: []string{"5000", "DSM", "占用"}, profileError: "定义了两次"},
+}
+
+// upFromThePage clicks Start, calls during once the planned steps show, and follows the
+// progress to its end.
+func upFromThePage(t *testing.T, ctx context.Context, during func(string)) {
+	t.Helper()
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-up`)), chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "progress with planned steps", `(() => { const p = document.querySelector('#progress');
+		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
+	during("steps")
+	waitJS(t, ctx, "the up succeeds", `(() => { const s = document.querySelector('#op-state');
+		if (!s) return 'no progress panel';
+		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
+		return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+}
+
+// downFromThePage stops the stack from the overview and waits until it shows none.
+func downFromThePage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
 		evalVoid(`window.confirm = () => true`), chromedp.Click(chromedp.CSS(`#btn-down`))); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the stack stops", `(() => { const b = document.querySelector('.stack-title .badge'); return b && b.dataset.state === 'absent' ? 'ok' : (b ? b.dataset.state : 'none') })()`, 3*time.Minute)
+}
+
+// saveSetting sets one settings field, saves, and returns the error shown beside key.
+func saveSetting(t *testing.T, ctx context.Context, id, key, value string) string {
+	t.Helper()
+	sel := fmt.Sprintf(`.field[data-key=%q] .field-error`, key)
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#`+id)),
+		chromedp.SetValue(chromedp.CSS(`#`+id), value),
+		evalVoid(`document.querySelector('#settings-form').requestSubmit()`), // a toast may cover the button
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	return text
+}
+
+// dsmPortError saves gitlab.http_port = 5000 (DSM's) and checks the error beside it.
+func (l walkLang) dsmPortError(t *testing.T, ctx context.Context) {
+	t.Helper()
+	got := saveSetting(t, ctx, "f-gitlab-http_port", "gitlab.http_port", "5000")
+	for _, w := range l.portError {
+		if !strings.Contains(got, w) {
+			t.Errorf("the error beside gitlab.http_port is %q, want %q in it", got, w)
+		}
+	}
+}
+
+// takenProfileError adds a profile whose name is taken and checks the error beside the name.
+func (l walkLang) takenProfileError(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := step(ctx,
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`)),
+		chromedp.Click(chromedp.CSS(`#profile-add`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`)),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-name`), "default"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-image`), "alpine:3.22"),
+		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-tags`), "docker"),
+		chromedp.Click(chromedp.CSS(`#profile-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
+	if !strings.Contains(got, l.profileError) {
+		t.Errorf("the error beside a taken profile name is %q, want %q in it", got, l.profileError)
+	}
 }
 
 // evalVoid runs JavaScript whose value does not matter.
@@ -352,10 +393,7 @@ func TestBrowserPrivilegedProfileWarning(t *testing.T) {
 	res, body := h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "dind", "image": "docker:27", "tags": []string{"dind"}, "privileged": true}), nil)
 	expectStatus(t, res, body, http.StatusCreated)
 	ctx := newBrowser(t)
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#runners"), chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="dind"]`))); err != nil {
 		t.Fatal(err)
 	}
@@ -395,10 +433,7 @@ func TestBrowserDownloadsAndQuietPolling(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	writeDamagedBundle(t, filepath.Join(h.cfg.ShareDir(), "bundles", "offline.tar"), "forgebox-test/x:1")
 	ctx := newBrowser(t)
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	const statusCount = `performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/v1/status')).length`
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/#overview")); err != nil {
 		t.Fatal(err)
@@ -460,4 +495,14 @@ func TestBrowserDownloadsAndQuietPolling(t *testing.T) {
 		t.Fatal(err)
 	}
 	noPageErrors(t, ctx)
+}
+
+// asFront makes every request of the browser come as DSM's front passes it on: the shared
+// secret, the user, and DSM's language code (enu, chs).
+func asFront(t *testing.T, ctx context.Context, h *harness, dsmLang string) {
+	t.Helper()
+	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: dsmLang}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
+		t.Fatal(err)
+	}
 }

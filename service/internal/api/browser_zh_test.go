@@ -1,17 +1,18 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/forgebox/forgebox/service/internal/api"
+	"github.com/forgebox/forgebox/service/internal/config"
 )
 
 // englishAllowed are the words a Chinese page may show in Latin letters: product and protocol
@@ -68,10 +69,7 @@ func TestBrowserChineseEveryPage(t *testing.T) {
 	h := newHarness(t, harnessOptions{engine: true})
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "chs"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "chs")
 	if err := step(ctx, chromedp.Navigate(h.ts.URL+"/?lang=zh-CN#overview"), chromedp.WaitVisible(chromedp.CSS(`#btn-up`))); err != nil {
 		t.Fatal(err)
 	}
@@ -84,58 +82,69 @@ func TestBrowserChineseEveryPage(t *testing.T) {
 	}
 
 	// The overview while an up runs: planned steps, their progress and the outcome.
-	if err := step(ctx, chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, ctx, "planned steps", `(() => { const p = document.querySelector('#progress');
-		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
-	sh.shot(ctx, "zh-01-overview-up.png")
-	check("the overview during an up")
-	waitJS(t, ctx, "the up succeeds", `(() => { const s = document.querySelector('#op-state');
-		if (!s) return 'no progress panel';
-		if (s.dataset.state === 'failed') return 'fail: ' + document.querySelector('#progress').innerText;
-		return s.dataset.state === 'done' ? 'ok' : s.dataset.state })()`, 5*time.Minute)
+	upFromThePage(t, ctx, func(string) {
+		sh.shot(ctx, "zh-01-overview-up.png")
+		check("the overview during an up")
+	})
 	sh.shot(ctx, "zh-02-overview-done.png")
 	check("the overview after the up")
 
-	// Settings with errors: a DSM port and a taken profile name.
-	if err := step(ctx,
-		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#f-gitlab-http_port`)),
-		chromedp.SetValue(chromedp.CSS(`#f-gitlab-http_port`), "5000"),
-		chromedp.Click(chromedp.CSS(`#settings-save`)),
-		chromedp.WaitVisible(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)),
-	); err != nil {
-		t.Fatal(err)
-	}
-	fieldErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`.field[data-key="gitlab.http_port"] .field-error`)))
-	if !strings.Contains(fieldErr, "5000") || !strings.Contains(fieldErr, "DSM") || !strings.Contains(fieldErr, "占用") {
-		t.Errorf("the field error is not the Chinese one: %q", fieldErr)
-	}
+	// Settings with errors: a DSM port (the validator's), then a new stack name while the stack
+	// has containers (the config API's own refusal).
+	zh := walkLangs["zh-CN"]
+	zh.dsmPortError(t, ctx)
 	toastText, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#toast`)))
 	if !strings.Contains(toastText, "1 项设置") {
 		t.Errorf("the toast does not say how many settings need a change: %q", toastText)
 	}
 	sh.shot(ctx, "zh-03-settings-errors.png")
 	check("settings with errors")
-
-	if err := step(ctx,
-		chromedp.Click(chromedp.CSS(`#tabs a[data-view="runners"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`tr[data-profile="default"]`)),
-		chromedp.Click(chromedp.CSS(`#profile-add`)),
-		chromedp.WaitVisible(chromedp.CSS(`#profile-form #f-name`)),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-name`), "default"),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-image`), "alpine:3.22"),
-		chromedp.SendKeys(chromedp.CSS(`#profile-form #f-tags`), "docker"),
-		chromedp.Click(chromedp.CSS(`#profile-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)),
-	); err != nil {
+	if err := step(ctx, chromedp.SetValue(chromedp.CSS(`#f-gitlab-http_port`), fmt.Sprint(h.cfg.GitLab.HTTPPort))); err != nil {
 		t.Fatal(err)
 	}
-	profErr, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#profile-form .field[data-key="name"] .field-error`)))
-	if !strings.Contains(profErr, "定义了两次") {
-		t.Errorf("the profile error is not the Chinese one: %q", profErr)
+	if got := saveSetting(t, ctx, "f-stack-name", "stack.name", "renamed"); !strings.Contains(got, "容器") || !strings.Contains(got, "停止") {
+		t.Errorf("the refusal of a new stack name is not the Chinese one: %q", got)
 	}
+	sh.shot(ctx, "zh-03b-settings-rename.png")
+	check("settings with a refused rename")
+
+	// A hand edit between the page's load and its save: refused, said in Chinese, the edit kept;
+	// with the file back as the controller loaded it, the page's save (with its If-Match) works.
+	orig, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-up`)),
+		chromedp.Click(chromedp.CSS(`#tabs a[data-view="settings"]`)), chromedp.WaitVisible(chromedp.CSS(`#f-stack-name`))); err != nil {
+		t.Fatal(err)
+	}
+	edited := append([]byte("# tuned by hand: keep this\n"), orig...)
+	if err := os.WriteFile(h.cfgPath, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, chromedp.SetValue(chromedp.CSS(`#f-gitlab-admin_email`), "ops@example.com"), evalVoid(`document.querySelector('#settings-form').requestSubmit()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the refusal of a save over a hand edit", `(() => { const t = document.querySelector('#toast');
+		return t && !t.hidden && t.textContent.includes('重启') ? 'ok' : (t ? t.textContent : 'no toast') })()`, 10*time.Second)
+	sh.shot(ctx, "zh-03c-settings-hand-edit.png")
+	check("settings refusing a save over a hand edit")
+	if now, _ := os.ReadFile(h.cfgPath); !bytes.Equal(now, edited) {
+		t.Fatalf("the hand-edited file was rewritten:\n%s", now)
+	}
+	if err := os.WriteFile(h.cfgPath, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := step(ctx, evalVoid(`document.querySelector('#settings-form').requestSubmit()`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the page's save", `(() => { const t = document.querySelector('#toast');
+		return t && !t.hidden && t.textContent.startsWith('设置已保存') ? 'ok' : (t ? t.textContent : 'no toast') })()`, 10*time.Second)
+	if c, err := config.Load(h.cfgPath); err != nil || c.GitLab.AdminEmail != "ops@example.com" {
+		t.Errorf("the page's save did not reach the file: %v", err)
+	}
+
+	zh.takenProfileError(t, ctx)
 	sh.shot(ctx, "zh-04-runners.png")
 	check("runners")
 
@@ -150,9 +159,5 @@ func TestBrowserChineseEveryPage(t *testing.T) {
 	}
 	noPageErrors(t, ctx)
 
-	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
-		evalVoid(`window.confirm = () => true`), chromedp.Click(chromedp.CSS(`#btn-down`))); err != nil {
-		t.Fatal(err)
-	}
-	waitJS(t, ctx, "the stack stops", `(() => { const b = document.querySelector('.stack-title .badge'); return b && b.dataset.state === 'absent' ? 'ok' : (b ? b.dataset.state : 'none') })()`, 3*time.Minute)
+	downFromThePage(t, ctx)
 }

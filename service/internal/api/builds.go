@@ -16,7 +16,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -125,18 +125,17 @@ func (s *Server) buildsFail(c *gin.Context, err error) {
 	var opErr *net.OpError
 	switch {
 	case errors.As(err, &unavailable):
-		abort(c, newError(http.StatusServiceUnavailable, CodeGitLabUnavailable, unavailable.Error()))
+		abort(c, codedError(http.StatusServiceUnavailable, CodeGitLabUnavailable, msg.New("api.gitlabUnavailable", "reason", msg.Raw(unavailable.Error()))))
 	case errors.Is(err, gitlab.ErrNotFound):
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "GitLab has no such project, pipeline or job"))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.gitlabNotFound")))
 	case errors.Is(err, gitlab.ErrUnauthorized):
 		s.forgetClient()
-		abort(c, newError(http.StatusServiceUnavailable, CodeGitLabUnavailable, "GitLab refused forgebox's admin token: run forgebox up to renew it"))
+		abort(c, codedError(http.StatusServiceUnavailable, CodeGitLabUnavailable, msg.New("api.gitlabToken")))
 	case errors.As(err, &refused) && refused.Status >= 400 && refused.Status < 500:
-		abort(c, &apiError{status: http.StatusConflict, detail: ErrorDetail{Code: CodeConflict, Message: "GitLab refused: " + refused.Message}, cause: err})
+		abort(c, withCause(codedError(http.StatusConflict, CodeConflict, msg.New("api.gitlabRefused", "error", msg.Raw(refused.Message))), err))
 	case errors.As(err, &refused), errors.As(err, &netErr), errors.As(err, &opErr):
 		s.forgetClient()
-		abort(c, &apiError{status: http.StatusServiceUnavailable, detail: ErrorDetail{Code: CodeGitLabUnavailable,
-			Message: "GitLab is not answering (is it still starting?): " + err.Error()}, cause: err})
+		abort(c, withCause(codedError(http.StatusServiceUnavailable, CodeGitLabUnavailable, msg.New("api.gitlabSilent", "error", msg.Raw(err.Error()))), err))
 	default:
 		fail(c, err)
 	}
@@ -210,7 +209,7 @@ func (s *Server) getBuildRunners(c *gin.Context) {
 func idParam(c *gin.Context, name string) (int64, bool) {
 	n, err := strconv.ParseInt(c.Param(name), 10, 64)
 	if err != nil || n <= 0 {
-		abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("%s must be a positive number, not %q", name, c.Param(name))))
+		abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.notPositive", "name", name, "value", msg.Q(c.Param(name)))))
 		return 0, false
 	}
 	return n, true
@@ -334,7 +333,7 @@ func (s *Server) postJobAction(c *gin.Context) {
 	case "play":
 		j, err = gc.PlayJob(c, project, id)
 	default:
-		abort(c, newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no job action %q: use retry, cancel or play", action)))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noJobAction", "action", msg.Q(action))))
 		return
 	}
 	if err != nil {
@@ -360,7 +359,7 @@ func (s *Server) postPipelineAction(c *gin.Context) {
 	case "cancel":
 		status, err = gc.CancelPipeline(c, project, id)
 	default:
-		abort(c, newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no pipeline action %q: use retry or cancel", action)))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noPipelineAction", "action", msg.Q(action))))
 		return
 	}
 	if err != nil {

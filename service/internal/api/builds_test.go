@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/forgebox/forgebox/service/internal/api"
@@ -294,10 +293,7 @@ func TestBuilds(t *testing.T) {
 func buildsInBrowser(t *testing.T, h *harness, gl standin) {
 	ctx := newBrowser(t)
 	sh := shooter{t: t, dir: artifactsDir(t)}
-	headers := network.Headers{api.HeaderFrontSecret: h.creds.FrontSecret, api.HeaderUser: "admin", api.HeaderLang: "enu"}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: headers}); err != nil {
-		t.Fatal(err)
-	}
+	asFront(t, ctx, h, "enu")
 	// A job that runs for a while, echoing lines with sleeps.
 	p := gl.pipeline("demo/app", "Slow integration tests", specJob{Name: "integration", Stage: "test", Tags: []string{"docker"},
 		Script: []string{"echo starting", "i=0; while [ $i -lt 90 ]; do i=$((i+1)); echo \"tick $i\"; sleep 1; done"}})

@@ -21,6 +21,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/download"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -105,7 +106,7 @@ func (s *Server) postLoadBundle(c *gin.Context) {
 		found = found || b.Name == req.Name
 	}
 	if !found {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no bundle %q in %s (or its %s folder): copy the file made by `forgebox bundle save` there", req.Name, cfg.ShareDir(), bundleSubdir)))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noBundle", "name", msg.Q(req.Name), "dir", cfg.ShareDir(), "sub", bundleSubdir)))
 		return
 	}
 	file := filepath.Join(cfg.ShareDir(), filepath.FromSlash(req.Name))
@@ -123,13 +124,13 @@ func (s *Server) postLoadBundle(c *gin.Context) {
 		if err != nil {
 			return fmt.Errorf("bundle load: %w", err)
 		}
-		emit := func(msg string) { x.Emit(events.Event{Kind: events.KindInfo, Message: msg}) }
-		emit("verifying " + req.Name + " blob by blob before anything is loaded")
+		emit := func(m msg.Msg) { x.Emit(events.Event{Kind: events.KindInfo, Status: events.Working}.With(m)) }
+		emit(msg.New("bundle.verifying", "name", req.Name))
 		bm, err := download.LoadBundle(ctx, cache, eng, file, emit)
 		if err != nil {
 			return err
 		}
-		emit(fmt.Sprintf("loaded %d images for %s from %s; up needs no network for them now", len(bm.Images), bm.Platform, req.Name))
+		emit(msg.New("bundle.loaded", "n", len(bm.Images), "platform", bm.Platform, "name", req.Name))
 		return nil
 	})
 }

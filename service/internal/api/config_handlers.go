@@ -13,12 +13,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // ConfigPage is GET and PUT api/v1/config. The config holds no secrets (they live in the
@@ -73,7 +73,7 @@ func (s *Server) putConfig(c *gin.Context) {
 		return
 	}
 	ctype, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	err = s.updateConfig(c, func(cur config.Config) (config.Config, error) {
+	err = s.updateConfig(c, true, func(cur config.Config) (config.Config, error) {
 		if ctype == "application/toml" || ctype == "text/plain" {
 			return config.Parse(body) // errors keep their line numbers: they are the caller's lines
 		}
@@ -91,19 +91,25 @@ func (s *Server) putConfig(c *gin.Context) {
 // updateConfig applies change to the current config under the write lock, validates the
 // result, refuses changes the controller cannot carry out while it runs, and saves it
 // atomically. Nothing is written unless every check passes.
-func (s *Server) updateConfig(c *gin.Context, change func(config.Config) (config.Config, error)) error {
+func (s *Server) updateConfig(c *gin.Context, requireIfMatch bool, change func(config.Config) (config.Config, error)) error {
 	s.cfgWrite.Lock()
 	defer s.cfgWrite.Unlock()
 	path := s.configPath()
 	if path == "" {
-		return newError(http.StatusConflict, CodeConflict, "the controller was started without a config file path, so it cannot save one")
+		return codedError(http.StatusConflict, CodeConflict, msg.New("api.noConfigPath"))
+	}
+	// A whole-config save must say which revision it read (If-Match): one sent without could
+	// put back settings a save from another tab or script changed in between.
+	m := c.GetHeader("If-Match")
+	if m == "" && requireIfMatch {
+		return codedError(http.StatusPreconditionRequired, CodePreconditionRequired, msg.New("api.ifMatchRequired"))
 	}
 	if err := s.checkFileUnchanged(path); err != nil {
 		return err
 	}
-	if m := c.GetHeader("If-Match"); m != "" && m != "*" {
+	if m != "" && m != "*" {
 		if rev, _ := fileRevision(path); strings.Trim(m, `"`) != rev {
-			return newError(http.StatusPreconditionFailed, CodeConflict, "the config file changed since it was loaded; reload it and make the change again")
+			return codedError(http.StatusPreconditionFailed, CodeConflict, msg.New("api.staleRevision"))
 		}
 	}
 	cur := s.config()
@@ -155,8 +161,7 @@ func (s *Server) checkFileUnchanged(path string) error {
 	if rev == loaded {
 		return nil
 	}
-	return newError(http.StatusPreconditionFailed, CodeConfigChangedOnDisk,
-		path+" was changed outside forgebox after the controller loaded it, and saving here would undo that change. Nothing was saved: restart forgebox so it loads the file, then make this change again")
+	return codedError(http.StatusPreconditionFailed, CodeConfigChangedOnDisk, msg.New("api.changedOnDisk", "path", path))
 }
 
 // setConfig makes next the controller's config, as just written to path.
@@ -175,14 +180,12 @@ func (s *Server) setConfig(next config.Config, path string) {
 func (s *Server) guardChanges(c *gin.Context, cur, next config.Config) []config.FieldError {
 	var errs []config.FieldError
 	if filepath.Clean(next.Stack.DataDir) != filepath.Clean(cur.Stack.DataDir) {
-		errs = append(errs, config.FieldError{Key: "stack.data_dir", Msg: "cannot be changed from the web app",
-			Hint: "it holds the data, the secrets and the controller's credentials: stop the stack, move the directory, edit the config file and restart forgebox"})
+		errs = append(errs, config.NewFieldError("stack.data_dir", 0, msg.New("field.dataDirWeb"), msg.New("hint.dataDirWeb")))
 	}
 	if next.Stack.Name != cur.Stack.Name {
 		for _, r := range s.mon.get(c, true).rows {
 			if r.ID != "" {
-				errs = append(errs, config.FieldError{Key: "stack.name", Msg: "the stack has containers under its current name",
-					Hint: "stop the stack first, or they would be left behind"})
+				errs = append(errs, config.NewFieldError("stack.name", 0, msg.New("field.renameWithContainers"), msg.New("hint.renameWithContainers")))
 				break
 			}
 		}
@@ -198,7 +201,7 @@ func mergeJSON(cur config.Config, body []byte) (config.Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&in); err != nil || in == nil {
-		return config.Config{}, newError(http.StatusBadRequest, CodeInvalidRequest, "the body must be a JSON object of config keys")
+		return config.Config{}, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.notConfigObject"))
 	}
 	base, err := toMap(cur)
 	if err != nil {
@@ -220,10 +223,9 @@ func mergeJSON(cur config.Config, body []byte) (config.Config, error) {
 	if err := strict.Decode(&next); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return config.Config{}, &config.Errors{List: []config.FieldError{{
-				Key: jsonFieldKey(te.Field), Msg: "wrong type: " + te.Value + " where " + typeWord(te.Type.Kind().String()) + " is expected"}}}
+			return config.Config{}, &config.Errors{List: []config.FieldError{wrongType(jsonFieldKey(te.Field), te)}}
 		}
-		return config.Config{}, newError(http.StatusBadRequest, CodeInvalidRequest, "the config object does not decode: "+err.Error())
+		return config.Config{}, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.configDecode", "error", msg.Raw(err.Error())))
 	}
 	return next, nil
 }
@@ -244,7 +246,7 @@ func mergeMaps(dst, src map[string]any, prefix string, profileKeys map[string]an
 		key := strings.TrimPrefix(prefix+"."+k, ".")
 		dv, known := dst[k]
 		if !known {
-			*errs = append(*errs, config.FieldError{Key: key, Msg: "unknown key", Hint: allowedKeys(prefix, dst)})
+			*errs = append(*errs, config.NewFieldError(key, 0, msg.New("field.unknownKey"), allowedKeys(prefix, dst)))
 			continue
 		}
 		sub, srcIsMap := v.(map[string]any)
@@ -258,7 +260,7 @@ func mergeMaps(dst, src map[string]any, prefix string, profileKeys map[string]an
 					if obj, ok := item.(map[string]any); ok {
 						for pk := range obj {
 							if _, ok := profileKeys[pk]; !ok {
-								*errs = append(*errs, config.FieldError{Key: fmt.Sprintf("runner.profiles[%d].%s", i, pk), Msg: "unknown key", Hint: allowedKeys("runner.profiles", profileKeys)})
+								*errs = append(*errs, config.NewFieldError(fmt.Sprintf("runner.profiles[%d].%s", i, pk), 0, msg.New("field.unknownKey"), allowedKeys("runner.profiles", profileKeys)))
 							}
 						}
 					}
@@ -271,17 +273,12 @@ func mergeMaps(dst, src map[string]any, prefix string, profileKeys map[string]an
 	}
 }
 
-func allowedKeys(table string, m map[string]any) string {
+func allowedKeys(table string, m map[string]any) msg.Msg {
 	names := make([]string, 0, len(m))
 	for k := range m {
 		names = append(names, k)
 	}
-	sort.Strings(names)
-	where := "top level"
-	if table != "" {
-		where = "[" + table + "]"
-	}
-	return fmt.Sprintf("allowed in %s: %s", where, strings.Join(names, ", "))
+	return config.KeysHint(table, names)
 }
 
 var jsonIndex = regexp.MustCompile(`\.(\d+)(\.|$)`)
@@ -292,20 +289,28 @@ func jsonFieldKey(f string) string {
 	return jsonIndex.ReplaceAllString(f, "[$1]$2")
 }
 
-func typeWord(kind string) string {
-	switch kind {
-	case "int", "int64", "uint", "float64":
-		return "a number"
+// wrongType is encoding/json's type mismatch as a field error: what was sent and what the key
+// takes, each a word of the reader's language.
+func wrongType(key string, te *json.UnmarshalTypeError) config.FieldError {
+	return config.NewFieldError(key, 0, msg.New("field.wrongType", "value", typeWord(te.Value), "want", typeWord(te.Type.Kind().String())), msg.Msg{})
+}
+
+// typeWord names a JSON value's type (encoding/json's word for what was sent, or the Go kind a
+// key takes) as a message.
+func typeWord(kind string) msg.Msg {
+	switch strings.Fields(kind + " x")[0] { // "number 1.5" is a number
+	case "int", "int64", "uint", "float64", "number":
+		return msg.New("type.number")
 	case "string":
-		return "text"
+		return msg.New("type.text")
 	case "bool":
-		return "true or false"
-	case "slice":
-		return "a list"
-	case "struct", "map":
-		return "an object"
+		return msg.New("type.bool")
+	case "slice", "array":
+		return msg.New("type.list")
+	case "struct", "map", "object":
+		return msg.New("type.object")
 	}
-	return kind
+	return msg.New("type.other", "kind", msg.Raw(kind))
 }
 
 // Profiles.
@@ -342,7 +347,7 @@ func (s *Server) getProfile(c *gin.Context) {
 }
 
 func errNoProfile(name string) *apiError {
-	return newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no runner profile %q", name))
+	return codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noProfile", "name", msg.Q(name)))
 }
 
 // decodeProfile reads one profile; type errors name the key as it will sit in the config.
@@ -357,10 +362,9 @@ func decodeProfile(c *gin.Context, index int) (config.Profile, error) {
 	if err := dec.Decode(&p); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return p, &config.Errors{List: []config.FieldError{{
-				Key: fmt.Sprintf("runner.profiles[%d].%s", index, te.Field), Msg: "wrong type: " + te.Value + " where " + typeWord(te.Type.Kind().String()) + " is expected"}}}
+			return p, &config.Errors{List: []config.FieldError{wrongType(fmt.Sprintf("runner.profiles[%d].%s", index, te.Field), te)}}
 		}
-		return p, newError(http.StatusBadRequest, CodeInvalidRequest, "the body is not a runner profile: "+err.Error())
+		return p, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.notProfile", "error", msg.Raw(err.Error())))
 	}
 	if p.Concurrency == 0 {
 		p.Concurrency = 1
@@ -370,7 +374,7 @@ func decodeProfile(c *gin.Context, index int) (config.Profile, error) {
 
 func (s *Server) createProfile(c *gin.Context) {
 	var created config.Profile
-	err := s.updateConfig(c, func(cur config.Config) (config.Config, error) {
+	err := s.updateConfig(c, false, func(cur config.Config) (config.Config, error) {
 		p, err := decodeProfile(c, len(cur.Runner.Profiles))
 		if err != nil {
 			return cur, err
@@ -391,7 +395,7 @@ func (s *Server) createProfile(c *gin.Context) {
 func (s *Server) updateProfile(c *gin.Context) {
 	name := c.Param("name")
 	var updated config.Profile
-	err := s.updateConfig(c, func(cur config.Config) (config.Config, error) {
+	err := s.updateConfig(c, false, func(cur config.Config) (config.Config, error) {
 		i := profileIndex(cur, name)
 		if i < 0 {
 			return cur, errNoProfile(name)
@@ -415,7 +419,7 @@ func (s *Server) updateProfile(c *gin.Context) {
 
 func (s *Server) deleteProfile(c *gin.Context) {
 	name := c.Param("name")
-	err := s.updateConfig(c, func(cur config.Config) (config.Config, error) {
+	err := s.updateConfig(c, false, func(cur config.Config) (config.Config, error) {
 		i := profileIndex(cur, name)
 		if i < 0 {
 			return cur, errNoProfile(name)

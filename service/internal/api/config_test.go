@@ -61,7 +61,7 @@ func TestConfigWrite(t *testing.T) {
 	}
 	for _, tc := range invalid {
 		before := file()
-		res, body := h.do(h.front("PUT", "/api/v1/config", tc.body), nil)
+		res, body := h.do(h.read(h.front("PUT", "/api/v1/config", tc.body)), nil)
 		e := expectError(t, res, body, http.StatusBadRequest, api.CodeInvalidConfig)
 		if !hasField(e, tc.key, tc.msg) {
 			t.Errorf("%s: fields %v (%+v), want %s with %q", tc.name, fieldKeys(e), e.Error.Fields, tc.key, tc.msg)
@@ -72,7 +72,7 @@ func TestConfigWrite(t *testing.T) {
 	}
 
 	// Two problems at once come back together.
-	res, body = h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 5000, "ssh_port": 22}}), nil)
+	res, body = h.do(h.read(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 5000, "ssh_port": 22}})), nil)
 	e := expectError(t, res, body, http.StatusBadRequest, api.CodeInvalidConfig)
 	if !hasField(e, "gitlab.http_port", "DSM") || !hasField(e, "gitlab.ssh_port", "DSM") {
 		t.Errorf("fields %+v: want both ports", e.Error.Fields)
@@ -80,7 +80,7 @@ func TestConfigWrite(t *testing.T) {
 
 	// A whole file as TOML: errors keep the caller's line numbers.
 	before := file()
-	r := h.front("PUT", "/api/v1/config", "version = 1\n\n[gitlab]\nhttp_port = 5001\n")
+	r := h.read(h.front("PUT", "/api/v1/config", "version = 1\n\n[gitlab]\nhttp_port = 5001\n"))
 	r.Header.Set("Content-Type", "application/toml")
 	res, body = h.do(r, nil)
 	e = expectError(t, res, body, http.StatusBadRequest, api.CodeInvalidConfig)
@@ -257,7 +257,7 @@ func TestPrivilegedProfileWarning(t *testing.T) {
 }
 
 // TestConfigWriteRefusesAHandEditedFile: a file edited outside forgebox after the controller
-// loaded it is not overwritten by a save, with or without If-Match, and nothing of the edit is
+// loaded it is not overwritten by a save, whatever If-Match says, and nothing of the edit is
 // lost; the answer says what to do (issue 16 item 6).
 func TestConfigWriteRefusesAHandEditedFile(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
@@ -273,11 +273,9 @@ func TestConfigWriteRefusesAHandEditedFile(t *testing.T) {
 	res, body := h.do(h.front("GET", "/api/v1/config", nil), &page)
 	expectStatus(t, res, body, http.StatusOK)
 	change := map[string]any{"gitlab": map[string]any{"http_port": 31090}}
-	for _, ifMatch := range []string{"", `"` + page.Revision + `"`, "*"} {
+	for _, ifMatch := range []string{`"` + page.Revision + `"`, "*"} {
 		r := h.front("PUT", "/api/v1/config", change)
-		if ifMatch != "" {
-			r.Header.Set("If-Match", ifMatch)
-		}
+		r.Header.Set("If-Match", ifMatch)
 		res, body := h.do(r, nil)
 		e := expectError(t, res, body, http.StatusPreconditionFailed, api.CodeConfigChangedOnDisk)
 		if !strings.Contains(e.Error.Message, h.cfgPath) || !strings.Contains(e.Error.Message, "restart forgebox") {
@@ -295,10 +293,68 @@ func TestConfigWriteRefusesAHandEditedFile(t *testing.T) {
 	if err := os.WriteFile(h.cfgPath, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, body = h.do(h.front("PUT", "/api/v1/config", change), nil)
+	res, body = h.do(h.read(h.front("PUT", "/api/v1/config", change)), nil)
 	expectStatus(t, res, body, http.StatusOK)
-	res, body = h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31091}}), nil)
+	res, body = h.do(h.read(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31091}})), nil)
 	expectStatus(t, res, body, http.StatusOK)
+}
+
+// TestConfigPutNeedsIfMatch: a whole-config save must name the revision it read. Without
+// If-Match it is refused with 428 and a coded message that says to reload; with a revision the
+// file no longer has (a hand edit between the page's load and its save) it is refused with 412;
+// neither changes a byte of the file. Profile saves, which change one profile, need none.
+func TestConfigPutNeedsIfMatch(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	var page api.ConfigPage
+	res, body := h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	before, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := map[string]any{"gitlab": map[string]any{"http_port": 31093}}
+	for _, r := range []*http.Request{h.front("PUT", "/api/v1/config", change), h.bearer("PUT", "/api/v1/config", change)} {
+		res, body = h.do(r, nil)
+		e := expectError(t, res, body, http.StatusPreconditionRequired, api.CodePreconditionRequired)
+		if e.Error.Text.Code != "api.ifMatchRequired" || !strings.Contains(e.Error.Message, "reload the settings") {
+			t.Errorf("the refusal does not say to reload: %s", body)
+		}
+	}
+	if now, _ := os.ReadFile(h.cfgPath); !bytes.Equal(now, before) {
+		t.Fatal("a save without If-Match changed the file")
+	}
+
+	// Another save between the page's load and its save: the page's revision is stale.
+	res, body = h.do(h.read(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31094}})), nil)
+	expectStatus(t, res, body, http.StatusOK)
+	saved, _ := os.ReadFile(h.cfgPath)
+	r := h.front("PUT", "/api/v1/config", change)
+	r.Header.Set("If-Match", `"`+page.Revision+`"`)
+	res, body = h.do(r, nil)
+	e := expectError(t, res, body, http.StatusPreconditionFailed, api.CodeConflict)
+	if e.Error.Text.Code != "api.staleRevision" {
+		t.Errorf("a stale revision: %s", body)
+	}
+	// A hand edit between the page's load and its save: refused, and the edit stays.
+	res, body = h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(t, res, body, http.StatusOK)
+	edited := append([]byte("# tuned by hand: keep this\n"), saved...)
+	if err := os.WriteFile(h.cfgPath, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = h.front("PUT", "/api/v1/config", change)
+	r.Header.Set("If-Match", `"`+page.Revision+`"`)
+	res, body = h.do(r, nil)
+	expectError(t, res, body, http.StatusPreconditionFailed, api.CodeConfigChangedOnDisk)
+	if now, _ := os.ReadFile(h.cfgPath); !bytes.Equal(now, edited) {
+		t.Fatalf("the hand-edited file was rewritten:\n%s", now)
+	}
+	if err := os.WriteFile(h.cfgPath, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	res, body = h.do(h.front("POST", "/api/v1/runner/profiles", map[string]any{"name": "more", "image": "alpine:3.22", "tags": []string{"more"}}), nil)
+	expectStatus(t, res, body, http.StatusCreated)
 }
 
 // TestPollsLogAtDebugAndChangesAtInfo: at serve's default level (info) an open browser's polls
@@ -311,7 +367,7 @@ func TestPollsLogAtDebugAndChangesAtInfo(t *testing.T) {
 		res, body = h.do(h.front("GET", "/api/v1/config", nil), nil)
 		expectStatus(t, res, body, http.StatusOK)
 	}
-	res, body := h.do(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31092}}), nil)
+	res, body := h.do(h.read(h.front("PUT", "/api/v1/config", map[string]any{"gitlab": map[string]any{"http_port": 31092}})), nil)
 	expectStatus(t, res, body, http.StatusOK)
 	var polls, saved int
 	for line := range strings.Lines(h.logs.String()) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"github.com/forgebox/forgebox/service/internal/advice"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,19 +18,20 @@ import (
 
 // Error codes: the one stable vocabulary of failures a client can branch on.
 const (
-	CodeUnauthorized        = "unauthorized"
-	CodeForbidden           = "forbidden"
-	CodeNotFound            = "not_found"
-	CodeMethodNotAllowed    = "method_not_allowed"
-	CodeInvalidRequest      = "invalid_request"
-	CodeInvalidConfig       = "invalid_config"
-	CodeBusy                = "busy"
-	CodeConflict            = "conflict"
-	CodeTooLarge            = "too_large"
-	CodeEngineUnavailable   = "engine_unavailable"
-	CodePrecondition        = "precondition_failed"    // Options.Preflight refused
-	CodeConfigChangedOnDisk = "config_changed_on_disk" // the file was edited outside forgebox since it was loaded
-	CodeInternal            = "internal"
+	CodeUnauthorized         = "unauthorized"
+	CodeForbidden            = "forbidden"
+	CodeNotFound             = "not_found"
+	CodeMethodNotAllowed     = "method_not_allowed"
+	CodeInvalidRequest       = "invalid_request"
+	CodeInvalidConfig        = "invalid_config"
+	CodeBusy                 = "busy"
+	CodeConflict             = "conflict"
+	CodeTooLarge             = "too_large"
+	CodeEngineUnavailable    = "engine_unavailable"
+	CodePrecondition         = "precondition_failed"    // Options.Preflight refused
+	CodeConfigChangedOnDisk  = "config_changed_on_disk" // the file was edited outside forgebox since it was loaded
+	CodePreconditionRequired = "precondition_required"  // a config save without If-Match
+	CodeInternal             = "internal"
 )
 
 // ErrorBody is every error response: {"error": {...}}.
@@ -59,13 +61,14 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail.Message }
 
-func newError(status int, code, message string) *apiError {
-	return &apiError{status: status, detail: ErrorDetail{Code: code, Message: message}}
-}
-
 // codedError is an error response whose message has a code; m's English is the message.
 func codedError(status int, code string, m msg.Msg) *apiError {
 	return &apiError{status: status, detail: ErrorDetail{Code: code, Message: m.String(), Text: m}}
+}
+
+func withCause(e *apiError, cause error) *apiError {
+	e.cause = cause
+	return e
 }
 
 // abort writes the error response and stops the handler chain.
@@ -100,20 +103,19 @@ func classify(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &busy):
-		e := newError(http.StatusConflict, CodeBusy, busy.Error())
+		e := codedError(http.StatusConflict, CodeBusy, msg.New("api.busy"))
 		if busy.Holder.Op != "" {
 			e.detail.Text = msg.New("api.busyBy", "op", msg.Q(busy.Holder.Op), "pid", busy.Holder.PID, "since", busy.Holder.Since.Format(time.TimeOnly))
-		} else {
-			e.detail.Text = msg.New("api.busy")
 		}
+		e.detail.Message = busy.Error()
 		return e
 	case errors.As(err, &unknown):
-		return newError(http.StatusNotFound, CodeNotFound, unknown.Error())
+		return codedError(http.StatusNotFound, CodeNotFound, msg.New("api.unknownComponent", "name", msg.Q(unknown.Name), "known", strings.Join(unknown.Known, ", ")))
 	case errors.As(err, &noContainer):
-		return newError(http.StatusConflict, CodeConflict, noContainer.Error())
+		return codedError(http.StatusConflict, CodeConflict, msg.New("api.noContainer", "component", noContainer.Component))
 	case errors.As(err, &cfgErrs):
-		e := newError(http.StatusBadRequest, CodeInvalidConfig, cfgErrs.Error())
-		e.detail.Text = msg.New("api.invalidConfig", "n", len(cfgErrs.List))
+		e := codedError(http.StatusBadRequest, CodeInvalidConfig, msg.New("api.invalidConfig", "n", len(cfgErrs.List)))
+		e.detail.Message = cfgErrs.Error()
 		e.detail.Fields = cfgErrs.List
 		return e
 	case errors.As(err, &maxBytes):
@@ -123,7 +125,7 @@ func classify(err error) *apiError {
 		e.cause = err
 		return e
 	}
-	e := &apiError{status: http.StatusInternalServerError, detail: ErrorDetail{Code: CodeInternal, Message: "internal error: " + err.Error()}, cause: err}
+	e := withCause(codedError(http.StatusInternalServerError, CodeInternal, msg.New("api.internal", "error", msg.Raw(err.Error()))), err)
 	// The edge: what to do about the cause is said here, once (package advice).
 	if m, ok := advice.For(err); ok {
 		e.detail.Message += " (" + m.String() + ")"
@@ -136,4 +138,5 @@ var (
 	errUnauthorized = codedError(http.StatusUnauthorized, CodeUnauthorized, msg.New("api.unauthorized"))
 	errTooLarge     = codedError(http.StatusRequestEntityTooLarge, CodeTooLarge, msg.New("api.tooLarge"))
 	errNoEngine     = codedError(http.StatusServiceUnavailable, CodeEngineUnavailable, msg.New("api.noEngine"))
+	errNoPage       = codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noPage"))
 )

@@ -1,29 +1,32 @@
 package api
 
 import (
-	"fmt"
-	"os"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/forgebox/forgebox/service/internal/advice/advicetest"
 )
 
-// TestInternalErrorAdviceOnce: a storage cause wrapped through the layers reaches the API's
-// error response with its advice said once, as a code too, and the layers below add none.
+// TestInternalErrorAdviceOnce: each cause of the advice table, wrapped through the layers,
+// reaches the API's error response with its advice said once, as a code too; the layers below
+// add none, and a cause forgebox knows nothing about gets none.
 func TestInternalErrorAdviceOnce(t *testing.T) {
-	cause := &os.PathError{Op: "write", Path: "/volume1/forgebox/runner/config.toml", Err: syscall.ENOSPC}
-	err := fmt.Errorf("runners gitlab: %w", fmt.Errorf("write runner config: %w", cause))
-	if strings.Contains(err.Error(), "free space there") {
-		t.Fatalf("the middle layers already give advice: %q", err)
-	}
-	e := classify(err)
-	if n := strings.Count(e.detail.Message, "free space there"); n != 1 {
-		t.Errorf("the response says the advice %d times: %q", n, e.detail.Message)
-	}
-	if e.detail.Advice.Code != "advice.diskFull" {
-		t.Errorf("advice code %q", e.detail.Advice.Code)
-	}
-	if e := classify(fmt.Errorf("pull: %w", os.ErrDeadlineExceeded)); e.detail.Advice.Code != "" || strings.Contains(e.detail.Message, "(") {
-		t.Errorf("advice for a cause forgebox knows nothing about: %+v", e.detail)
+	for _, tc := range advicetest.Cases() {
+		e := classify(tc.Err)
+		if tc.Code == "" {
+			if e.detail.Advice.Code != "" || strings.Contains(strings.TrimPrefix(e.detail.Message, "internal error: "+tc.Err.Error()), "(") {
+				t.Errorf("%s: advice for a cause forgebox knows nothing about: %+v", tc.Name, e.detail)
+			}
+			continue
+		}
+		if strings.Contains(tc.Err.Error(), tc.Words) {
+			t.Fatalf("%s: the middle layers already give advice: %q", tc.Name, tc.Err)
+		}
+		if n := strings.Count(e.detail.Message, tc.Words); n != 1 {
+			t.Errorf("%s: the response says the advice %d times: %q", tc.Name, n, e.detail.Message)
+		}
+		if e.detail.Advice.Code != tc.Code {
+			t.Errorf("%s: advice code %q, want %s", tc.Name, e.detail.Advice.Code, tc.Code)
+		}
 	}
 }

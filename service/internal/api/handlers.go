@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/doctor"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -66,7 +66,7 @@ func uintQuery(c *gin.Context, name string, def uint64) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, newError(http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("%s must be a whole number, not %q", name, v))
+		return 0, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.notWholeNumber", "name", name, "value", msg.Q(v)))
 	}
 	return n, nil
 }
@@ -78,7 +78,7 @@ func (s *Server) getOperations(c *gin.Context) {
 func (s *Server) getOperation(c *gin.Context) {
 	op, ok := s.ops.get(c.Param("id"))
 	if !ok {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no operation "+c.Param("id")+" (the controller keeps the last 20)"))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noOperation", "id", c.Param("id"))))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"operation": op})
@@ -104,7 +104,7 @@ func (s *Server) postComponentOp(c *gin.Context) {
 	case "restart":
 		run = func(ctx context.Context, st *stack.Stack) error { return st.RestartComponent(ctx, name) }
 	default:
-		abort(c, newError(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no action %q: use up, down or restart", action)))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noAction", "action", msg.Q(action))))
 		return
 	}
 	s.startOperation(c, action, name, run)
@@ -138,7 +138,7 @@ func (s *Server) getLogs(c *gin.Context) {
 	var after time.Time
 	if v := c.Query("after"); v != "" {
 		if after, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			abort(c, newError(http.StatusBadRequest, CodeInvalidRequest, "after must be a cursor from an earlier answer"))
+			abort(c, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.badCursor")))
 			return
 		}
 	}
@@ -228,8 +228,7 @@ func (s *Server) revealRootPassword(c *gin.Context) {
 	}
 	pw, ok := store.Get(config.SecretGitLabRootPassword)
 	if !ok {
-		abort(c, newError(http.StatusNotFound, CodeNotFound,
-			"GitLab's initial root password does not exist yet: forgebox creates it when it first sets GitLab up; start the stack, then ask again"))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noRootPassword")))
 		return
 	}
 	s.log.Info("revealed GitLab's initial root password", "user", c.GetString(ctxUser), "client", c.ClientIP())

@@ -215,6 +215,17 @@ func (h *harness) front(method, path string, body any) *http.Request {
 	return r
 }
 
+// read sets If-Match on a config save to the revision a GET answers now, as the web app sends
+// the revision of the settings it shows.
+func (h *harness) read(r *http.Request) *http.Request {
+	h.t.Helper()
+	var page api.ConfigPage
+	res, body := h.do(h.front("GET", "/api/v1/config", nil), &page)
+	expectStatus(h.t, res, body, http.StatusOK)
+	r.Header.Set("If-Match", `"`+page.Revision+`"`)
+	return r
+}
+
 func (h *harness) bearer(method, path string, body any) *http.Request {
 	r := h.req(method, path, body)
 	r.Header.Set("Authorization", "Bearer "+h.creds.AdminToken)

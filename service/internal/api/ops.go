@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"github.com/forgebox/forgebox/service/internal/advice"
 	"net/http"
 	"strconv"
@@ -25,7 +24,8 @@ type Operation struct {
 	Component  string     `json:"component,omitempty"`
 	State      string     `json:"state"` // running, succeeded, failed
 	Error      string     `json:"error,omitempty"`
-	Advice     msg.Msg    `json:"advice,omitzero"` // what to do about Error, when forgebox knows
+	ErrorText  msg.Msg    `json:"error_text,omitzero"` // Error as a message (another layer's words quoted when it has no code)
+	Advice     msg.Msg    `json:"advice,omitzero"`     // what to do about Error, when forgebox knows
 	By         string     `json:"by,omitempty"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
@@ -107,7 +107,7 @@ func (o *operations) finish(err error) Operation {
 	op.FinishedAt = &now
 	op.State = "succeeded"
 	if err != nil {
-		op.State, op.Error = "failed", err.Error()
+		op.State, op.Error, op.ErrorText = "failed", err.Error(), stack.ErrMsg(err)
 		op.Advice, _ = advice.For(err) // said once, here at the edge
 	}
 	o.cancel = nil
@@ -176,7 +176,7 @@ type opFunc func(ctx context.Context, st *stack.Stack) error
 func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc) {
 	if s.opts.Preflight != nil && (op == "up" || op == "restart") {
 		if err := s.opts.Preflight(s.config()); err != nil {
-			abort(c, newError(http.StatusPreconditionFailed, CodePrecondition, err.Error()))
+			abort(c, codedError(http.StatusPreconditionFailed, CodePrecondition, msg.New("api.preflight", "error", msg.Raw(err.Error()))))
 			return
 		}
 	}
@@ -198,20 +198,14 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 	if other != nil && op == "down" && component == "" {
 		if canceled, ok := s.ops.cancelForDown(); ok {
 			s.feed.Emit(events.Event{Kind: events.KindInfo, Status: events.Working, Op: "down"}.With(
-				msg.New("op.downFirst", "by", c.GetString(ctxUser), "op", msg.Q(canceled.Op), "id", canceled.ID)))
+				msg.New("op.downFirst", "by", c.GetString(ctxUser), "op", opName(canceled.Op, canceled.Component), "id", canceled.ID)))
 			if s.ops.waitIdle(2*time.Minute) == nil {
 				started, other = s.ops.begin(Operation{Op: op, Component: component, By: c.GetString(ctxUser)})
 			}
 		}
 	}
 	if other != nil {
-		what := other.Op
-		if other.Component != "" {
-			what += " " + other.Component
-		}
-		e := newError(http.StatusConflict, CodeBusy, fmt.Sprintf("the stack is busy: %q (operation %s) is running since %s; wait for it to finish",
-			what, other.ID, other.StartedAt.Format(time.TimeOnly)))
-		abort(c, e)
+		abort(c, codedError(http.StatusConflict, CodeBusy, msg.New("api.busyOp", "op", opName(other.Op, other.Component), "id", other.ID, "since", other.StartedAt.Format(time.TimeOnly))))
 		return
 	}
 	// The CLI may hold the stack lock: ask it now, so the caller hears "busy" instead of
@@ -234,7 +228,7 @@ func (s *Server) startOperation(c *gin.Context, op, component string, run opFunc
 		return
 	}
 	s.ops.started(s.feed, &started, events.Event{Kind: events.KindStep, Status: events.Working, Op: name, Component: component}.With(
-		msg.New("op.started", "op", msg.New("opname."+name), "by", started.By, "id", started.ID)))
+		msg.New("op.started", "op", opName(op, component), "by", started.By, "id", started.ID)))
 	s.log.Info("operation started", "op", name, "operation", started.ID, "user", started.By)
 	ctx, cancel := context.WithTimeout(s.ctx, opTimeoutFor(name)) // backup.go: backups and upgrades take hours
 	s.ops.mu.Lock()
@@ -262,4 +256,23 @@ func contains(list []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// opNames are the controller's operations as message codes; an operation on one component is
+// its action and the component ("restart gitlab").
+var opNames = map[string]string{
+	"up": "opname.up", "down": "opname.down", "restart": "opname.restart", "backup": "opname.backup",
+	"restore": "opname.restore", "upgrade": "opname.upgrade", "bundle load": "opname.bundleLoad",
+	"backup (scheduled)": "opname.backupScheduled",
+}
+
+func opName(op, component string) msg.Msg {
+	m := msg.New("opname.other", "op", msg.Raw(op))
+	if code, ok := opNames[op]; ok {
+		m = msg.New(code)
+	}
+	if component != "" {
+		return msg.New("opname.component", "op", m, "component", component)
+	}
+	return m
 }

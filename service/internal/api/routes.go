@@ -21,6 +21,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/ui/web"
 )
 
@@ -74,7 +75,7 @@ func (s *Server) routes() *gin.Engine {
 
 	r.NoRoute(s.noRoute)
 	r.NoMethod(func(c *gin.Context) {
-		abort(c, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, c.Request.Method+" is not allowed here"))
+		abort(c, codedError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, msg.New("api.methodNotAllowed", "method", c.Request.Method)))
 	})
 	return r
 }
@@ -121,7 +122,7 @@ func (s *Server) recover(c *gin.Context) {
 			}
 			s.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if !c.Writer.Written() {
-				abort(c, newError(http.StatusInternalServerError, CodeInternal, "internal error; the controller's log has the details"))
+				abort(c, codedError(http.StatusInternalServerError, CodeInternal, msg.New("api.panic")))
 			}
 		}
 	}()
@@ -167,7 +168,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 		return nil, errTooLarge
 	}
 	if err != nil {
-		return nil, newError(http.StatusBadRequest, CodeInvalidRequest, "could not read the request body: "+err.Error())
+		return nil, codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.readBody", "error", msg.Raw(err.Error())))
 	}
 	return b, nil
 }
@@ -181,10 +182,10 @@ func decodeJSON(c *gin.Context, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return newError(http.StatusBadRequest, CodeInvalidRequest, "the body is not the JSON expected: "+err.Error())
+		return codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.badJSON", "error", msg.Raw(err.Error())))
 	}
 	if dec.More() {
-		return newError(http.StatusBadRequest, CodeInvalidRequest, "the body has data after the JSON object")
+		return codedError(http.StatusBadRequest, CodeInvalidRequest, msg.New("api.trailingJSON"))
 	}
 	return nil
 }
@@ -229,7 +230,7 @@ func loadAssets() map[string]asset {
 func serveAsset(c *gin.Context, name string, status int) {
 	a, ok := assets[name]
 	if !ok {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no such page"))
+		abort(c, errNoPage)
 		return
 	}
 	c.Header("ETag", a.etag)
@@ -272,16 +273,16 @@ func (s *Server) noRoute(c *gin.Context) {
 			abort(c, errUnauthorized)
 			return
 		}
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no such API endpoint: "+c.Request.Method+" "+p))
+		abort(c, codedError(http.StatusNotFound, CodeNotFound, msg.New("api.noEndpoint", "method", c.Request.Method, "path", p)))
 		return
 	}
 	name := strings.TrimPrefix(p, "/")
 	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no such page"))
+		abort(c, errNoPage)
 		return
 	}
 	if _, ok := assets[name]; !ok || strings.Contains(name, "/") || name == "index.html" {
-		abort(c, newError(http.StatusNotFound, CodeNotFound, "no such page"))
+		abort(c, errNoPage)
 		return
 	}
 	if !publicAssets[name] && s.authenticate(c.Request) == "" {

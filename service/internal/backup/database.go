@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
@@ -123,7 +124,7 @@ func dumpDatabase(ctx context.Context, x *stack.Session, w *dbWork, serverMajor 
 	if err != nil {
 		return "", "", err
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: fmt.Sprintf("dump GitLab's database %s with the PostgreSQL container's own %s", stack.GitLabDatabase, client)})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Working, Component: "postgres"}.With(msg.New("backup.dumping", "db", stack.GitLabDatabase, "client", msg.Raw(client))))
 	name := filepath.Base(MemberDatabase)
 	dctx, cancel := context.WithTimeout(ctx, DumpTimeout)
 	defer cancel()
@@ -161,7 +162,7 @@ func restoreDatabase(ctx context.Context, x *stack.Session, w *dbWork, dumpHost 
 		defer cancel()
 		dropDatabase(dctx, conn, restoreDatabaseName)
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: fmt.Sprintf("load GitLab's database with the PostgreSQL container's own %s", client)})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Working, Component: "postgres"}.With(msg.New("restore.loading", "client", msg.Raw(client))))
 	rctx, cancel := context.WithTimeout(ctx, DumpTimeout)
 	_, err = execPostgres(rctx, x, []string{"pg_restore", "--exit-on-error", "--dbname=" + w.conninfo(restoreDatabaseName), w.inContainer + "/" + filepath.Base(dumpHost)})
 	cancel()
@@ -210,7 +211,7 @@ func restoreDatabase(ctx context.Context, x *stack.Session, w *dbWork, dumpHost 
 	}
 	// The replaced data is in the safety backup the restore took first.
 	if err := dropDatabase(ctx, conn, old); err != nil {
-		x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: fmt.Sprintf("could not drop the replaced database %s (%v); it stays until you drop it", old, err)})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: "postgres"}.With(msg.New("restore.dropFailed", "db", old, "error", msg.Raw(err.Error()))))
 	}
 	// The role, its password and the extensions, as forgebox provisions them.
 	if _, err := pgprov.Provision(ctx, w.t); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
@@ -28,27 +29,33 @@ type VersionMismatchError struct {
 	Image           string // the image that runs the backup's version, when it can be named
 }
 
-func (e *VersionMismatchError) Error() string {
-	install := "GitLab " + e.Backup
+func (e *VersionMismatchError) Error() string { return e.Msg().String() }
+
+// Msg is the refusal as a message code.
+func (e *VersionMismatchError) Msg() msg.Msg {
+	install := msg.New("restore.installVersion", "version", e.Backup)
 	if e.Image != "" {
-		install = fmt.Sprintf("GitLab %s (gitlab.image = %q)", e.Backup, e.Image)
+		install = msg.New("restore.installImage", "version", e.Backup, "image", msg.Q(e.Image))
 	}
 	b, errB := upgradepath.Parse(e.Backup)
 	r, errR := upgradepath.Parse(e.Running)
 	switch {
 	case e.Running == "":
-		return fmt.Sprintf("this backup was made by GitLab %s: install %s first, bring it up (forgebox up), then restore", e.Backup, install)
+		return msg.New("restore.versionNotUp", "backup", e.Backup, "install", install)
 	case errB == nil && errR == nil && b.Less(r):
-		return fmt.Sprintf("this backup was made by GitLab %s, and this stack runs GitLab %s: a restore needs the same version, and a GitLab cannot go back to an older one. Restore onto a new stack (another stack.data_dir and share_dir) that runs %s; its data may then be upgraded with forgebox upgrade apply", e.Backup, e.Running, install)
+		return msg.New("restore.versionOlder", "backup", e.Backup, "running", e.Running, "install", install)
 	}
-	return fmt.Sprintf("this backup was made by GitLab %s, and this stack runs GitLab %s: a restore needs the same version. Install %s first: on a new stack set it and run forgebox up; then restore, and upgrade afterwards with forgebox upgrade apply", e.Backup, e.Running, install)
+	return msg.New("restore.versionOther", "backup", e.Backup, "running", e.Running, "install", install)
 }
 
 // FlavourMismatchError refuses a restore across image flavours.
 type FlavourMismatchError struct{ Backup, Running string }
 
-func (e *FlavourMismatchError) Error() string {
-	return fmt.Sprintf("this backup comes from the %s image and this stack runs %s: their secrets and files live in different places; restore onto a stack with gitlab.flavour = %q", e.Backup, e.Running, e.Backup)
+func (e *FlavourMismatchError) Error() string { return e.Msg().String() }
+
+// Msg is the refusal as a message code.
+func (e *FlavourMismatchError) Msg() msg.Msg {
+	return msg.New("restore.flavour", "backup", e.Backup, "running", e.Running, "want", msg.Q(e.Backup))
 }
 
 // RestoreResult is what a restore did.
@@ -70,8 +77,11 @@ type ConfigSaver func(config.Config) error
 // PostgresTooOldError refuses a restore of a database dumped from a newer PostgreSQL major.
 type PostgresTooOldError struct{ Backup, Running int }
 
-func (e *PostgresTooOldError) Error() string {
-	return fmt.Sprintf("this backup's database was dumped from PostgreSQL %d and this stack runs PostgreSQL %d: pg_restore cannot load a dump of a newer major; restore onto a stack whose postgres.image runs PostgreSQL %d or newer; nothing was changed", e.Backup, e.Running, e.Backup)
+func (e *PostgresTooOldError) Error() string { return e.Msg().String() }
+
+// Msg is the refusal as a message code.
+func (e *PostgresTooOldError) Msg() msg.Msg {
+	return msg.New("restore.postgresTooOld", "backup", e.Backup, "running", e.Running)
 }
 
 // unpacked is what a restore takes from the archive before it changes anything.
@@ -98,7 +108,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	if err != nil {
 		return RestoreResult{}, err
 	}
-	x.Emit(events.Event{Kind: events.KindStep, Message: "check every file of " + filepath.Base(file) + " against its checksum"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("restore.verify", "name", filepath.Base(file))))
 	m, err := Verify(file)
 	if err != nil {
 		return RestoreResult{}, err
@@ -119,11 +129,11 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 			return out, &PostgresTooOldError{Backup: m.Postgres.Major, Running: pg.Major}
 		}
 	} else {
-		x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("%s is a format-%d backup: its database is inside GitLab's backup, and GitLab's restore loads it with the image's own psql", m.Name, m.Format)})
+		x.Emit(events.Event{Kind: events.KindInfo}.With(msg.New("restore.oldFormat", "name", m.Name, "format", m.Format)))
 	}
 
 	// The stack as it is now, in case this restore is not what the user wanted.
-	x.Emit(events.Event{Kind: events.KindStep, Message: "safety backup of the stack as it is now, before it is replaced"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("restore.safety")))
 	safety, err := Create(ctx, x, KindPreRestore)
 	if err != nil {
 		return out, fmt.Errorf("the safety backup before the restore failed, so nothing was restored: %w", err)
@@ -138,7 +148,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		}
 		defer work.close()
 	}
-	x.Emit(events.Event{Kind: events.KindStep, Message: "unpack the backup"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("restore.unpack")))
 	u, err := unpack(x, cfg, file, work)
 	if u.gitlabTar != "" {
 		defer os.Remove(u.gitlabTar)
@@ -157,13 +167,13 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		return out, bringBack(ctx, x, stopped, err)
 	}
 	if withDB {
-		x.Emit(events.Event{Kind: events.KindStep, Component: "postgres", Message: "restore GitLab's database with PostgreSQL's own tools"})
+		x.Emit(events.Event{Kind: events.KindStep, Status: events.Working, Component: "postgres"}.With(msg.New("restore.database")))
 		if err := restoreDatabase(ctx, x, work, u.dump, serverMajor); err != nil {
 			return out, bringBack(ctx, x, stopped, fmt.Errorf("%w%s", err, undo))
 		}
 	}
 	user, cmd := gitlabCommand(cfg.GitLab.Flavour, "restore", m.GitLab.BackupID, !withDB)
-	x.Emit(events.Event{Kind: events.KindStep, Component: "gitlab", Message: "GitLab's restore: " + strings.Join(cmd, " ")})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working, Component: "gitlab"}.With(msg.New("restore.gitlab", "command", msg.Raw(strings.Join(cmd, " ")))))
 	ectx, cancel := context.WithTimeout(ctx, GitLabBackupTimeout)
 	res, err := x.Exec(ectx, "gitlab", user, cmd)
 	cancel()
@@ -172,7 +182,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	}
 	out.GitLabErrors = gitlabErrors(res.Stdout + "\n" + res.Stderr)
 	if out.GitLabErrors != "" {
-		x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's restore listed errors (it went on; check them): " + out.GitLabErrors})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: "gitlab"}.With(msg.New("restore.gitlabErrors", "errors", msg.Raw(out.GitLabErrors))))
 	}
 	if res.ExitCode != 0 {
 		detail := stack.LastLines(res.Stdout+"\n"+res.Stderr, 8)
@@ -192,7 +202,7 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	out.Runners = len(records)
 
 	// GitLab starts again with the restored secrets and host keys; the runner with its tokens.
-	x.Emit(events.Event{Kind: events.KindStep, Component: "gitlab", Message: "restart GitLab with the restored secrets"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working, Component: "gitlab"}.With(msg.New("restore.restartGitLab")))
 	if err := x.Stop(ctx, "gitlab"); err != nil {
 		return out, bringBack(ctx, x, stopped, fmt.Errorf("restart GitLab after the restore: %w%s", err, undo))
 	}
@@ -204,8 +214,8 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		return out, err
 	}
 	out.Took = time.Since(start)
-	x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("restored %s (GitLab %s): %d of %d runners verified with their restored tokens, in %s; safety backup %s",
-		m.Name, m.GitLab.Version, out.RunnersOK, out.Runners, out.Took.Round(100*time.Millisecond), safety.Name)})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("restore.done", "name", m.Name, "version", m.GitLab.Version,
+		"ok", out.RunnersOK, "n", out.Runners, "took", out.Took.Round(100*time.Millisecond).String(), "safety", safety.Name)))
 	return out, nil
 }
 
@@ -228,7 +238,7 @@ func checkRestorable(ctx context.Context, x *stack.Session, m Manifest) error {
 		return &VersionMismatchError{Backup: m.GitLab.Version, Running: v.String(), Image: wantImage}
 	}
 	if _, err := x.Running(ctx, "gitlab"); err != nil {
-		x.Emit(events.Event{Kind: events.KindStep, Message: "bring the stack up: GitLab's restore runs inside GitLab"})
+		x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("restore.bringUp")))
 		if _, err := x.Converge(ctx); err != nil {
 			return fmt.Errorf("bring the stack up for the restore: %w", err)
 		}
@@ -322,7 +332,7 @@ func putBack(x *stack.Session, cfg config.Config, u unpacked, save ConfigSaver, 
 			}
 		}
 		x.SetConfig(cfg)
-		x.Emit(events.Event{Kind: events.KindInfo, Message: fmt.Sprintf("runner profiles restored from the backup (%d)", len(cfg.Runner.Profiles))})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("restore.profiles", "n", len(cfg.Runner.Profiles))))
 	}
 	return nil
 }
@@ -349,7 +359,7 @@ func checkRunners(ctx context.Context, x *stack.Session, records map[string]stac
 		}
 	}
 	if len(out.Reregistered) > 0 {
-		x.Emit(events.Event{Kind: events.KindInfo, Component: "runner", Message: "GitLab did not know the restored token of runner profile(s) " + strings.Join(out.Reregistered, ", ") + "; they were registered again"})
+		x.Emit(events.Event{Kind: events.KindInfo, Status: events.Warning, Component: "runner"}.With(msg.New("restore.reregistered", "profiles", strings.Join(out.Reregistered, ", "))))
 	}
 	return nil
 }
@@ -444,7 +454,7 @@ func bringBack(ctx context.Context, x restarter, stopped []serviceCommand, cause
 	// The restore's own context may be what ended it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Minute)
 	defer cancel()
-	x.Emit(events.Event{Kind: events.KindStep, Message: "the restore failed: start GitLab's stopped processes and the runner again"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Warning}.With(msg.New("restore.bringBack")))
 	var left []string
 	for i := len(stopped) - 1; i >= 0; i-- {
 		c := stopped[i]

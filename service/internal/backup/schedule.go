@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -36,7 +37,7 @@ func NextRun(schedule string, now time.Time) (time.Time, bool) {
 type Scheduler struct {
 	Config     func() config.Config
 	Run        func(ctx context.Context) error // takes one scheduled backup
-	Note       func(msg string)                // tells the activity feed
+	Note       func(msg.Msg)                   // tells the activity feed
 	Log        *slog.Logger
 	RetryEvery time.Duration // default 5 minutes
 	RetryFor   time.Duration // default 2 hours
@@ -108,9 +109,9 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) {
 			s.log().Info("scheduled backup postponed: the stack is busy", "retry_at", s.retryAt, "err", err)
 			return
 		}
-		s.note(fmt.Sprintf("the scheduled backup of %s did not run: the stack was busy for %s (%v); the next one is due tomorrow", s.due.Format(time.DateTime), s.RetryFor, err))
+		s.note(msg.New("schedule.busy", "due", s.due.Format(time.DateTime), "for", s.RetryFor.String(), "error", msg.Raw(err.Error())))
 	default:
-		s.note("the scheduled backup failed: " + err.Error())
+		s.note(msg.New("schedule.failed", "error", msg.Raw(err.Error())))
 	}
 	s.next, _ = NextRun(sched, now)
 	s.retryAt, s.due = time.Time{}, time.Time{}
@@ -119,10 +120,10 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) {
 // ErrOperationRunning is what a Run returns when another operation of the controller runs.
 var ErrOperationRunning = errors.New("another operation is running")
 
-func (s *Scheduler) note(msg string) {
-	s.log().Warn(msg)
+func (s *Scheduler) note(m msg.Msg) {
+	s.log().Warn(m.String())
 	if s.Note != nil {
-		s.Note(msg)
+		s.Note(m)
 	}
 }
 

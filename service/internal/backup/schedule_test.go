@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/stack"
 )
 
@@ -41,7 +42,7 @@ func TestSchedulerRunsDailyRetriesWhenBusyAndFollowsTheConfig(t *testing.T) {
 	s := &Scheduler{
 		Config:     func() config.Config { return cfg },
 		Run:        func(context.Context) error { runs = append(runs, now); return result },
-		Note:       func(m string) { notes = append(notes, m) },
+		Note:       func(m msg.Msg) { notes = append(notes, m.String()) },
 		RetryEvery: 5 * time.Minute, RetryFor: 30 * time.Minute,
 	}
 	step := func(to time.Time) {

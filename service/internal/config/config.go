@@ -16,6 +16,8 @@ import (
 	"slices"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // CurrentVersion is the schema version this build reads and writes.
@@ -199,12 +201,7 @@ func decode(src []byte) (Config, error) {
 		var errs []FieldError
 		for _, k := range undecoded {
 			key := k.String()
-			errs = append(errs, FieldError{
-				Key:  key,
-				Line: lineOfKey(src, key),
-				Msg:  "unknown key",
-				Hint: allowedKeysHint(key),
-			})
+			errs = append(errs, NewFieldError(key, lineOfKey(src, key), mc("field.unknownKey"), allowedKeysHint(key)))
 		}
 		return Config{}, &Errors{List: errs}
 	}
@@ -221,16 +218,16 @@ func decode(src []byte) (Config, error) {
 func decodeError(err error) FieldError {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return FieldError{Key: pe.LastKey, Line: pe.Position.Line, Msg: pe.Message}
+		return NewFieldError(pe.LastKey, pe.Position.Line, mc("field.syntax", "error", msg.Raw(pe.Message)), msg.Msg{})
 	}
 	// Type mismatches come back as "toml: line N (last key "k"): incompatible types: ...".
 	var line int
 	var key, rest string
 	if n, _ := fmt.Sscanf(err.Error(), "toml: line %d (last key %q): ", &line, &key); n == 2 {
 		rest = err.Error()[len(fmt.Sprintf("toml: line %d (last key %q): ", line, key)):]
-		return FieldError{Key: key, Line: line, Msg: "wrong type: " + rest}
+		return NewFieldError(key, line, mc("field.wrongTypeToml", "error", msg.Raw(rest)), msg.Msg{})
 	}
-	return FieldError{Msg: err.Error()}
+	return NewFieldError("", 0, mc("field.syntax", "error", msg.Raw(err.Error())), msg.Msg{})
 }
 
 // Encode writes c as TOML, the form `config show` prints and Save stores.

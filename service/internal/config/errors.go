@@ -4,11 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/forgebox/forgebox/service/internal/msg"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // FieldError is one problem with one key. The API returns these as they are, so a form can put
@@ -127,32 +128,36 @@ func lineOfKey(src []byte, key string) int {
 }
 
 // allowedKeysHint names the keys that the table holding key accepts, so a typo shows its fix.
-func allowedKeysHint(key string) string {
+func allowedKeysHint(key string) msg.Msg {
 	parts := strings.Split(key, ".")
 	t := reflect.TypeOf(Config{})
 	for _, p := range parts[:len(parts)-1] {
 		f, ok := fieldByTag(t, p)
 		if !ok {
-			return ""
+			return msg.Msg{}
 		}
 		t = f.Type
 		if t.Kind() == reflect.Slice {
 			t = t.Elem()
 		}
 		if t.Kind() != reflect.Struct {
-			return ""
+			return msg.Msg{}
 		}
 	}
 	var names []string
 	for i := 0; i < t.NumField(); i++ {
 		names = append(names, strings.Split(t.Field(i).Tag.Get("toml"), ",")[0])
 	}
-	sort.Strings(names)
-	where := "top level"
-	if len(parts) > 1 {
-		where = "[" + strings.Join(parts[:len(parts)-1], ".") + "]"
+	return KeysHint(strings.Join(parts[:len(parts)-1], "."), names)
+}
+
+// KeysHint names the keys a table accepts (table "" is the top level).
+func KeysHint(table string, names []string) msg.Msg {
+	names = slices.Sorted(slices.Values(names))
+	if table == "" {
+		return msg.New("hint.keysTop", "keys", strings.Join(names, ", "))
 	}
-	return fmt.Sprintf("allowed in %s: %s", where, strings.Join(names, ", "))
+	return msg.New("hint.keysIn", "table", "["+table+"]", "keys", strings.Join(names, ", "))
 }
 
 func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // BundleFormat is the version of the bundle layout; a bundle of a newer format is refused.
@@ -166,9 +168,9 @@ func copyBlobInto(tw *tar.Writer, src, name string, mtime time.Time) error {
 // LoadBundle checks a bundle blob by blob against its manifest, puts the verified blobs into the
 // cache, and only when every blob of every image is there and sound loads the images into the
 // engine under their references. A damaged bundle loads nothing.
-func LoadBundle(ctx context.Context, c *Cache, eng Loader, file string, progress func(string)) (BundleManifest, error) {
+func LoadBundle(ctx context.Context, c *Cache, eng Loader, file string, progress func(msg.Msg)) (BundleManifest, error) {
 	if progress == nil {
-		progress = func(string) {}
+		progress = func(msg.Msg) {}
 	}
 	bm, err := verifyBundle(c, file, progress)
 	if err != nil {
@@ -179,7 +181,7 @@ func LoadBundle(ctx context.Context, c *Cache, eng Loader, file string, progress
 		return bm, err
 	}
 	for _, im := range bm.Images {
-		progress(fmt.Sprintf("loading %s into the engine", im.Ref))
+		progress(msg.New("bundle.loading", "image", im.Ref))
 		if err := loadFromCache(ctx, c, eng, im.Ref, pf); err != nil {
 			return bm, err
 		}
@@ -188,9 +190,9 @@ func LoadBundle(ctx context.Context, c *Cache, eng Loader, file string, progress
 }
 
 // verifyBundle reads the whole bundle, verifies each blob and records its images in the cache.
-func verifyBundle(c *Cache, file string, progress func(string)) (BundleManifest, error) {
+func verifyBundle(c *Cache, file string, progress func(msg.Msg)) (BundleManifest, error) {
 	if progress == nil {
-		progress = func(string) {}
+		progress = func(msg.Msg) {}
 	}
 	var bm BundleManifest
 	fh, err := os.Open(file)
@@ -245,7 +247,7 @@ func verifyBundle(c *Cache, file string, progress func(string)) (BundleManifest,
 				return bm, bad("%v", err)
 			}
 			got[digest] = true
-			progress(fmt.Sprintf("verified %s (%d bytes)", digest, size))
+			progress(msg.New("bundle.verified", "digest", digest, "size", size))
 		}
 	}
 	for d := range want {

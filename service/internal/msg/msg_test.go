@@ -162,20 +162,12 @@ var codeLiteral = regexp.MustCompile(`(?:(?:msg\.New|msg\.Err|mc|note)\(|\}, |(?
 // TestEveryUsedCodeIsCatalogued reads the Go sources that import this package: every literal
 // code they pass is in the catalogue.
 func TestEveryUsedCodeIsCatalogued(t *testing.T) {
-	root := "../.."
 	seen := 0
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") || strings.Contains(p, "standins") {
-			return err
+	goSources(t, func(p, src string) {
+		if !strings.Contains(src, `internal/msg"`) {
+			return
 		}
-		src, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(string(src), `internal/msg"`) {
-			return nil
-		}
-		for _, m := range codeLiteral.FindAllStringSubmatch(string(src), -1) {
+		for _, m := range codeLiteral.FindAllStringSubmatch(src, -1) {
 			code := m[1]
 			if strings.HasSuffix(code, ".") { // a prefix completed at run time, e.g. "action."+kind
 				continue
@@ -185,12 +177,48 @@ func TestEveryUsedCodeIsCatalogued(t *testing.T) {
 				t.Errorf("%s uses code %s, which the catalogue lacks", p, code)
 			}
 		}
+	})
+	if seen < 50 {
+		t.Errorf("found only %d codes in the sources: is the scan broken?", seen)
+	}
+}
+
+// goSources calls fn with each Go source file of the service outside tests and stand-ins.
+func goSources(t *testing.T, fn func(path, src string)) {
+	t.Helper()
+	err := filepath.WalkDir("../..", func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") || strings.Contains(p, "standins") {
+			return err
+		}
+		src, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fn(p, string(src))
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seen < 50 {
-		t.Errorf("found only %d codes in the sources: is the scan broken?", seen)
+}
+
+// eventLiteral is an events.Event literal that sets its English Message itself.
+var eventLiteral = regexp.MustCompile(`events\.Event\{[^{}]*\bMessage:[^{}]*\}`)
+
+// TestEveryEventCarriesACode reads the Go sources: an event that sets its English Message by
+// hand must carry its code too (Msg:), else the web app could only show the English. Events
+// built with .With(msg) carry both by construction.
+func TestEveryEventCarriesACode(t *testing.T) {
+	seen := 0
+	goSources(t, func(p, src string) {
+		seen += strings.Count(src, ".With(")
+		for _, lit := range eventLiteral.FindAllString(src, -1) {
+			if !strings.Contains(lit, "Msg:") {
+				t.Errorf("%s: an event with English only: %s", p, lit)
+			}
+		}
+	})
+	if seen < 40 {
+		t.Errorf("found only %d coded events: is the scan broken?", seen)
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Extensions GitLab requires in its database (docs/gitlab-contract.md §3.2).
@@ -49,32 +51,41 @@ type State struct {
 // Missing lists, in words, what Provision would change; empty when nothing.
 func (s State) Missing(t Target) []string {
 	var out []string
+	for _, g := range s.Gaps(t) {
+		out = append(out, g.String())
+	}
+	return out
+}
+
+// Gaps is Missing as messages, for the web app's languages.
+func (s State) Gaps(t Target) []msg.Msg {
+	var out []msg.Msg
 	switch {
 	case !s.RoleExists:
-		out = append(out, fmt.Sprintf("role %s does not exist", t.Role))
+		out = append(out, msg.New("pg.noRole", "role", t.Role))
 	default:
 		if s.RoleSuperuser {
-			out = append(out, fmt.Sprintf("role %s is a superuser and must not be", t.Role))
+			out = append(out, msg.New("pg.superuser", "role", t.Role))
 		}
 		if !s.RoleCanLogin {
-			out = append(out, fmt.Sprintf("role %s cannot log in", t.Role))
+			out = append(out, msg.New("pg.noLogin", "role", t.Role))
 		}
 		if !s.RoleCreateDB {
-			out = append(out, fmt.Sprintf("role %s lacks CREATEDB", t.Role))
+			out = append(out, msg.New("pg.noCreateDB", "role", t.Role))
 		}
 	}
 	if !s.DatabaseExists {
-		out = append(out, fmt.Sprintf("database %s does not exist", t.Database))
+		out = append(out, msg.New("pg.noDatabase", "db", t.Database))
 	} else if s.DatabaseOwner != t.Role {
-		out = append(out, fmt.Sprintf("database %s is owned by %s, not %s", t.Database, s.DatabaseOwner, t.Role))
+		out = append(out, msg.New("pg.owner", "db", t.Database, "owner", s.DatabaseOwner, "role", t.Role))
 	}
 	for _, e := range t.Extensions {
 		if !s.ExtensionsFound[e] {
-			out = append(out, fmt.Sprintf("extension %s is missing in %s", e, t.Database))
+			out = append(out, msg.New("pg.noExtension", "ext", e, "db", t.Database))
 		}
 	}
 	if s.RoleExists && s.DatabaseExists && !s.RolePasswordOK {
-		out = append(out, fmt.Sprintf("role %s does not log in with the stored password", t.Role))
+		out = append(out, msg.New("pg.password", "role", t.Role))
 	}
 	return out
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade/testhook"
@@ -140,16 +141,16 @@ func Upgrade(ctx context.Context, x *stack.Session, st State, o Options) (Result
 		}
 	}
 	res.To, res.OldDir, res.Took = st.ToMajor, st.OldDir, time.Since(start)
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "postgres", Message: fmt.Sprintf("PostgreSQL %d -> %d done in %s; the old data directory stays at %s until you remove it", res.From, res.To, res.Took.Round(time.Second), res.OldDir)})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "postgres"}.With(msg.New("pgupgrade.done", "from", res.From, "to", res.To, "took", res.Took.Round(time.Second).String(), "dir", res.OldDir)))
 	return res, nil
 }
 
 func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]TableCheck, int, error) {
 	cfg := x.Config()
-	emit := func(kind events.Kind, msg string) {
-		x.Emit(events.Event{Kind: kind, Component: "postgres", Message: msg})
+	emit := func(kind events.Kind, m msg.Msg) {
+		x.Emit(events.Event{Kind: kind, Status: events.Working, Component: "postgres"}.With(m))
 	}
-	emit(events.KindStep, fmt.Sprintf("PostgreSQL %d -> %s: dump and restore into a new data directory", st.FromMajor, st.Image))
+	emit(events.KindStep, msg.New("pgupgrade.copy", "from", st.FromMajor, "image", st.Image))
 	// Nothing may write to GitLab's database while it is copied.
 	for _, c := range []string{"runner", "gitlab"} {
 		if err := x.Stop(ctx, c); err != nil {
@@ -178,7 +179,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 	if err != nil {
 		return nil, 0, err
 	}
-	emit(events.KindInfo, "start "+spec.Name+" ("+st.Image+") on "+st.NewDir)
+	emit(events.KindInfo, msg.New("pgupgrade.startNew", "container", spec.Name, "image", st.Image, "dir", st.NewDir))
 	id, err := eng.Create(ctx, spec)
 	if err != nil {
 		return nil, 0, err
@@ -238,15 +239,15 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 		return fmt.Sprintf("host=%s port=%d user=%s dbname=%s passfile=%s/pgpass sslmode=disable", host, old.Port, old.Superuser, db, workDir)
 	}
 	// The newer pg_dump reads the older server: PostgreSQL's advice for major upgrades.
-	emit(events.KindInfo, fmt.Sprintf("pg_dump %s from PostgreSQL %d", old.Database, st.FromMajor))
+	emit(events.KindInfo, msg.New("pgupgrade.dump", "db", old.Database, "major", st.FromMajor))
 	dumpStart := time.Now()
 	if err := execOK(ctx, eng, id, []string{"pg_dump", "--format=custom", "--file=" + workDir + "/gitlab.dump", "--dbname=" + conninfo(old.Host, old.Database)}); err != nil {
 		return nil, 0, fmt.Errorf("pg_dump: %w", err)
 	}
 	if fi, err := os.Stat(filepath.Join(hostWork, "gitlab.dump")); err == nil {
-		emit(events.KindInfo, fmt.Sprintf("dump written: %d bytes in %s", fi.Size(), time.Since(dumpStart).Round(100*time.Millisecond)))
+		emit(events.KindInfo, msg.New("pgupgrade.dumpWritten", "bytes", fi.Size(), "took", time.Since(dumpStart).Round(100*time.Millisecond).String()))
 	}
-	emit(events.KindInfo, fmt.Sprintf("pg_restore into PostgreSQL %d", to))
+	emit(events.KindInfo, msg.New("pgupgrade.restore", "major", to))
 	if err := execOK(ctx, eng, id, []string{"pg_restore", "--create", "--exit-on-error", "--dbname=" + conninfo("127.0.0.1", "postgres"), workDir + "/gitlab.dump"}); err != nil {
 		return nil, 0, fmt.Errorf("pg_restore: %w", err)
 	}
@@ -260,7 +261,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 		return nil, 0, fmt.Errorf("ANALYZE the new database: %w", err)
 	}
 	// Every row, compared.
-	emit(events.KindInfo, "compare every table between the two servers (rows and checksums)")
+	emit(events.KindInfo, msg.New("pgupgrade.compare"))
 	oldDB, err := connectRetry(ctx, old.Host, old.Port, old.Superuser, old.SuperPassword, old.Database)
 	if err != nil {
 		return nil, 0, err
@@ -281,7 +282,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 	for _, t := range after {
 		rows += t.Rows
 	}
-	emit(events.KindInfo, fmt.Sprintf("all %d tables and %d rows are the same on PostgreSQL %d and %d", len(after), rows, st.FromMajor, to))
+	emit(events.KindInfo, msg.New("pgupgrade.same", "tables", len(after), "rows", rows, "from", st.FromMajor, "to", to))
 	// Provisioning as forgebox does it (extensions, ownership), on the new server.
 	target := old
 	target.Host = next.Host
@@ -294,7 +295,7 @@ func copyPhase(ctx context.Context, x *stack.Session, st State, o Options) ([]Ta
 func swapPhase(ctx context.Context, x *stack.Session, st State, o Options) error {
 	cfg := x.Config()
 	data := x.PostgresDataDir()
-	x.Emit(events.Event{Kind: events.KindStep, Component: "postgres", Message: fmt.Sprintf("switch to PostgreSQL %d: %s is kept as %s", st.ToMajor, data, st.OldDir)})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working, Component: "postgres"}.With(msg.New("pgupgrade.switch", "major", st.ToMajor, "data", data, "old", st.OldDir)))
 	if err := removeContainer(ctx, x.Engine(), cfg); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // maxLooks bounds how often one converge observes again after finding the engine changed
@@ -18,12 +19,14 @@ const maxLooks = 3
 // was made from did not show: most likely a create sent by an earlier run that was stopped
 // after the engine had taken the request. Nothing is wrong; the plan is out of date.
 type staleError struct {
-	what string
+	what msg.Msg
 	err  error
 }
 
-func (e *staleError) Error() string {
-	return fmt.Sprintf("%s appeared after forgebox looked (an earlier run stopped half way had asked the engine for it): %v", e.what, e.err)
+func (e *staleError) Error() string { return e.msg().String() }
+
+func (e *staleError) msg() msg.Msg {
+	return msg.New("stale.appeared", "what", e.what, "error", msg.Raw(e.err.Error()))
 }
 
 func (e *staleError) Unwrap() error { return e.err }
@@ -46,9 +49,8 @@ func (s *Stack) replanning(ctx context.Context, run func(context.Context) (Plan,
 		if look == maxLooks {
 			return done, fmt.Errorf("%w (looked again %d times and the engine had changed each time: is a second forgebox managing this stack?)", err, maxLooks-1)
 		}
-		msg := stale.Error() + "; looking again"
-		s.emit(events.Event{Kind: events.KindInfo, Message: msg})
-		s.log.Info("plan out of date", "what", stale.what, "look", look, "err", stale.err)
+		s.emit(events.Event{Kind: events.KindInfo, Status: events.Warning}.With(msg.New("stale.lookAgain", "stale", stale.msg())))
+		s.log.Info("plan out of date", "what", stale.what.String(), "look", look, "err", stale.err)
 	}
 }
 
@@ -65,7 +67,7 @@ func (s *Stack) settleCreate(ctx context.Context, name string, err error) error 
 	switch {
 	case engine.IsNotFound(ierr):
 		if conflict {
-			return &staleError{what: "container " + name, err: fmt.Errorf("the name was taken, then free again: %w", err)}
+			return &staleError{what: msg.New("stale.container", "name", name), err: fmt.Errorf("the name was taken, then free again: %w", err)}
 		}
 		return err // the create did not happen
 	case ierr != nil:
@@ -77,14 +79,14 @@ func (s *Stack) settleCreate(ctx context.Context, name string, err error) error 
 		}
 		return fmt.Errorf("a container named %s exists but is not this stack's: %s. Rename or remove it yourself (forgebox never touches containers it did not create), or change stack.name: %w", name, why, err)
 	}
-	return &staleError{what: "container " + name, err: err}
+	return &staleError{what: msg.New("stale.container", "name", name), err: err}
 }
 
 // settleNetwork decides what a failed network create means: a taken name sends the converge
 // back to look, and the next look either finds this stack's network or says whose it is.
 func settleNetwork(name string, err error) error {
 	if engine.IsConflict(err) {
-		return &staleError{what: "network " + name, err: err}
+		return &staleError{what: msg.New("stale.network", "name", name), err: err}
 	}
 	return err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
+	"github.com/forgebox/forgebox/service/internal/msg"
 )
 
 // Component is one container of the stack as forgebox wants it.
@@ -57,7 +58,7 @@ type Desired struct {
 	// default helper of the runner's version for the engine's arch ("" when neither is known,
 	// HelperWhy says why). Config.Runner.HelperImage holds it too, so config.toml names it.
 	HelperImage string
-	HelperWhy   string
+	HelperWhy   msg.Msg
 }
 
 // NetworkSpec returns the wanted network of that name, if it is one.

@@ -39,8 +39,12 @@ func errMsg(err error) msg.Msg {
 	if errors.As(err, &me) {
 		return me.Msg
 	}
-	return msg.Msg{}
+	return msg.New("op.failed", "error", msg.Raw(err.Error()))
 }
+
+// ErrMsg is err as a message: its own code when it carries one, else its words set apart as
+// another layer's (the web app quotes them rather than mixing English into its language).
+func ErrMsg(err error) msg.Msg { return errMsg(err) }
 
 // pullStatus reads the engine's words for a layer: done once it is complete or already there.
 func pullStatus(status string) events.Status {

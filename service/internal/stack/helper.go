@@ -92,16 +92,16 @@ func remoteHelperImage(cfg config.Config) string {
 // resolveHelperImage is runner.helper_image, or the runner's default helper for the engine's
 // arch. When neither is known it is "", with the reason: config.toml then names no helper and
 // the runner picks (and pulls) one itself at job time.
-func resolveHelperImage(cfg config.Config, arch string) (string, string) {
+func resolveHelperImage(cfg config.Config, arch string) (string, msg.Msg) {
 	if cfg.Runner.HelperImage != "" {
-		return cfg.Runner.HelperImage, "runner.helper_image"
+		return cfg.Runner.HelperImage, msg.New("helper.configured")
 	}
 	ref, err := DefaultHelperImage(cfg.Runner.Image, arch)
 	if err != nil {
-		return "", err.Error()
+		return "", msg.New("helper.unknown", "error", msg.Raw(err.Error()))
 	}
 	v, _ := RunnerVersion(cfg.Runner.Image)
-	return ref, fmt.Sprintf("the helper of GitLab Runner %s on %s", v, arch)
+	return ref, msg.New("helper.matching", "version", v, "arch", arch)
 }
 
 // engineArch asks the engine for its architecture once per Stack: the runner's helper image and

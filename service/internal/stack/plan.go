@@ -143,7 +143,7 @@ func MakePlan(d Desired, o Observed, pullPolicy string) Plan {
 }
 
 // movesNetwork says which networks a container leaves and joins, when they differ from its spec's.
-func movesNetwork(c Component, cur engine.Detail) string {
+func movesNetwork(c Component, cur engine.Detail) msg.Msg {
 	want := []string{c.Spec.Network}
 	for _, ep := range c.Spec.Networks {
 		want = append(want, ep.Network)
@@ -155,10 +155,10 @@ func movesNetwork(c Component, cur engine.Detail) string {
 		}
 	}
 	if len(leaves) == 0 {
-		return ""
+		return msg.Msg{}
 	}
 	sort.Strings(leaves)
-	return fmt.Sprintf("it runs on %s; it moves to %s", strings.Join(leaves, ", "), strings.Join(want, " and "))
+	return msg.New("plan.moves", "from", strings.Join(leaves, ", "), "to", strings.Join(want, ", "))
 }
 
 func newAction(kind ActionKind, component, target string, why msg.Msg) Action {
@@ -203,7 +203,7 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 	switch {
 	case !exists:
 		add(ActCreate, "", "plan.create", "component", c.Name)
-	case cur.SpecHash != want && movesNetwork(c, cur) != "":
+	case cur.SpecHash != want && !movesNetwork(c, cur).IsZero():
 		add(ActRecreate, cur.ID, "plan.recreate.network", "moves", movesNetwork(c, cur))
 	case cur.SpecHash != want:
 		add(ActRecreate, cur.ID, "plan.recreate.settings", "spec", orUnknown(cur.SpecHash), "want", want)
@@ -215,7 +215,7 @@ func planStart(acts []Action, c Component, o Observed, pullPolicy string, pulled
 		wait(cur.ID, "plan.wait.restarting")
 		started = false
 	case !cur.Running():
-		add(ActStart, cur.ID, "plan.start", "state", cur.State)
+		add(ActStart, cur.ID, "plan.start", "state", msg.New("state."+knownOr(cur.State, "other")))
 	case cur.Health == "unhealthy":
 		add(ActRestart, cur.ID, "plan.restart.unhealthy")
 	case cur.Health == "starting":
@@ -246,8 +246,8 @@ func planProvision(p *Plan, o Observed, add func(ActionKind, string, string, msg
 	case o.Postgres == nil:
 		add(ActProvision, "postgres", "", msg.New("plan.provision.later"))
 	default:
-		if missing := o.Postgres.Missing(provisionWants()); len(missing) > 0 {
-			add(ActProvision, "postgres", "", msg.New("plan.provision.missing", "missing", strings.Join(missing, "; ")))
+		if missing := o.Postgres.Gaps(provisionWants()); len(missing) > 0 {
+			add(ActProvision, "postgres", "", msg.New("plan.provision.missing", "missing", missing))
 		}
 	}
 }

@@ -259,7 +259,7 @@ func TestHelperImage(t *testing.T) {
 	cfg := testConfig()
 	cfg.Runner.Image = "gitlab/gitlab-runner:latest"
 	d = desiredFrom(t, cfg)
-	if d.HelperImage != "" || !strings.Contains(d.HelperWhy, "runner.helper_image") {
+	if d.HelperImage != "" || !strings.Contains(d.HelperWhy.String(), "runner.helper_image") {
 		t.Errorf("latest: helper %q (%s)", d.HelperImage, d.HelperWhy)
 	}
 	cfg.Runner.HelperImage = "nas.lan/helper:x86_64-v19.2.2"

@@ -97,15 +97,13 @@ func (s *Stack) fetcher(ctx context.Context, eng imageLoader, component string) 
 		f.Mirrors = append(f.Mirrors, mm)
 	}
 	f.Progress = func(p download.Progress) {
-		msg := fmt.Sprintf("%s: %s of %s from %s", p.Status, units.BytesSize(float64(p.Current)), units.BytesSize(float64(p.Total)), p.Source)
-		if p.Rate > 0 {
-			msg += fmt.Sprintf(", %s/s", units.BytesSize(p.Rate))
+		m := msg.New("pull.download", "status", downloadStatus(p.Status), "current", units.BytesSize(float64(p.Current)), "total", units.BytesSize(float64(p.Total)), "source", p.Source)
+		if p.Rate > 0 || p.Left > 0 {
+			m = msg.New("pull.downloadRate", "status", downloadStatus(p.Status), "current", units.BytesSize(float64(p.Current)), "total", units.BytesSize(float64(p.Total)), "source", p.Source,
+				"rate", units.BytesSize(p.Rate), "left", p.Left.Round(time.Second).String())
 		}
-		if p.Left > 0 {
-			msg += fmt.Sprintf(", about %s left", p.Left.Round(time.Second))
-		}
-		s.emit(events.Event{Kind: events.KindPull, Component: component, Image: p.Image, Layer: "download",
-			Message: msg, Current: p.Current, Total: p.Total})
+		s.emit(events.Event{Kind: events.KindPull, Status: events.Working, Component: component, Image: p.Image, Layer: "download",
+			Current: p.Current, Total: p.Total}.With(m))
 	}
 	return f, nil
 }
@@ -115,4 +113,14 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// downloadStatus is forgebox's own download's status word as a message; anything else (a lost
+// connection it resumes) is the downloader's words.
+func downloadStatus(status string) msg.Msg {
+	switch status {
+	case "downloading", "done":
+		return msg.New("pull.status." + status)
+	}
+	return msg.New("pull.status.other", "status", msg.Raw(status))
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
 	"github.com/forgebox/forgebox/service/internal/gitlab"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgprov"
 	"github.com/forgebox/forgebox/service/internal/upgradepath"
 )
@@ -124,7 +125,7 @@ func (x *Session) Stop(ctx context.Context, name string) error {
 	if err != nil || !ok || !det.Running() {
 		return err
 	}
-	x.Emit(events.Event{Kind: events.KindStep, Component: name, Message: "stop " + det.Name + " (data kept)"})
+	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working, Component: name}.With(msg.New("component.stop", "container", det.Name)))
 	return x.s.eng.Stop(ctx, det.ID, comp.StopTimeout)
 }
 

@@ -198,8 +198,9 @@ func (s *Stack) dropDuplicateNetworks(ctx context.Context, op string, done *Plan
 		slices.SortFunc(group, func(a, b engine.Network) int { return strings.Compare(a.ID, b.ID) })
 		var kept []string
 		for _, n := range group[1:] {
-			a := Action{Kind: ActRemoveNetwork, Target: n.ID, Reason: fmt.Sprintf("network %s exists %d times with this stack's label (an interrupted run's create finished late); keeping %s", name, len(group), short(group[0].ID))}
-			s.emit(events.Event{Kind: events.KindStep, Op: op, Message: a.String()})
+			why := msg.New("plan.network.duplicate", "network", name, "n", len(group), "kept", short(group[0].ID))
+			a := Action{Kind: ActRemoveNetwork, Target: n.ID, Reason: why.String(), Why: why}
+			s.emit(events.Event{Kind: events.KindStep, Status: events.Working, Op: op}.With(a.Msg()))
 			if err := s.eng.RemoveNetwork(ctx, n.ID); err != nil {
 				kept = append(kept, short(n.ID))
 				continue

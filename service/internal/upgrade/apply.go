@@ -15,6 +15,7 @@ import (
 	"github.com/forgebox/forgebox/service/internal/config"
 	"github.com/forgebox/forgebox/service/internal/engine"
 	"github.com/forgebox/forgebox/service/internal/events"
+	"github.com/forgebox/forgebox/service/internal/msg"
 	"github.com/forgebox/forgebox/service/internal/pgupgrade"
 	"github.com/forgebox/forgebox/service/internal/stack"
 	"github.com/forgebox/forgebox/service/internal/upgrade/testhook"
@@ -71,8 +72,8 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	emit := func(kind events.Kind, component, format string, args ...any) {
-		x.Emit(events.Event{Kind: kind, Component: component, Message: fmt.Sprintf(format, args...)})
+	emit := func(kind events.Kind, component string, m msg.Msg) {
+		x.Emit(events.Event{Kind: kind, Component: component}.With(m))
 	}
 	if st == nil {
 		p, err := PlanFor(ctx, x, o.To, o.PostgresImage)
@@ -83,29 +84,30 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 		if err := saveState(dataDir, st); err != nil {
 			return Result{}, err
 		}
-		emit(events.KindPlan, "", "upgrade GitLab %s -> %s in %d %s (progress in %s)", p.From, p.To, len(p.Hops), plural(len(p.Hops), "hop", "hops"), statePath(dataDir))
+		emit(events.KindPlan, "", msg.New("upgrade.plan", "from", p.From, "to", p.To, "hops", hopCount(len(p.Hops)), "file", statePath(dataDir)))
 		for i, h := range p.Hops {
-			msg := fmt.Sprintf("hop %d: GitLab %s (%s, %s)", i+1, h.Version, h.GitLabImage, h.RunnerImage)
+			m := msg.New("upgrade.hop", "i", i+1, "version", h.Version, "gitlab", h.GitLabImage, "runner", h.RunnerImage)
 			if h.Postgres != nil {
-				msg += fmt.Sprintf(", after PostgreSQL %d -> %d (%s)", h.Postgres.From, h.Postgres.To, h.Postgres.Image)
+				m = msg.New("upgrade.hopPostgres", "i", i+1, "version", h.Version, "gitlab", h.GitLabImage, "runner", h.RunnerImage,
+					"from", h.Postgres.From, "to", h.Postgres.To, "image", h.Postgres.Image)
 			}
-			emit(events.KindPlan, "", "%s", msg)
+			emit(events.KindPlan, "", m)
 		}
 		for _, n := range p.Notes {
-			emit(events.KindInfo, "", "note: %s", n)
+			emit(events.KindInfo, "", msg.New("upgrade.note", "note", msg.Raw(n)))
 		}
 	} else {
 		if o.To != "" && o.To != st.Target {
 			return Result{}, &InProgressError{Target: st.Target, Want: o.To}
 		}
 		cur := st.Hops[min(st.Current, len(st.Hops)-1)]
-		emit(events.KindInfo, "", "resuming the upgrade to GitLab %s: hop %d of %d (GitLab %s), last step done: %s", st.Target, st.Current+1, len(st.Hops), cur.Version, orNone(st.Step))
+		emit(events.KindInfo, "", msg.New("upgrade.resuming", "target", st.Target, "i", st.Current+1, "n", len(st.Hops), "version", cur.Version, "step", stepMsg(st.Step)))
 	}
 	save := func() error { return saveState(dataDir, st) }
 
 	for st.Current < len(st.Hops) {
 		h := st.Hops[st.Current]
-		n := fmt.Sprintf("hop %d/%d (GitLab %s)", st.Current+1, len(st.Hops), h.Version)
+		n := msg.New("upgrade.hopName", "i", st.Current+1, "n", len(st.Hops), "version", h.Version)
 		step := func(name string, fn func() error) error {
 			if slices.Index(stepOrder, st.Step) >= slices.Index(stepOrder, name) {
 				return nil
@@ -121,7 +123,7 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 			return nil
 		}
 		if err := step(StepReady, func() error {
-			emit(events.KindStep, "", "%s: check the stack is up and GitLab's background migrations are done", n)
+			emit(events.KindStep, "", msg.New("upgrade.checkReady", "hop", n))
 			if _, err := x.ConvergeForUpgrade(ctx); err != nil {
 				return err
 			}
@@ -159,7 +161,7 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 			}
 			st.KeptDirs = append(st.KeptDirs, res.OldDir)
 			st.Postgres = nil
-			emit(events.KindStep, "", "%s: bring the stack back up on PostgreSQL %d before GitLab moves", n, res.To)
+			emit(events.KindStep, "", msg.New("upgrade.backOnPostgres", "hop", n, "major", res.To))
 			_, err = x.ConvergeForUpgrade(ctx)
 			return err
 		}); err != nil {
@@ -167,7 +169,7 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 		}
 		if err := step(StepSwitched, func() error {
 			cfg := x.Config()
-			emit(events.KindStep, "gitlab", "%s: switch GitLab to %s and the runner to %s", n, h.GitLabImage, h.RunnerImage)
+			emit(events.KindStep, "gitlab", msg.New("upgrade.switch", "hop", n, "gitlab", h.GitLabImage, "runner", h.RunnerImage))
 			cfg.GitLab.Image, cfg.Runner.Image = h.GitLabImage, h.RunnerImage
 			if err := o.SaveConfig(cfg); err != nil {
 				return fmt.Errorf("save the config with the new images: %w", err)
@@ -183,7 +185,7 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 		if err := step(StepMigrations, func() error { return WaitMigrations(ctx, x, o.MigrationsDeadline, o.Poll) }); err != nil {
 			return Result{}, err
 		}
-		emit(events.KindInfo, "", "%s done", n)
+		emit(events.KindInfo, "", msg.New("upgrade.hopDone", "hop", n))
 		st.Current++
 		st.Step = ""
 		if err := save(); err != nil {
@@ -195,11 +197,10 @@ func Apply(ctx context.Context, x *stack.Session, o Options) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{From: st.From, To: st.Target, Hops: st.Hops, Backups: st.Backups, KeptDirs: st.KeptDirs, Took: time.Since(start)}
-	msg := fmt.Sprintf("GitLab is now %s (from %s, %d %s; backups before each hop: %s)", st.Target, st.From, len(st.Hops), plural(len(st.Hops), "hop", "hops"), strings.Join(st.Backups, ", "))
+	emit(events.KindInfo, "", msg.New("upgrade.done", "to", st.Target, "from", st.From, "hops", hopCount(len(st.Hops)), "backups", strings.Join(st.Backups, ", ")))
 	for _, d := range st.KeptDirs {
-		msg += fmt.Sprintf("; the old PostgreSQL data directory stays at %s: remove it when the upgraded stack works", d)
+		emit(events.KindInfo, "postgres", msg.New("upgrade.keptDir", "dir", d))
 	}
-	emit(events.KindInfo, "", "%s", msg)
 	return res, nil
 }
 
@@ -219,7 +220,7 @@ func pullImages(ctx context.Context, x *stack.Session, h Hop) error {
 		}
 		switch {
 		case cfg.Stack.PullPolicy == "always" || (id == "" && cfg.Stack.PullPolicy == "missing"):
-			x.Emit(events.Event{Kind: events.KindStep, Message: "pull " + img})
+			x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("upgrade.pull", "image", img)))
 			// The stack's own pull path: mirrors, pull_via and resuming downloads, as `up` uses.
 			if err := x.Pull(ctx, "", img); err != nil {
 				return err
@@ -236,7 +237,7 @@ func pullImages(ctx context.Context, x *stack.Session, h Hop) error {
 func convergeHop(ctx context.Context, x *stack.Session, h Hop, o Options) error {
 	_, err := x.ConvergeForUpgrade(ctx)
 	if err != nil && errors.Is(err, engine.ErrHealthTimeout) {
-		x.Emit(events.Event{Kind: events.KindWait, Component: "gitlab", Message: fmt.Sprintf("GitLab %s is still migrating its database; waiting up to %s", h.Version, o.BootDeadline)})
+		x.Emit(events.Event{Kind: events.KindWait, Status: events.Working, Component: "gitlab"}.With(msg.New("upgrade.migratingBoot", "version", h.Version, "limit", o.BootDeadline.String())))
 		if werr := x.WaitGitLab(ctx, o.BootDeadline); werr != nil {
 			return werr
 		}
@@ -253,7 +254,7 @@ func convergeHop(ctx context.Context, x *stack.Session, h Hop, o Options) error 
 	if v != want {
 		return fmt.Errorf("after the switch to %s GitLab reports version %s, not %s", h.GitLabImage, v, h.Version)
 	}
-	x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab reports version " + v.String()})
+	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}.With(msg.New("upgrade.version", "version", v.String())))
 	return nil
 }
 
@@ -297,7 +298,7 @@ func WaitMigrations(ctx context.Context, x *stack.Session, deadline, poll time.D
 		if err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == "42P01" { // undefined_table: a GitLab without them
-				x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: "GitLab's database has no batched_background_migrations table: nothing to wait for"})
+				x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}.With(msg.New("upgrade.noMigrationsTable")))
 				return nil
 			}
 			if ctx.Err() != nil {
@@ -306,23 +307,25 @@ func WaitMigrations(ctx context.Context, x *stack.Session, deadline, poll time.D
 			return fmt.Errorf("ask PostgreSQL about batched background migrations: %w", err)
 		}
 		var failed, names []string
+		var each []msg.Msg
 		for _, m := range pending {
 			if m.Status == 4 {
 				failed = append(failed, m.Class)
 			}
 			names = append(names, fmt.Sprintf("%s on %s (%s)", m.Class, m.Table, statusNames[m.Status]))
+			each = append(each, msg.New("upgrade.migration", "class", m.Class, "table", m.Table, "status", msg.New("migration."+statusNames[m.Status])))
 		}
 		if len(failed) > 0 {
 			return &FailedMigrationError{Names: failed}
 		}
 		if len(pending) == 0 {
-			x.Emit(events.Event{Kind: events.KindInfo, Component: "gitlab", Message: fmt.Sprintf("batched background migrations are finished (waited %s)", time.Since(start).Round(time.Second))})
+			x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done, Component: "gitlab"}.With(msg.New("upgrade.migrationsDone", "took", time.Since(start).Round(time.Second).String())))
 			return nil
 		}
 		if time.Since(reported) >= 10*time.Second {
 			reported = time.Now()
-			x.Emit(events.Event{Kind: events.KindWait, Component: "gitlab", Message: fmt.Sprintf("waiting for %d batched background %s (%s so far): %s",
-				len(pending), plural(len(pending), "migration", "migrations"), time.Since(start).Round(time.Second), strings.Join(names, ", "))})
+			x.Emit(events.Event{Kind: events.KindWait, Status: events.Working, Component: "gitlab"}.With(msg.New("upgrade.migrationsWait",
+				"n", len(pending), "took", time.Since(start).Round(time.Second).String(), "each", each)))
 		}
 		select {
 		case <-ctx.Done():
@@ -347,4 +350,20 @@ func pendingMigrations(ctx context.Context, cc *pgx.ConnConfig) ([]pendingMigrat
 		err := r.Scan(&m.ID, &m.Class, &m.Table, &m.Status)
 		return m, err
 	})
+}
+
+// hopCount is "1 hop" or "N hops".
+func hopCount(n int) msg.Msg {
+	if n == 1 {
+		return msg.New("upgrade.hops.one")
+	}
+	return msg.New("upgrade.hops.many", "n", n)
+}
+
+// stepMsg names the last step an interrupted upgrade finished, in the reader's language.
+func stepMsg(step string) msg.Msg {
+	if step == "" {
+		return msg.New("upgrade.step.none")
+	}
+	return msg.New("upgrade.step." + step)
 }
