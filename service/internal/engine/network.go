@@ -33,7 +33,7 @@ func (c *Client) FindNetwork(ctx context.Context, stack, name string) (Network, 
 }
 
 func toNetwork(n network.Summary) Network {
-	nw := Network{ID: n.ID, Name: n.Name, Internal: n.Internal}
+	nw := Network{ID: n.ID, Name: n.Name, Internal: n.Internal, Created: n.Created}
 	for _, cfg := range n.IPAM.Config {
 		if cfg.Subnet != "" {
 			nw.Subnets = append(nw.Subnets, cfg.Subnet)
@@ -96,6 +96,13 @@ func (c *Client) RemoveNetwork(ctx context.Context, id string) error {
 		return fmt.Errorf("remove network %s: %w", id, err)
 	}
 	return nil
+}
+
+// IsAmbiguousNetwork says the engine found two networks of the name a container asked for. An
+// engine before Docker 25 lets two creates of one name both succeed when neither has landed
+// when the other is checked; it then refuses to connect or start a container on that name.
+func IsAmbiguousNetwork(err error) bool {
+	return err != nil && strings.Contains(err.Error(), " is ambiguous (")
 }
 
 // ConnectNetwork attaches a container to a network; one already attached is left as it is.

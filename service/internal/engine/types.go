@@ -98,7 +98,8 @@ type Network struct {
 	ID       string
 	Name     string
 	Subnets  []string
-	Internal bool // the engine gives it no route out of its subnet
+	Internal bool      // the engine gives it no route out of its subnet
+	Created  time.Time // when the engine made it: of two copies of one name, the older stays
 }
 
 // PullProgress is one line of an image pull, as the engine reports it per layer.

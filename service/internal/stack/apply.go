@@ -28,6 +28,11 @@ func (s *Stack) apply(ctx context.Context, d Desired, o Observed, plan Plan) err
 		s.emit(events.Event{Kind: events.KindStep, ID: stepID(i), Status: events.Working, Component: a.Component}.With(a.Msg()))
 		s.log.Info("plan step", "action", string(a.Kind), "component", a.Component, "reason", a.Reason)
 		res, err := s.applyOne(ctx, d, a, r)
+		if engine.IsAmbiguousNetwork(err) {
+			// A killed run's network create landed after this run made its own: the next look
+			// (ensureNetworks) drops the late copy, then the step runs again.
+			err = &staleError{what: "a second network of the same name", err: err}
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, subjectOf(a), err)
 		}

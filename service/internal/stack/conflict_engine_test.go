@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +122,7 @@ func TestUpRefusesAnotherStacksContainer(t *testing.T) {
 // TestUpDropsADuplicateNetworkAnEarlierRunLeft: a killed run's network create and the next
 // run's can both succeed at API 1.41 (the engine checks names only against networks it already
 // has), leaving two networks of one name; containers on that name then fail to start ("network
-// is ambiguous"). up keeps the lowest ID, removes the copy and converges.
+// is ambiguous"). up keeps the older, removes the copy and converges.
 func TestUpDropsADuplicateNetworkAnEarlierRunLeft(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -135,7 +134,6 @@ func TestUpDropsADuplicateNetworkAnEarlierRunLeft(t *testing.T) {
 			ids = append(ids, id)
 		}
 	}
-	slices.Sort(ids)
 	if len(ids) == 1 {
 		// Docker 25 and later refuse a second network of one name at every API version: the
 		// race cannot leave two there (the newer-engine suite runs this on Docker 26). up must
@@ -161,7 +159,70 @@ func TestUpDropsADuplicateNetworkAnEarlierRunLeft(t *testing.T) {
 		}
 	}
 	if len(got) != 1 || got[0] != ids[0] {
-		t.Fatalf("networks named %s after up: %v, want only %s", name, got, ids[0])
+		t.Fatalf("networks named %s after up: %v, want only %s, the older", name, got, ids[0])
+	}
+	if plan := f.up(ctx); !plan.Empty() {
+		t.Errorf("the next up planned:\n%s", plan)
+	}
+}
+
+// lateNetwork is the real engine with a killed run's create of network landing late: after this
+// run made its own and just before this run's first container create (the fault soak's seed
+// 255834348791358), so a later container create or start finds the name ambiguous.
+type lateNetwork struct {
+	stack.Engine
+	t                *testing.T
+	network, stackOf string
+	once             sync.Once
+	copyID           string
+	copied           bool
+}
+
+func (e *lateNetwork) Create(ctx context.Context, spec engine.ContainerSpec) (string, error) {
+	e.once.Do(func() { e.copyID, e.copied = createNetworkUnchecked(e.t, e.network, e.stackOf) })
+	return e.Engine.Create(ctx, spec)
+}
+
+// TestUpDropsANetworkCopyThatLandsMidRun: the copy appears after up made the jobs network; the
+// container that asks for it fails ("is ambiguous"), up looks again, removes the late copy (the
+// newer; nothing is on it) and converges, keeping the network it made.
+func TestUpDropsANetworkCopyThatLandsMidRun(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	name := f.cfg.JobsNetworkName()
+	late := &lateNetwork{Engine: f.eng, t: t, network: name, stackOf: f.cfg.Stack.Name}
+	s := stack.New(f.cfg, late, f.secrets, stack.Options{Events: f.rec, Version: "test"})
+	if _, err := s.Up(ctx); err != nil {
+		t.Fatalf("up with a copy of %s landing mid-run: %v", name, err)
+	}
+	if !late.copied {
+		info, err := f.eng.Info(ctx)
+		if major, _, _ := strings.Cut(info.ServerVersion, "."); err != nil || major < "25" || len(major) != 2 {
+			t.Fatalf("engine %s (%v) refused a second network named %s; an engine before 25.0 takes it", info.ServerVersion, err, name)
+		}
+		t.Logf("engine %s refused a second network named %s (409): the race cannot happen there", info.ServerVersion, name)
+		return
+	}
+	nets, err := f.eng.ListNetworks(ctx, f.cfg.Stack.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range nets {
+		if n.Name == name {
+			got = append(got, n.ID)
+		}
+	}
+	if len(got) != 1 || got[0] == late.copyID {
+		t.Fatalf("networks named %s after up: %v; the late copy %s must be the one removed", name, got, late.copyID)
+	}
+	var looked bool
+	for _, e := range f.rec.evs {
+		looked = looked || (e.Kind == events.KindInfo && strings.Contains(e.Message, "second network of the same name"))
+	}
+	if !looked {
+		t.Error("up never said it looked again because of the copy: did the copy land where the test meant?")
 	}
 	if plan := f.up(ctx); !plan.Empty() {
 		t.Errorf("the next up planned:\n%s", plan)

@@ -181,7 +181,9 @@ func (s *Stack) ensureNetworks(ctx context.Context, info engine.Info, op string,
 // asked at API 1.43 or older checks a new network's name only against the networks it already
 // has, so a create sent by a killed run and the next run's own can both succeed (the fault
 // soak's seed 39770811133210); containers then cannot start: "network ... is ambiguous". Every
-// run keeps the same one, the lowest ID, so two runs at once agree.
+// run keeps the same one, the oldest (then the lowest ID), so two runs at once agree; and when
+// the killed run's create lands after this run made its network and started containers on it
+// (seed 255834348791358), the copy that goes is the late one, which nothing uses yet.
 func (s *Stack) dropDuplicateNetworks(ctx context.Context, op string, done *Plan) error {
 	nets, err := s.eng.ListNetworks(ctx, s.cfg.Stack.Name)
 	if err != nil {
@@ -195,7 +197,12 @@ func (s *Stack) dropDuplicateNetworks(ctx context.Context, op string, done *Plan
 		if len(group) < 2 {
 			continue
 		}
-		slices.SortFunc(group, func(a, b engine.Network) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(group, func(a, b engine.Network) int {
+			if c := a.Created.Compare(b.Created); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
 		var kept []string
 		for _, n := range group[1:] {
 			why := msg.New("plan.network.duplicate", "network", name, "n", len(group), "kept", short(group[0].ID))
