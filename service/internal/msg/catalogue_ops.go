@@ -105,6 +105,7 @@ func init() {
 		"stale.lookAgain":            "{stale}; looking again",
 		"stale.container":            "container {name}",
 		"stale.network":              "network {name}",
+		"stale.networkCopy":          "a second network of the same name",
 		"pull.download":              "{status}: {current} of {total} from {source}",
 		"pull.downloadRate":          "{status}: {current} of {total} from {source}, {rate}/s, about {left} left",
 		"pull.status.downloading":    "downloading",

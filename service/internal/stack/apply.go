@@ -31,7 +31,7 @@ func (s *Stack) apply(ctx context.Context, d Desired, o Observed, plan Plan) err
 		if engine.IsAmbiguousNetwork(err) {
 			// A killed run's network create landed after this run made its own: the next look
 			// (ensureNetworks) drops the late copy, then the step runs again.
-			err = &staleError{what: "a second network of the same name", err: err}
+			err = &staleError{what: msg.New("stale.networkCopy"), err: err}
 		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", a.Kind, subjectOf(a), err)
