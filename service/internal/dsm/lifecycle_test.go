@@ -437,31 +437,6 @@ func TestStatusAcrossControllerRestart(t *testing.T) {
 	}
 }
 
-// TestFrontControllerPage: while the controller does not answer, the app window shows that,
-// and that the package still runs; never "stopped".
-func TestFrontControllerPage(t *testing.T) {
-	f := newFrontFixture(t)
-	f.env.ControllerURL = "http://127.0.0.1:1"
-	os.WriteFile(f.env.StartedMarker(), []byte("x"), 0o644)
-	r := httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/?lang=enu", nil)
-	r.Header.Set("Cookie", "id=admin-session")
-	r.Header.Set("Accept", "text/html,application/xhtml+xml")
-	w := f.serve(t, r, "/")
-	body := w.Body.String()
-	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "not answering") || strings.Contains(strings.ToLower(body), "stopped") ||
-		!strings.Contains(body, `http-equiv="refresh"`) || w.Header().Get("X-Forgebox-Package-Started") != "yes" {
-		t.Errorf("%d %v\n%s", w.Code, w.Header(), body)
-	}
-	// The web app's own API calls still get JSON.
-	r = httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/api/v1/status", nil)
-	r.Header.Set("Cookie", "id=admin-session")
-	r.Header.Set("Accept", "application/json")
-	w = f.serve(t, r, "/api/v1/status")
-	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
-		t.Errorf("API call: %d %s", w.Code, code)
-	}
-}
-
 // TestUpgradePointsGitLabAtVar: the config of an earlier version (GitLab's data in the share)
 // is pointed at the var dir on upgrade, and the message says the data moves; a share of the
 // user's own choosing is left alone.

@@ -1,4 +1,4 @@
-package dsm
+package front
 
 import (
 	"net/http"
