@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // scriptFixture is a package root with a target holding the port-config file, stand-ins of
@@ -522,5 +524,46 @@ func TestPreuninstRemovesImagesWhenAsked(t *testing.T) {
 	code, msg = f.run(t, "preuninst", uninstall)
 	if code != 0 || !strings.Contains(msg, "could not reach Docker") || !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
 		t.Errorf("unreachable engine: exit %d, message:\n%s", code, msg)
+	}
+}
+
+// TestPrestartRecordsTheDataDir: a hand-edited data_dir reaches index.cgi through the record
+// prestart writes (front.DataDirRecordName), and the record goes when the config names the
+// package's data dir again; the small front then finds front.secret there.
+func TestPrestartRecordsTheDataDir(t *testing.T) {
+	f := newScriptFixture(t)
+	if code, msg := f.run(t, "postinst", nil); code != 0 {
+		t.Fatalf("postinst: %s", msg)
+	}
+	env := f.env()
+	record := filepath.Join(env.VarDir, front.DataDirRecordName)
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart: %s", msg)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("a record with the default data dir: %v", err)
+	}
+	c, err := config.Load(env.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(f.dir, "volume1", "elsewhere", "data")
+	c.Stack.DataDir = elsewhere
+	if err := config.Save(env.ConfigFile, c); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart with data_dir elsewhere: %s", msg)
+	}
+	if got, err := front.RecordedDataDir(env.VarDir); err != nil || got != elsewhere {
+		t.Fatalf("recorded %q, %v; want %q", got, err, elsewhere)
+	}
+	c.Stack.DataDir = env.DataDir
+	config.Save(env.ConfigFile, c)
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart back to the default: %s", msg)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Errorf("the record stayed after data_dir went back to the default: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -539,5 +540,122 @@ func TestFrontControllerPage(t *testing.T) {
 	w = f.serve(t, r, "/api/v1/status")
 	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
 		t.Errorf("API call: %d %s", w.Code, code)
+	}
+}
+
+// TestFrontFindsTheRecordedDataDir: with front.secret not in the package's data dir, the front
+// reads it from the data dir prestart recorded (a hand-edited data_dir); without a record it
+// says the controller has not started.
+func TestFrontFindsTheRecordedDataDir(t *testing.T) {
+	f := newFrontFixture(t)
+	os.Remove(filepath.Join(f.env.DataDir, "front.secret"))
+	r := func() *http.Request {
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header.Set("Cookie", "id=admin-session")
+		return r
+	}
+	if code, _ := errorCode(t, f.serve(t, r(), "/api/v1/status")); code != "controller_unavailable" {
+		t.Fatalf("without the secret and a record: %s", code)
+	}
+	elsewhere := filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(elsewhere, 0o700)
+	os.WriteFile(filepath.Join(elsewhere, "front.secret"), []byte(f.secret+"\n"), 0o640)
+	os.WriteFile(filepath.Join(f.env.VarDir, DataDirRecordName), []byte(elsewhere+"\n"), 0o644)
+	if w := f.serve(t, r(), "/api/v1/status"); w.Code != http.StatusOK {
+		t.Fatalf("with the record: %d %s", w.Code, w.Body)
+	}
+	if got, _ := f.ctrl.last(t); got.Header.Get(HeaderFrontSecret) != f.secret {
+		t.Errorf("the controller got secret %q", got.Header.Get(HeaderFrontSecret))
+	}
+}
+
+// TestFrontStreamsTheAnswer: a progress stream's pieces reach DSM as the controller sends
+// them (chunked, flushed), not when it ends; the answer's hop-by-hop headers stay behind.
+func TestFrontStreamsTheAnswer(t *testing.T) {
+	f := newFrontFixture(t)
+	next := make(chan struct{})
+	f.ctrl.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write([]byte("data: first\n\n"))
+		w.(http.Flusher).Flush()
+		<-next
+		w.Write([]byte("data: second\n\n"))
+	}
+	pr, pw := io.Pipe()
+	vars := map[string]string{"REQUEST_METHOD": "GET", "PATH_INFO": "/api/v1/events", "HTTP_COOKIE": "id=admin-session",
+		"HTTP_X_SYNO_TOKEN": "tok-admin", "REMOTE_ADDR": "192.0.2.7"}
+	front := &Front{Env: f.env, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), PathInfo: "/api/v1/events",
+		Getenv: func(k string) string { return vars[k] }, Environ: func() []string {
+			var out []string
+			for k, v := range vars {
+				out = append(out, k+"="+v)
+			}
+			return out
+		}}
+	front.Auth = DSMAuth{AuthenticateCGI: f.env.AuthenticateCGI, LoginCGI: f.env.LoginCGI, IDTool: f.env.IDTool, Environ: front.Environ}
+	done := make(chan error, 1)
+	go func() { err := Serve(front, strings.NewReader(""), pw); pw.Close(); done <- err }()
+	br := bufio.NewReader(pr)
+	var head []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("answer broke off in its head: %v %q", err, head)
+		}
+		if line = strings.TrimRight(line, "\r\n"); line == "" {
+			break
+		}
+		head = append(head, line)
+	}
+	if !slices.Contains(head, "Status: 200 OK") || !slices.Contains(head, "Content-Type: text/event-stream") {
+		t.Errorf("head %q", head)
+	}
+	for _, h := range head {
+		if strings.HasPrefix(h, "Connection") || strings.HasPrefix(h, "Transfer-Encoding") {
+			t.Errorf("hop-by-hop header passed on: %q", h)
+		}
+	}
+	// The first piece arrives while the controller still holds the second back.
+	first, err := br.ReadString('\n')
+	if err != nil || first != "data: first\n" {
+		t.Fatalf("first piece %q, %v", first, err)
+	}
+	close(next)
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "\ndata: second\n\n" {
+		t.Errorf("rest %q", rest)
+	}
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// TestFrontLinksLittle: index.cgi's binary links neither the config parser nor the Docker
+// client, gin, pgx, the rest of package dsm, nor net/http (whose TLS and HTTP/2 initialise
+// at every start): what the app window's every request would pay for (bench/README.md).
+func TestFrontLinksLittle(t *testing.T) {
+	for _, tags := range []string{"", "forgebox_testhooks"} {
+		out, err := exec.Command("go", "list", "-tags", tags, "-deps", "github.com/forgebox/forgebox/service/cmd/forgebox-cgi").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		deps := strings.Fields(string(out))
+		if !slices.Contains(deps, "github.com/forgebox/forgebox/service/internal/dsm/front") {
+			t.Fatalf("forgebox-cgi does not link the front? %q", deps)
+		}
+		// Each banned path, and every package below it.
+		banned := []string{"github.com/forgebox/forgebox/service/internal/config", "github.com/BurntSushi/toml",
+			"github.com/docker", "github.com/moby", "github.com/gin-gonic", "github.com/jackc", "github.com/google/go-containerregistry",
+			"github.com/opencontainers", "net/http", "crypto/tls"}
+		for _, d := range deps {
+			if d == "github.com/forgebox/forgebox/service/internal/dsm" {
+				t.Errorf("forgebox-cgi (tags %q) links the whole of package dsm", tags)
+			}
+			for _, b := range banned {
+				if d == b || strings.HasPrefix(d, b+"/") {
+					t.Errorf("forgebox-cgi (tags %q) links %s", tags, d)
+				}
+			}
+		}
 	}
 }
