@@ -96,7 +96,7 @@ func BuildReport(ctx context.Context, env Env, source string, cgi *CGIFacts) Rep
 			r.CGIRecorded = &f
 		}
 	} else {
-		problem("index.cgi's record (it writes one on each request it serves, if it may write the var dir)", err)
+		problem("index.cgi's record (it writes one on each request it checks with DSM, if it may write the var dir)", err)
 	}
 	root := hostRoot(env.ShareDir)
 	if v, err := keyValues(filepath.Join(root, "/etc.defaults/VERSION")); err == nil {

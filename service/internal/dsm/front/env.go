@@ -60,7 +60,7 @@ const (
 
 // Files in the var dir that the front reads or writes.
 const (
-	CGIRecordName = "cgi.json" // the CGI environment's shape, as index.cgi last saw it
+	CGIRecordName = "cgi.json" // the CGI environment's shape, as index.cgi last saw it on a request DSM checked
 	// DataDirRecordName names the controller's data dir when the config's data_dir is not
 	// <var>/data (a hand-edited config): prestart writes it from the loaded config, so that
 	// index.cgi finds front.secret without parsing the config on every request.

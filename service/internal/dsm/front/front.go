@@ -286,7 +286,10 @@ func (f *Front) ServeRequest(w ResponseWriter, r *Request) {
 		}
 		f.rememberSession(key, user)
 	}
-	if f.Getenv != nil && f.Environ != nil {
+	// The CGI record is kept by the requests DSM checked (at least one per session every
+	// SessionTTL): the window's remembered polls skip it, since DSM's web server gives them
+	// the environment it gave the checked one.
+	if f.Getenv != nil && f.Environ != nil && (!remembered || path == ReportPath) {
 		facts := cgiFacts(f.Getenv, f.Environ())
 		recordCGI(f.Env, facts)
 		if path == ReportPath {
