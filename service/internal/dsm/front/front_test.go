@@ -659,3 +659,27 @@ func TestFrontLinksLittle(t *testing.T) {
 		}
 	}
 }
+
+// TestDialAddresses: the front reaches the controller by an IP address or localhost; a host
+// name it would have to resolve is refused with a message that says so.
+func TestDialAddresses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	for _, addr := range []string{"127.0.0.1:" + port, "localhost:" + port, "[::ffff:127.0.0.1]:" + port} {
+		c, err := dial(addr, time.Second)
+		if err != nil {
+			t.Errorf("dial %s: %v", addr, err)
+			continue
+		}
+		c.Close()
+	}
+	for addr, want := range map[string]string{"nas.example:8470": "by an IP address", "127.0.0.1": "host:port", "127.0.0.1:x": "bad port"} {
+		if _, err := dial(addr, time.Second); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("dial %s: %v, want %q", addr, err, want)
+		}
+	}
+}

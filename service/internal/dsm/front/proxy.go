@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/textproto"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,7 +149,7 @@ func (f *Front) proxy(w ResponseWriter, r *Request, pathInfo, base, user, secret
 
 // response is the controller's answer, its body still on the connection.
 type response struct {
-	conn   net.Conn
+	conn   *os.File
 	status int
 	reason string
 	header Header
@@ -157,7 +158,7 @@ type response struct {
 
 // exchange sends the request and reads the answer's head.
 func (f *Front) exchange(r *Request, host, uri string, h Header) (*response, error) {
-	conn, err := net.DialTimeout("tcp", host, dialTimeout)
+	conn, err := dial(host, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +194,9 @@ func (f *Front) exchange(r *Request, host, uri string, h Header) (*response, err
 	if err := bw.Flush(); err != nil {
 		return nil, err
 	}
-	conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	if err := setReadTimeout(conn, headerTimeout); err != nil {
+		return nil, err
+	}
 	br := bufio.NewReaderSize(conn, 32<<10)
 	tp := textproto.NewReader(br)
 	var resp *response
@@ -218,7 +221,9 @@ func (f *Front) exchange(r *Request, host, uri string, h Header) (*response, err
 		resp = &response{conn: conn, status: status, reason: reason, header: header}
 		break
 	}
-	conn.SetReadDeadline(time.Time{})
+	if err := setReadTimeout(conn, 0); err != nil {
+		return nil, err
+	}
 	switch {
 	case r.Method == "HEAD" || resp.status == 204 || resp.status == 304:
 		resp.body = strings.NewReader("")
