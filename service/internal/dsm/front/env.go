@@ -5,12 +5,13 @@
 // environment for the diagnostics report, and passes the request on to the controller with
 // the shared front secret.
 //
-// Its whole cost is its start, so it links only the standard library's HTTP and the leaf
-// packages redact and secretfiles: neither the config parser (toml, image references), nor the
-// Docker client, gin or pgx, nor the rest of package dsm (the lifecycle scripts, the wizard,
-// the report). Package dsm builds on it: the constants here are the package's, and the report
-// comes in through Front.Report. TestFrontLinksLittle keeps it so; bench/README.md ("The DSM
-// app window") has the figures.
+// Its whole cost is its start, so it links little: neither the config parser (toml, image
+// references), the Docker client, gin or pgx, nor the rest of package dsm (the lifecycle
+// scripts, the wizard, the report), nor net/http (crypto/tls and HTTP/2 initialise at every
+// start): the CGI request and answer (cgi.go) and the one exchange with the controller
+// (proxy.go, dial.go) are written out. Package dsm builds on it: the constants here are the
+// package's, and the report comes in through Front.Report. TestFrontLinksLittle keeps it so;
+// bench/README.md ("The DSM app window") has the figures.
 package front
 
 import (
