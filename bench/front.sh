@@ -8,5 +8,6 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 CGO_ENABLED=0 go build -tags forgebox_testhooks -trimpath -ldflags "-s -w" -o "$work/forgebox" ./service/cmd/forgebox
 CGO_ENABLED=0 go build -tags forgebox_testhooks -trimpath -ldflags "-s -w" -o "$work/forgebox-cgi" ./service/cmd/forgebox-cgi
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/gostart" ./bench/cmd/gostart
 go build -o "$work/frontbench" ./bench/cmd/frontbench
-"$work/frontbench" -forgebox "$work/forgebox" -cgi "$work/forgebox-cgi" ${FORGEBOX_FRONTBENCH_ARGS:-}
+"$work/frontbench" -forgebox "$work/forgebox" -cgi "$work/forgebox-cgi" -gostart "$work/gostart" ${FORGEBOX_FRONTBENCH_ARGS:-}

@@ -43,6 +43,7 @@ const idTool = `#!/bin/sh
 func main() {
 	forgebox := flag.String("forgebox", "", "the forgebox binary (controller, and index.cgi by its name)")
 	cgiBin := flag.String("cgi", "", "the small front binary (forgebox-cgi)")
+	goStart := flag.String("gostart", "", "a Go program that does nothing (bench/cmd/gostart), built as forgebox-cgi is: the Go runtime's start")
 	n := flag.Int("n", 300, "requests per way")
 	idle := flag.Duration("idle", time.Minute, "idle window for the Engine API count")
 	image := flag.String("image", os.Getenv("FORGEBOX_TEST_REDIS_IMAGE"), "image of the stand-in stack containers")
@@ -151,7 +152,7 @@ func main() {
 	var cpu []time.Duration // user+system time of the CGI process and the tools it waited for
 	// fresh: a new DSM session each request, so index.cgi asks authenticate.cgi and id every
 	// time (a POST, or the first GET of a session); otherwise one session, which index.cgi
-	// remembers for its GETs (dsm.SessionTTL).
+	// remembers for its GETs (front.SessionTTL).
 	seq := 0
 	viaCGI := func(bin string, fresh bool) func() error {
 		cpu = nil
@@ -177,6 +178,10 @@ func main() {
 	trueBin, err := exec.LookPath("true")
 	check(err)
 	baseline := measure(*n, func() error { return exec.Command(trueBin).Run() })
+	var goBaseline [2]time.Duration
+	if *goStart != "" {
+		goBaseline = measure(*n, func() error { return exec.Command(abs(*goStart)).Run() })
+	}
 	small := measure(*n, viaCGI(abs(*cgiBin), false))
 	smallCPU := p50(cpu)
 	smallFresh := measure(*n, viaCGI(abs(*cgiBin), true))
@@ -191,6 +196,9 @@ func main() {
 	fmt.Printf("| way | p50 | p99 | added p50 | CPU per request (p50) |\n|---|---|---|---|---|\n")
 	fmt.Printf("| direct to the controller | %s | %s | - | - |\n", ms(direct[0]), ms(direct[1]))
 	fmt.Printf("| (baseline: start and wait for %s) | %s | %s | - | - |\n", trueBin, ms(baseline[0]), ms(baseline[1]))
+	if *goStart != "" {
+		fmt.Printf("| (baseline: start and wait for a Go program that does nothing) | %s | %s | - | - |\n", ms(goBaseline[0]), ms(goBaseline[1]))
+	}
 	fmt.Printf("| index.cgi: forgebox-cgi (%.1f MiB), session remembered (the window's polls) | %s | %s | %s | %s |\n", mib(fi.Size()), ms(small[0]), ms(small[1]), ms(small[0]-direct[0]), ms(smallCPU))
 	fmt.Printf("| index.cgi: forgebox-cgi, DSM asked each time (authenticate.cgi, id) | %s | %s | %s | %s |\n", ms(smallFresh[0]), ms(smallFresh[1]), ms(smallFresh[0]-direct[0]), ms(smallFreshCPU))
 	fmt.Printf("| index.cgi: the forgebox binary (%.1f MiB), DSM asked each time | %s | %s | %s | %s |\n\n", mib(ff.Size()), ms(full[0]), ms(full[1]), ms(full[0]-direct[0]), ms(fullCPU))

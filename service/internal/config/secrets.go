@@ -10,12 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
+
+	"github.com/forgebox/forgebox/service/internal/secretfiles"
 )
 
 // SecretsFile is the secret store's file name inside the data dir.
-const SecretsFile = "secrets.json"
+const SecretsFile = secretfiles.StoreFile
 
 // Names of the secrets forgebox keeps. Generated values never leave the store except into the
 // container environment that needs them.
@@ -31,9 +32,9 @@ const (
 const (
 	// FrontSecretFile holds the shared secret that the DSM CGI front adds to every request it
 	// passes to the controller.
-	FrontSecretFile = "front.secret"
+	FrontSecretFile = secretfiles.FrontSecret
 	// AdminTokenFile holds the controller's local admin token, for the CLI and scripts.
-	AdminTokenFile = "admin.token"
+	AdminTokenFile = secretfiles.AdminToken
 	// SessionGenerationFile holds the controller's session generation: a logout bumps it, and
 	// session cookies of an older generation are refused.
 	SessionGenerationFile = "session.generation"
@@ -174,61 +175,16 @@ func (s *Secrets) Names() []string {
 	return names
 }
 
-// Values returns every secret value in the store, for callers that must mask them in output:
-// each plain value, and each string field of a JSON record that holds a credential (a runner
-// record's "token"). A record as a whole is never a value to look for: a runner token shows up
-// in a log on its own, not inside its record. Metadata kept beside a secret (a name ending in
-// MetadataSuffix, such as a token's expiry date) is not secret and would mask ordinary text.
+// Values returns every secret value in the store, for callers that must mask them in output
+// (secretfiles.StoreValues says which).
 func (s *Secrets) Values() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.vals))
-	for name, v := range s.vals {
-		if strings.HasSuffix(name, MetadataSuffix) {
-			continue
-		}
-		var record any
-		if strings.HasPrefix(strings.TrimSpace(v), "{") && json.Unmarshal([]byte(v), &record) == nil {
-			out = credentialLeaves(record, false, out)
-			continue
-		}
-		out = append(out, v)
-	}
-	return out
+	return secretfiles.StoreValues(s.vals)
 }
 
 // MetadataSuffix ends the names of stored values that describe a secret rather than being one.
-const MetadataSuffix = "_expires"
-
-// credentialLeaves appends the string leaves of a decoded JSON value that sit under a key
-// naming a credential.
-func credentialLeaves(v any, secret bool, out []string) []string {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, child := range x {
-			out = credentialLeaves(child, secret || credentialKey(k), out)
-		}
-	case []any:
-		for _, child := range x {
-			out = credentialLeaves(child, secret, out)
-		}
-	case string:
-		if secret && x != "" {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func credentialKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, word := range []string{"token", "password", "secret", "key"} {
-		if strings.Contains(k, word) {
-			return true
-		}
-	}
-	return false
-}
+const MetadataSuffix = secretfiles.MetadataSuffix
 
 func (s *Secrets) saveLocked() error {
 	b, err := json.MarshalIndent(s.vals, "", "  ")

@@ -2,6 +2,7 @@ package dsm
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,20 +16,21 @@ import (
 // testHooksTag builds binaries that read the test-only variables (and the upgrade crash hooks).
 const testHooksTag = "forgebox_testhooks"
 
-// TestReleaseBuildIgnoresAuthToolOverrides builds forgebox twice, as released and as the tests
-// build it, and runs each as index.cgi with FORGEBOX_DSM_AUTHENTICATE_CGI, _LOGIN_CGI and _ID
-// naming stand-ins that let an administrator in. The test build uses them and reaches the
-// controller; the release build never runs them and lets nobody through.
+// TestReleaseBuildIgnoresAuthToolOverrides builds forgebox and the small front the package
+// ships as index.cgi (forgebox-cgi) twice each, as released and as the tests build them, and
+// runs each as index.cgi with FORGEBOX_DSM_AUTHENTICATE_CGI, _LOGIN_CGI and _ID naming
+// stand-ins that let an administrator in. The test builds use them and reach the controller;
+// the release builds never run them and let nobody through.
 func TestReleaseBuildIgnoresAuthToolOverrides(t *testing.T) {
 	root := spktest.RepoRoot(t)
 	dir := t.TempDir()
-	build := func(name string, tags ...string) string {
+	build := func(name, pkg string, tags ...string) string {
 		bin := filepath.Join(dir, name)
 		args := []string{"build", "-o", bin}
 		if len(tags) > 0 {
 			args = append(args, "-tags", strings.Join(tags, ","))
 		}
-		cmd := exec.Command("go", append(args, "./service/cmd/forgebox")...)
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %v: %v\n%s", tags, err, out)
@@ -40,8 +42,10 @@ func TestReleaseBuildIgnoresAuthToolOverrides(t *testing.T) {
 		bin       string
 		overrides bool
 	}{
-		{"release build", build("forgebox-release"), false},
-		{"test build", build("forgebox-test", testHooksTag), true},
+		{"release build", build("forgebox-release", "./service/cmd/forgebox"), false},
+		{"test build", build("forgebox-test", "./service/cmd/forgebox", testHooksTag), true},
+		{"release build of forgebox-cgi", build("forgebox-cgi-release", "./service/cmd/forgebox-cgi"), false},
+		{"test build of forgebox-cgi", build("forgebox-cgi-test", "./service/cmd/forgebox-cgi", testHooksTag), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFrontFixture(t)
@@ -70,6 +74,49 @@ func TestReleaseBuildIgnoresAuthToolOverrides(t *testing.T) {
 					ranStandin, f.ctrl.count(), status, out)
 			}
 		})
+	}
+}
+
+// TestSmallFrontHandsTheReportToForgebox: "Download diagnostics" through the package's
+// index.cgi (forgebox-cgi, which has no report of its own) is answered by target/bin/forgebox
+// beside it, with the whole report of this request and no secret in it.
+func TestSmallFrontHandsTheReportToForgebox(t *testing.T) {
+	root := spktest.RepoRoot(t)
+	f := newFrontFixture(t)
+	target := filepath.Join(f.env.PkgRoot, "target")
+	for bin, pkg := range map[string]string{"ui/index.cgi": "./service/cmd/forgebox-cgi", "bin/forgebox": "./service/cmd/forgebox"} {
+		cmd := exec.Command("go", "build", "-tags", testHooksTag, "-o", filepath.Join(target, bin), pkg)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	cmd := exec.Command(filepath.Join(target, "ui/index.cgi"))
+	cmd.Env = []string{
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GATEWAY_INTERFACE=CGI/1.1", "SERVER_PROTOCOL=HTTP/1.1",
+		"HTTP_HOST=nas.local:5001", "REMOTE_ADDR=192.0.2.10", "REQUEST_METHOD=GET",
+		"SCRIPT_NAME=/webman/3rdparty/forgebox/index.cgi", "PATH_INFO=" + ReportPath,
+		"QUERY_STRING=SynoToken=tok-admin", "HTTP_COOKIE=id=admin-session", "STANDIN_LOG=" + f.log,
+		EnvPkgRoot + "=" + f.env.PkgRoot, EnvControllerURL + "=" + f.env.ControllerURL,
+		EnvAuthenticateCGI + "=" + f.env.AuthenticateCGI, EnvLoginCGI + "=" + f.env.LoginCGI, EnvIDTool + "=" + f.env.IDTool,
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("index.cgi: %v\n%s", err, out)
+	}
+	head, body, _ := strings.Cut(string(out), "\r\n\r\n")
+	if status := cgiStatus(t, string(out)); status != http.StatusOK || !strings.Contains(head, "Content-Disposition: attachment;") {
+		t.Fatalf("status %d:\n%s", status, out)
+	}
+	var rep Report
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, body)
+	}
+	if rep.Source != "index.cgi" || rep.CGI == nil || rep.CGI.PathInfo != ReportPath || rep.Controller != "answering" {
+		t.Errorf("source %q, cgi %+v, controller %q", rep.Source, rep.CGI, rep.Controller)
+	}
+	if strings.Contains(body, f.secret) || strings.Contains(body, "tok-admin") || strings.Contains(body, "admin-session") {
+		t.Errorf("the report holds a secret:\n%s", body)
 	}
 }
 

@@ -7,20 +7,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // The controller's side of the contract (service/internal/api): GET /healthz answers without
 // authentication; everything else wants the front secret.
 const (
-	HeaderFrontSecret = "X-Forgebox-Front-Secret"
-	HeaderUser        = "X-Forgebox-User"
-	HeaderLang        = "X-Forgebox-Lang"
+	HeaderFrontSecret = front.HeaderFrontSecret
+	HeaderUser        = front.HeaderUser
+	HeaderLang        = front.HeaderLang
 	HeaderCSRF        = "X-Forgebox-CSRF"
 )
 
@@ -98,17 +97,7 @@ func (c *Controller) WaitHealthy(ctx context.Context) error {
 }
 
 // FrontSecret reads the shared secret the controller wrote into its data dir.
-func FrontSecret(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, config.FrontSecretFile))
-	if err != nil {
-		return "", fmt.Errorf("read the front secret: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("the front secret in %s is empty", dataDir)
-	}
-	return s, nil
-}
+func FrontSecret(dataDir string) (string, error) { return front.FrontSecret(dataDir) }
 
 // Start asks for a stack operation (POST api/v1/<op>, e.g. up or down). The controller answers
 // 202 with the operation and runs it in the background.

@@ -5,9 +5,10 @@
 //     lands in Run. postinst turns the install wizard's answers into the config file, checked
 //     by the config package's own validation; start, stop and status talk to the controller,
 //     the container that Container Manager runs from the package's compose project.
-//   - index.cgi, the front of the DSM app window: the forgebox binary run as a CGI. It asks
-//     DSM's authenticate.cgi who is logged in, lets only administrators through, and passes
-//     the request to the controller with the shared front secret (Front).
+//   - index.cgi, the front of the DSM app window, is package front (service/internal/dsm/front),
+//     which links none of this package: DSM starts it for every request of the window. This
+//     package adds the diagnostics report to it (ServeCGI), for the forgebox binary run as
+//     index.cgi.
 //
 // The package user cannot reach the Docker socket (DSM keeps it root-only), so nothing here
 // talks to the engine: the controller does, from inside its container.
@@ -17,15 +18,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // The package's fixed names. They match spk/info.toml, whose values DSM bakes into paths and
 // users at install time; changing them would make a different package.
 const (
-	PackageName    = "forgebox"
+	PackageName    = front.PackageName
 	ShareName      = "forgebox"
 	ConfigFileName = "forgebox.toml"
-	DataDirName    = "data"
+	DataDirName    = front.DataDirName
 	// GitLabShareDir is where GitLab's data was in the share before it moved to the var dir
 	// (GitLabDirName); the delete choice of the uninstall wizard removes it, and leaves the
 	// rest (backups) to the user.
@@ -35,15 +38,15 @@ const (
 	// audit-spk.md finding 8), so only backups and exports go to the share.
 	GitLabDirName = "gitlab"
 
-	DefaultControllerURL = "http://127.0.0.1:8470"
-	AdminGroup           = "administrators"
+	DefaultControllerURL = front.DefaultControllerURL
+	AdminGroup           = front.AdminGroup
 )
 
 // DSM's tools, where DSM 7 has them.
 const (
-	DefaultAuthenticateCGI = "/usr/syno/synoman/webman/modules/authenticate.cgi"
-	DefaultLoginCGI        = "/usr/syno/synoman/webman/login.cgi"
-	DefaultIDTool          = "/usr/bin/id"
+	DefaultAuthenticateCGI = front.DefaultAuthenticateCGI
+	DefaultLoginCGI        = front.DefaultLoginCGI
+	DefaultIDTool          = front.DefaultIDTool
 	DefaultServiceTool     = "/usr/syno/bin/servicetool"
 	DefaultPkgHelper       = "/usr/syno/sbin/synopkghelper"
 	DefaultMemInfo         = "/proc/meminfo"
@@ -53,13 +56,13 @@ const (
 // DSM's tools. They exist for tests only; on a NAS none is set and the defaults above apply.
 // The three that swap the tools deciding who may use the app window (authenticate.cgi,
 // login.cgi, id) are read only by a binary built with -tags forgebox_testhooks
-// (authtools_testhooks.go); a release binary always uses DSM's own.
+// (front.AuthTool); a release binary always uses DSM's own.
 const (
-	EnvPkgRoot         = "FORGEBOX_DSM_PKGROOT"
-	EnvControllerURL   = "FORGEBOX_CONTROLLER_URL"
-	EnvAuthenticateCGI = "FORGEBOX_DSM_AUTHENTICATE_CGI"
-	EnvLoginCGI        = "FORGEBOX_DSM_LOGIN_CGI"
-	EnvIDTool          = "FORGEBOX_DSM_ID"
+	EnvPkgRoot         = front.EnvPkgRoot
+	EnvControllerURL   = front.EnvControllerURL
+	EnvAuthenticateCGI = front.EnvAuthenticateCGI
+	EnvLoginCGI        = front.EnvLoginCGI
+	EnvIDTool          = front.EnvIDTool
 	EnvServiceTool     = "FORGEBOX_DSM_SERVICETOOL"
 	EnvPkgHelper       = "FORGEBOX_DSM_SYNOPKGHELPER"
 	EnvMemInfo         = "FORGEBOX_DSM_MEMINFO"
@@ -100,24 +103,30 @@ func LoadEnv(getenv func(string) string) Env {
 		}
 		return def
 	}
-	root := filepath.Clean(get(EnvPkgRoot, "/var/packages/"+PackageName))
+	fe := front.LoadEnv(getenv)
 	e := Env{
 		Getenv:          getenv,
-		PkgRoot:         root,
-		VarDir:          filepath.Join(root, "var"),
-		ShareDir:        filepath.Join(root, "shares", ShareName),
-		ControllerURL:   strings.TrimRight(get(EnvControllerURL, DefaultControllerURL), "/"),
-		AuthenticateCGI: authTool(get, EnvAuthenticateCGI, DefaultAuthenticateCGI),
-		LoginCGI:        authTool(get, EnvLoginCGI, DefaultLoginCGI),
-		IDTool:          authTool(get, EnvIDTool, DefaultIDTool),
+		PkgRoot:         fe.PkgRoot,
+		VarDir:          fe.VarDir,
+		ShareDir:        filepath.Join(fe.PkgRoot, "shares", ShareName),
+		DataDir:         fe.DataDir,
+		ControllerURL:   fe.ControllerURL,
+		AuthenticateCGI: fe.AuthenticateCGI,
+		LoginCGI:        fe.LoginCGI,
+		IDTool:          fe.IDTool,
 		ServiceTool:     get(EnvServiceTool, DefaultServiceTool),
 		PkgHelper:       get(EnvPkgHelper, DefaultPkgHelper),
 		MemInfo:         get(EnvMemInfo, DefaultMemInfo),
 	}
 	e.ConfigFile = filepath.Join(e.VarDir, ConfigFileName)
-	e.DataDir = filepath.Join(e.VarDir, DataDirName)
 	e.GitLabDir = filepath.Join(e.VarDir, GitLabDirName)
 	return e
+}
+
+// Front is the part of env that index.cgi uses.
+func (e Env) Front() front.Env {
+	return front.Env{PkgRoot: e.PkgRoot, VarDir: e.VarDir, DataDir: e.DataDir, ControllerURL: e.ControllerURL,
+		AuthenticateCGI: e.AuthenticateCGI, LoginCGI: e.LoginCGI, IDTool: e.IDTool}
 }
 
 // TargetDir is the installed payload: SYNOPKG_PKGDEST, else <root>/target.

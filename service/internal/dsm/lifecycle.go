@@ -568,11 +568,18 @@ func realPath(p string) string {
 // prestart refuses to start with a config that does not load: the controller would not start
 // either, and Package Center shows this message instead of a container restarting.
 func (s *Script) prestart() int {
-	if _, err := config.Load(s.Env.ConfigFile); err != nil {
+	c, err := config.Load(s.Env.ConfigFile)
+	if err != nil {
 		s.Log.Error("config does not load", "err", err)
 		s.note("config.invalid", s.Env.ConfigFile)
 		s.problems(asProblems(err))
 		return 1
+	}
+	// index.cgi reads front.secret on every request without parsing the config: it learns a
+	// hand-edited data_dir from here. Not fatal: the app window would say the controller has
+	// not started, and the log says why.
+	if err := recordDataDir(s.Env, c); err != nil {
+		s.Log.Warn("cannot record the data dir for the app window", "err", err)
 	}
 	return 0
 }

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // scriptFixture is a package root with a target holding the port-config file, stand-ins of
@@ -437,31 +439,6 @@ func TestStatusAcrossControllerRestart(t *testing.T) {
 	}
 }
 
-// TestFrontControllerPage: while the controller does not answer, the app window shows that,
-// and that the package still runs; never "stopped".
-func TestFrontControllerPage(t *testing.T) {
-	f := newFrontFixture(t)
-	f.env.ControllerURL = "http://127.0.0.1:1"
-	os.WriteFile(f.env.StartedMarker(), []byte("x"), 0o644)
-	r := httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/?lang=enu", nil)
-	r.Header.Set("Cookie", "id=admin-session")
-	r.Header.Set("Accept", "text/html,application/xhtml+xml")
-	w := f.serve(t, r, "/")
-	body := w.Body.String()
-	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, "not answering") || strings.Contains(strings.ToLower(body), "stopped") ||
-		!strings.Contains(body, `http-equiv="refresh"`) || w.Header().Get("X-Forgebox-Package-Started") != "yes" {
-		t.Errorf("%d %v\n%s", w.Code, w.Header(), body)
-	}
-	// The web app's own API calls still get JSON.
-	r = httptest.NewRequest("GET", "/webman/3rdparty/forgebox/index.cgi/api/v1/status", nil)
-	r.Header.Set("Cookie", "id=admin-session")
-	r.Header.Set("Accept", "application/json")
-	w = f.serve(t, r, "/api/v1/status")
-	if code, _ := errorCode(t, w); w.Code != http.StatusBadGateway || code != "controller_unreachable" {
-		t.Errorf("API call: %d %s", w.Code, code)
-	}
-}
-
 // TestUpgradePointsGitLabAtVar: the config of an earlier version (GitLab's data in the share)
 // is pointed at the var dir on upgrade, and the message says the data moves; a share of the
 // user's own choosing is left alone.
@@ -547,5 +524,46 @@ func TestPreuninstRemovesImagesWhenAsked(t *testing.T) {
 	code, msg = f.run(t, "preuninst", uninstall)
 	if code != 0 || !strings.Contains(msg, "could not reach Docker") || !strings.Contains(msg, "sudo docker rmi "+def.GitLab.Image) {
 		t.Errorf("unreachable engine: exit %d, message:\n%s", code, msg)
+	}
+}
+
+// TestPrestartRecordsTheDataDir: a hand-edited data_dir reaches index.cgi through the record
+// prestart writes (front.DataDirRecordName), and the record goes when the config names the
+// package's data dir again; the small front then finds front.secret there.
+func TestPrestartRecordsTheDataDir(t *testing.T) {
+	f := newScriptFixture(t)
+	if code, msg := f.run(t, "postinst", nil); code != 0 {
+		t.Fatalf("postinst: %s", msg)
+	}
+	env := f.env()
+	record := filepath.Join(env.VarDir, front.DataDirRecordName)
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart: %s", msg)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("a record with the default data dir: %v", err)
+	}
+	c, err := config.Load(env.ConfigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(f.dir, "volume1", "elsewhere", "data")
+	c.Stack.DataDir = elsewhere
+	if err := config.Save(env.ConfigFile, c); err != nil {
+		t.Fatal(err)
+	}
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart with data_dir elsewhere: %s", msg)
+	}
+	if got, err := front.RecordedDataDir(env.VarDir); err != nil || got != elsewhere {
+		t.Fatalf("recorded %q, %v; want %q", got, err, elsewhere)
+	}
+	c.Stack.DataDir = env.DataDir
+	config.Save(env.ConfigFile, c)
+	if code, msg := f.run(t, "prestart", nil); code != 0 {
+		t.Fatalf("prestart back to the default: %s", msg)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Errorf("the record stayed after data_dir went back to the default: %v", err)
 	}
 }

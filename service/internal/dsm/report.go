@@ -9,16 +9,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/buildinfo"
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // The diagnostics report: one file with every DSM fact this package relies on and that no
@@ -28,25 +26,15 @@ import (
 // facts of its own request. It never holds a secret: no cookie, token, password or secret
 // file's content, and of the CGI environment only the variable names and three path values.
 
-// Files the scripts and index.cgi leave in the var dir for the report.
+// Files the scripts and index.cgi leave in the var dir for the report, and index.cgi's route.
 const (
 	FactsFileName = "dsm-facts.json" // what the scripts saw (postinst, preinst)
-	CGIRecordName = "cgi.json"       // the CGI environment's shape, as index.cgi last saw it
-	ReportPath    = "/_dsm/report"   // below index.cgi, served by the front itself
+	CGIRecordName = front.CGIRecordName
+	ReportPath    = front.ReportPath
 )
 
 // CGIFacts is what DSM's web server gave index.cgi.
-type CGIFacts struct {
-	EffectiveUID int      `json:"effective_uid"`
-	EffectiveGID int      `json:"effective_gid"`
-	Groups       []int    `json:"groups"`
-	UserName     string   `json:"user_name,omitempty"`
-	Variables    []string `json:"variables"` // names only
-	PathInfo     string   `json:"path_info"`
-	RequestURI   string   `json:"request_uri"` // without its query, which may hold the SynoToken
-	ScriptName   string   `json:"script_name"`
-	SeenAt       string   `json:"seen_at,omitempty"`
-}
+type CGIFacts = front.CGIFacts
 
 // Report is the diagnostics file.
 type Report struct {
@@ -78,47 +66,6 @@ type ShareFacts struct {
 	Record      *ShareRecord `json:"record,omitempty"` // what start found
 }
 
-// cgiVarsOfInterest are the CGI variables whose values the report keeps (paths only).
-func cgiFacts(getenv func(string) string, environ []string) CGIFacts {
-	f := processFacts()
-	for _, kv := range environ {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "" && !slices.Contains(f.Variables, k) {
-			f.Variables = append(f.Variables, k)
-		}
-	}
-	slices.Sort(f.Variables)
-	f.PathInfo = getenv("PATH_INFO")
-	f.RequestURI, _, _ = strings.Cut(getenv("REQUEST_URI"), "?")
-	f.ScriptName = getenv("SCRIPT_NAME")
-	return f
-}
-
-func processFacts() CGIFacts {
-	ids := EffectiveIDs()
-	f := CGIFacts{EffectiveUID: ids.UID, EffectiveGID: ids.GID, Groups: ids.Groups, Variables: []string{}}
-	if u, err := user.LookupId(strconv.Itoa(ids.UID)); err == nil {
-		f.UserName = u.Username
-	}
-	return f
-}
-
-// recordCGI keeps the shape of the CGI environment in the var dir for `forgebox dsm report`,
-// writing only when the shape changed: most requests cost one small read. A failure (index.cgi
-// may not be allowed to write there) is what the report then shows.
-func recordCGI(env Env, f CGIFacts) {
-	path := filepath.Join(env.VarDir, CGIRecordName)
-	var old CGIFacts
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &old) == nil &&
-		old.EffectiveUID == f.EffectiveUID && slices.Equal(old.Variables, f.Variables) && old.ScriptName == f.ScriptName &&
-		(old.PathInfo == "") == (f.PathInfo == "") {
-		return
-	}
-	f.SeenAt = time.Now().UTC().Format(time.RFC3339)
-	b, _ := json.MarshalIndent(f, "", "  ")
-	os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
 // recordFact adds facts to the var dir's facts file. Best effort: preinst may run before the
 // var dir exists, and a fact must never fail a script.
 func recordFact(env Env, kv ...string) {
@@ -140,7 +87,7 @@ func recordFact(env Env, kv ...string) {
 // BuildReport gathers the report. cgi is this request's facts when index.cgi asks, else nil.
 func BuildReport(ctx context.Context, env Env, source string, cgi *CGIFacts) Report {
 	r := Report{GeneratedAt: time.Now().UTC().Format(time.RFC3339), ForgeboxVersion: buildinfo.Version, Source: source,
-		Process: processFacts(), CGI: cgi, Facts: map[string]string{}, PortConfig: map[string]string{}, RecentStatus: []string{}}
+		Process: front.ProcessFacts(), CGI: cgi, Facts: map[string]string{}, PortConfig: map[string]string{}, RecentStatus: []string{}}
 	problem := func(what string, err error) { r.Problems = append(r.Problems, fmt.Sprintf("%s: %v", what, err)) }
 
 	if b, err := os.ReadFile(filepath.Join(env.VarDir, CGIRecordName)); err == nil {
@@ -149,7 +96,7 @@ func BuildReport(ctx context.Context, env Env, source string, cgi *CGIFacts) Rep
 			r.CGIRecorded = &f
 		}
 	} else {
-		problem("index.cgi's record (it writes one on each request it serves, if it may write the var dir)", err)
+		problem("index.cgi's record (it writes one on each request it checks with DSM, if it may write the var dir)", err)
 	}
 	root := hostRoot(env.ShareDir)
 	if v, err := keyValues(filepath.Join(root, "/etc.defaults/VERSION")); err == nil {
@@ -280,4 +227,24 @@ func keyValues(path string) (map[string]string, error) {
 // WriteReport is `forgebox dsm report`.
 func WriteReport(ctx context.Context, env Env, w io.Writer) error {
 	return BuildReport(ctx, env, "forgebox dsm report", nil).Encode(w, env)
+}
+
+// report answers index.cgi's "Download diagnostics" (front.Front.Report): served by the front
+// itself, so that it works while the controller does not answer, with the facts of this very
+// request.
+func report(env Env) func(w front.ResponseWriter, r *front.Request, facts CGIFacts) {
+	return func(w front.ResponseWriter, r *front.Request, facts CGIFacts) {
+		rep := BuildReport(r.Context, env, "index.cgi", &facts)
+		var b bytes.Buffer
+		if err := rep.Encode(&b, env); err != nil {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(http.StatusInternalServerError)
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "report", "message": "cannot write the diagnostics: " + err.Error()}})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="forgebox-dsm-report-`+time.Now().UTC().Format("20060102-150405")+`.json"`)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(b.Bytes())
+	}
 }

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
 
 // Files of the package's own in its var dir, beside the config.
 const (
-	StartedMarkerName = "started"    // written by start, removed by stop; status answers from it
-	StatusLogName     = "status.log" // the recent status answers, for `forgebox dsm report`
+	StartedMarkerName = front.StartedMarkerName // written by start, removed by stop; status answers from it
+	StatusLogName     = "status.log"            // the recent status answers, for `forgebox dsm report`
 	statusLogLines    = 50
 )
 

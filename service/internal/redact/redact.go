@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/forgebox/forgebox/service/internal/config"
+	"github.com/forgebox/forgebox/service/internal/secretfiles"
 )
 
 // Mask replaces a secret wherever it would otherwise be shown.
@@ -29,7 +29,7 @@ const Mask = "********"
 const MinLen = 8
 
 // watchedFiles are the data dir's files that hold secrets.
-var watchedFiles = []string{config.SecretsFile, config.AdminTokenFile, config.FrontSecretFile}
+var watchedFiles = []string{secretfiles.StoreFile, secretfiles.AdminToken, secretfiles.FrontSecret}
 
 // Scrubber masks every secret value it knows in text. Safe for concurrent use.
 type Scrubber struct {
@@ -112,10 +112,13 @@ func (s *Scrubber) current() []string {
 // here: the command that needs it reports the damage.
 func dirValues(dir string) []string {
 	var out []string
-	if store, err := config.OpenSecrets(dir); err == nil {
-		out = append(out, store.Values()...)
+	if b, err := os.ReadFile(filepath.Join(dir, secretfiles.StoreFile)); err == nil {
+		var vals map[string]string
+		if json.Unmarshal(b, &vals) == nil {
+			out = append(out, secretfiles.StoreValues(vals)...)
+		}
 	}
-	for _, name := range []string{config.AdminTokenFile, config.FrontSecretFile} {
+	for _, name := range []string{secretfiles.AdminToken, secretfiles.FrontSecret} {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
 			out = append(out, strings.TrimSpace(string(b)))
 		}

@@ -1,10 +1,9 @@
-package dsm
+package front
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,14 +26,14 @@ const sessionDirName = "front-sessions"
 
 // sessionKey names a DSM session without keeping any of it: a hash of the cookie, the token
 // and the client's address. "" when the request carries no cookie (nothing to remember).
-func sessionKey(r *http.Request) string {
+func sessionKey(r *Request) string {
 	cookie := r.Header.Get("Cookie")
-	if cookie == "" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	if cookie == "" || (r.Method != "GET" && r.Method != "HEAD") {
 		return ""
 	}
 	token := r.Header.Get("X-SYNO-TOKEN")
 	if token == "" {
-		token = r.URL.Query().Get("SynoToken")
+		token = r.Query("SynoToken")
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -1,4 +1,4 @@
-package dsm
+package front
 
 import (
 	"net/http"
@@ -62,5 +62,38 @@ func TestFrontRemembersAnAdministratorsSessionForGETs(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, ents[0].Name()), []byte("admin\n"+strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)+"\n"), 0o600)
 	if w := req("GET", "id=admin-session"); w.Code != http.StatusOK || authRuns() != 5 {
 		t.Fatalf("expired record: %d, runs %d", w.Code, authRuns())
+	}
+}
+
+// TestRememberedPollsSkipTheCGIRecord: the CGI record is kept by the requests DSM checked; a
+// remembered poll neither reads nor writes it.
+func TestRememberedPollsSkipTheCGIRecord(t *testing.T) {
+	f := newFrontFixture(t)
+	f.ttl = SessionTTL
+	req := func(method string) int {
+		r := httptest.NewRequest(method, "/webman/3rdparty/forgebox/index.cgi/api/v1/status", nil)
+		r.Header.Set("X-SYNO-TOKEN", "tok-admin")
+		r.Header.Set("Cookie", "id=admin-session")
+		return f.serve(t, r, "/api/v1/status").Code
+	}
+	record := filepath.Join(f.env.VarDir, CGIRecordName)
+	if code := req("GET"); code != http.StatusOK {
+		t.Fatalf("first GET: %d", code)
+	}
+	if _, err := os.Stat(record); err != nil {
+		t.Fatalf("no record after a checked request: %v", err)
+	}
+	os.Remove(record)
+	if code := req("GET"); code != http.StatusOK {
+		t.Fatalf("remembered GET: %d", code)
+	}
+	if _, err := os.Stat(record); !os.IsNotExist(err) {
+		t.Fatalf("a remembered poll wrote the record: %v", err)
+	}
+	if code := req("POST"); code != http.StatusOK {
+		t.Fatalf("POST: %d", code)
+	}
+	if _, err := os.Stat(record); err != nil {
+		t.Errorf("no record after a checked POST: %v", err)
 	}
 }

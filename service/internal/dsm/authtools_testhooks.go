@@ -1,7 +1,0 @@
-//go:build forgebox_testhooks
-
-package dsm
-
-// authTool is where one of DSM's authentication tools is: in a test build (-tags
-// forgebox_testhooks), the stand-in the environment names, if any.
-func authTool(get func(key, def string) string, key, def string) string { return get(key, def) }
