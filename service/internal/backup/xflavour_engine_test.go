@@ -181,6 +181,7 @@ func TestRestoreSameersbnBackupOntoOmnibus(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "do not match the backup's data") || rr.SafetyBackup == "" || !strings.Contains(err.Error(), rr.SafetyBackup) {
 			t.Fatalf("restore with a wrong db_key_base: %v (result %+v)", err, rr)
 		}
+		t.Logf("the restore with a wrong db_key_base said: %v", err)
 		st := b.StandinState(ctx)
 		if st.SecretsMatchData || st.DBKeyBaseMatches || !st.OTPKeyBaseMatches {
 			t.Errorf("the stand-in did not find db_key_base (only) wrong: %+v", st)
@@ -211,4 +212,58 @@ func waitRunnerVerified(t *testing.T, f *standintest.Fixture, recs map[string]st
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// TestRestoreOmnibusBackupOntoSameersbn is the reverse switch: an Omnibus stack with a runner is
+// backed up and restored onto a fresh sameersbn stack of the same version; the backup's
+// gitlab-secrets.json values become the secret store's GITLAB_SECRETS_*, the sameersbn stand-in
+// finds they match the data, and the runner verifies with its old token.
+func TestRestoreOmnibusBackupOntoSameersbn(t *testing.T) {
+	ctx := standintest.Ctx(t, 25*time.Minute)
+	version := standintest.DefaultVersion(t)
+	a := standintest.New(t, version, "omnibus")
+	a.Up(ctx)
+	xa := a.Session("backup")
+	recA := records(t, xa)
+	railsA := railsSection(t, filepath.Join(a.Cfg.ShareDir(), "gitlab", "config", "gitlab-secrets.json"))
+	res, err := backup.Create(ctx, xa, backup.KindManual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xa.End()
+	testenv.RemoveStack(t, a.Eng, a.Cfg.Stack.Name, a.Cfg.NetworkName())
+
+	b := standintest.New(t, version, "sameersbn")
+	b.Up(ctx)
+	xb := b.Session("restore")
+	rr, err := backup.Restore(ctx, xb, res.File, b.SaveConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xb.End()
+	if rr.FromFlavour != "omnibus" || rr.Runners != 1 || rr.RunnersOK != 1 || len(rr.Reregistered) != 0 {
+		t.Errorf("restore result %+v", rr)
+	}
+	sb := b.Secrets()
+	for key, secret := range map[string]string{"db_key_base": "gitlab_secrets_db_key_base", "otp_key_base": "gitlab_secrets_otp_key_base",
+		"secret_key_base": "gitlab_secrets_secret_key_base", "active_record_encryption_key_derivation_salt": "gitlab_secrets_ar_key_derivation_salt"} {
+		if v, _ := sb.Get(secret); v == "" || v != railsA[key] {
+			t.Errorf("secret %s is not the Omnibus stack's gitlab_rails.%s", secret, key)
+		}
+	}
+	if p, _ := railsA["active_record_encryption_primary_key"].([]any); len(p) != 1 {
+		t.Fatalf("the Omnibus stand-in's primary key is not a list of one: %v", len(p))
+	} else if v, _ := sb.Get("gitlab_secrets_ar_primary_key"); v != p[0] {
+		t.Error("gitlab_secrets_ar_primary_key is not the Omnibus stack's key")
+	}
+	if st := b.StandinState(ctx); !st.SecretsMatchData || !st.DBKeyBaseMatches || !st.OTPKeyBaseMatches {
+		t.Errorf("stand-in state after the restore: %+v", st)
+	}
+	recB := records(t, b.Stack().View())
+	for p, ra := range recA {
+		if rb := recB[p]; rb.ID != ra.ID || rb.Token != ra.Token {
+			t.Errorf("profile %s: runner %d after the restore, %d before (or another token)", p, rb.ID, ra.ID)
+		}
+	}
+	waitRunnerVerified(t, b, recA)
 }
