@@ -160,7 +160,7 @@ func switchedSecretsError(from, to string, rejected []string, safety string) err
 	if to == "omnibus" {
 		where = "/etc/gitlab/gitlab-secrets.json (gitlab_rails) and the secret store"
 	}
-	return fmt.Errorf("the restore from %s onto %s is done, but GitLab rejected the restored token of runner profile(s) %s: the secrets it runs with do not match the backup's data, so CI variables, runner tokens and 2FA secrets cannot be decrypted (check %s against the source stack's; forgebox export secrets --format omnibus on the source shows them); the stack as it was before is in backup %s (forgebox backup restore %s)",
+	return fmt.Errorf("the restore from %s onto %s is done, but GitLab rejected the restored token of runner profile(s) %s: the secrets it runs with do not match the backup's data, so CI variables, runner tokens and 2FA secrets cannot be decrypted (check %s against the source stack's; forgebox export secrets --format omnibus on the source writes them to a file); the stack as it was before is in backup %s (forgebox backup restore %s)",
 		from, to, strings.Join(rejected, ", "), where, safety, safety)
 }
 
