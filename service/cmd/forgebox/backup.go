@@ -150,6 +150,9 @@ func (g *globals) backupRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "\nrestored %s (GitLab %s): %d of %d runners verified with their tokens\n  safety backup of the stack before: %s\n", res.Name, res.Version, res.RunnersOK, res.Runners, res.SafetyBackup)
+	if res.FromFlavour != "" {
+		fmt.Fprintf(g.stdout, "  flavour switched from %s to %s: GitLab's Rails secrets were carried over\n", res.FromFlavour, cfg.GitLab.Flavour)
+	}
 	if len(res.Reregistered) > 0 {
 		fmt.Fprintf(g.stdout, "  registered again (GitLab did not know their restored token): %s\n", strings.Join(res.Reregistered, ", "))
 	}

@@ -133,10 +133,7 @@ func (s *Server) postRestore(c *gin.Context) {
 		return
 	}
 	// What can be told without the engine is told now, not as a failed operation.
-	if m.GitLab.Flavour != cfg.GitLab.Flavour {
-		abort(c, codedError(http.StatusConflict, CodeConflict, (&backup.FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}).Msg()))
-		return
-	}
+	// (Another flavour is no refusal: the restore carries GitLab's secrets across.)
 	if v, ok := upgradepath.VersionFromImage(cfg.GitLab.Image); ok && v.String() != m.GitLab.Version {
 		img := ""
 		if bv, err := upgradepath.Parse(m.GitLab.Version); err == nil {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,6 +45,41 @@ func WriteFormat1ForTest(file, gitlabTar, suffix string) (string, error) {
 	m.Name += "-" + suffix
 	m.Postgres.DumpClient = ""
 	m.GitLab.BackupID = strings.TrimSuffix(filepath.Base(gitlabTar), "_gitlab_backup.tar")
+	path, _, err := writeArchive(filepath.Dir(file), m.Name, m, members)
+	return path, err
+}
+
+// WithSecretForTest rewrites a forgebox archive with one secret of its secret store set to
+// value (checksums recomputed, as a backup taken with that secret would have them), written
+// next to file as <name>-<suffix>.
+func WithSecretForTest(file, secret, value, suffix string) (string, error) {
+	m, err := Verify(file)
+	if err != nil {
+		return "", err
+	}
+	var members []source
+	_, err = walkArchive(file, func(mem Member, r io.Reader) error {
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if mem.Path == MemberSecrets {
+			s, err := readSecrets(b)
+			if err != nil {
+				return err
+			}
+			s[secret] = value
+			if b, err = json.Marshal(s); err != nil {
+				return err
+			}
+		}
+		members = append(members, memSource(mem.Path, mem.What, os.FileMode(mem.Mode), b))
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	m.Name += "-" + suffix
 	path, _, err := writeArchive(filepath.Dir(file), m.Name, m, members)
 	return path, err
 }

@@ -48,7 +48,8 @@ func (e *VersionMismatchError) Msg() msg.Msg {
 	return msg.New("restore.versionOther", "backup", e.Backup, "running", e.Running, "install", install)
 }
 
-// FlavourMismatchError refuses a restore across image flavours.
+// FlavourMismatchError refuses a restore across image flavours forgebox cannot carry secrets
+// between (sameersbn and omnibus it can: xflavour.go).
 type FlavourMismatchError struct{ Backup, Running string }
 
 func (e *FlavourMismatchError) Error() string { return e.Msg().String() }
@@ -62,6 +63,7 @@ func (e *FlavourMismatchError) Msg() msg.Msg {
 type RestoreResult struct {
 	Name          string        `json:"name"`
 	Version       string        `json:"gitlab_version"`
+	FromFlavour   string        `json:"from_flavour,omitempty"` // set when the backup came from the other image flavour
 	SafetyBackup  string        `json:"safety_backup,omitempty"`
 	Runners       int           `json:"runners"`
 	RunnersOK     int           `json:"runners_verified"`
@@ -149,12 +151,18 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 		defer work.close()
 	}
 	x.Emit(events.Event{Kind: events.KindStep, Status: events.Working}.With(msg.New("restore.unpack")))
-	u, err := unpack(x, cfg, file, work)
+	u, err := unpack(x, cfg, m.GitLab.Flavour, file, work)
 	if u.gitlabTar != "" {
 		defer os.Remove(u.gitlabTar)
 	}
 	if err != nil {
 		return out, err
+	}
+	if m.GitLab.Flavour != cfg.GitLab.Flavour {
+		out.FromFlavour = m.GitLab.Flavour
+		if err := carrySecrets(x, cfg, m.GitLab.Flavour, &u); err != nil {
+			return out, err
+		}
 	}
 
 	// GitLab's processes that use the database stop, and the runner, as GitLab's restore
@@ -213,6 +221,10 @@ func Restore(ctx context.Context, x *stack.Session, nameOrPath string, save Conf
 	if err := checkRunners(ctx, x, records, &out); err != nil {
 		return out, err
 	}
+	if out.FromFlavour != "" && len(out.Reregistered) > 0 {
+		// After a switch, a rejected token means the carried secrets are not the data's.
+		return out, switchedSecretsError(out.FromFlavour, cfg.GitLab.Flavour, out.Reregistered, safety.Name)
+	}
 	out.Took = time.Since(start)
 	x.Emit(events.Event{Kind: events.KindInfo, Status: events.Done}.With(msg.New("restore.done", "name", m.Name, "version", m.GitLab.Version,
 		"ok", out.RunnersOK, "n", out.Runners, "took", out.Took.Round(100*time.Millisecond).String(), "safety", safety.Name)))
@@ -223,11 +235,12 @@ func hasMember(m Manifest, p string) bool {
 	return slices.ContainsFunc(m.Members, func(mem Member) bool { return mem.Path == p })
 }
 
-// checkRestorable refuses another flavour or GitLab version, bringing an empty or stopped stack
-// up first (GitLab's restore runs inside GitLab).
+// checkRestorable refuses another GitLab version (GitLab restores only onto the version that
+// made the backup, whichever image runs it), bringing an empty or stopped stack up first
+// (GitLab's restore runs inside GitLab). Another flavour is carried over (xflavour.go).
 func checkRestorable(ctx context.Context, x *stack.Session, m Manifest) error {
 	cfg := x.Config()
-	if m.GitLab.Flavour != cfg.GitLab.Flavour {
+	if m.GitLab.Flavour != cfg.GitLab.Flavour && !knownFlavour(m.GitLab.Flavour) {
 		return &FlavourMismatchError{Backup: m.GitLab.Flavour, Running: cfg.GitLab.Flavour}
 	}
 	wantImage := ""
@@ -255,7 +268,7 @@ func checkRestorable(ctx context.Context, x *stack.Session, m Manifest) error {
 
 // unpack places GitLab's backup in GitLab's backup directory (owned as the directory is) and
 // the database dump in PostgreSQL's work directory, and keeps the rest in memory.
-func unpack(x *stack.Session, cfg config.Config, file string, work *dbWork) (unpacked, error) {
+func unpack(x *stack.Session, cfg config.Config, fromFlavour, file string, work *dbWork) (unpacked, error) {
 	u := unpacked{files: map[string][]byte{}, modes: map[string]os.FileMode{}}
 	hostBackups, err := x.HostPath("gitlab", gitlabBackupDir(cfg.GitLab.Flavour))
 	if err != nil {
@@ -301,7 +314,7 @@ func unpack(x *stack.Session, cfg config.Config, file string, work *dbWork) (unp
 	if u.secrets == nil {
 		return u, &CorruptError{File: file, Reason: "it holds no secret store"}
 	}
-	if cfg.GitLab.Flavour == "omnibus" && u.files[MemberOmnibusJSON] == nil {
+	if fromFlavour == "omnibus" && u.files[MemberOmnibusJSON] == nil {
 		return u, &CorruptError{File: file, Reason: "it holds no gitlab-secrets.json"}
 	}
 	if work != nil && u.dump == "" {

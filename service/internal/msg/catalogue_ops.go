@@ -80,6 +80,8 @@ func init() {
 		"restore.oldFormat":          "{name} is a format-{format} backup: its database is inside GitLab's backup, and GitLab's restore loads it with the image's own psql",
 		"restore.safety":             "safety backup of the stack as it is now, before it is replaced",
 		"restore.unpack":             "unpack the backup",
+		"restore.switchToOmnibus":    "flavour switch sameersbn -> omnibus: GitLab's Rails secrets from the backup's secret store go into /etc/gitlab/gitlab-secrets.json (gitlab_rails), written before GitLab starts again; the stack's other Omnibus secrets stay",
+		"restore.switchToSameersbn":  "flavour switch omnibus -> sameersbn: GitLab's Rails secrets from the backup's gitlab-secrets.json go into the secret store (GITLAB_SECRETS_*); gitlab.rb is not restored (forgebox's config drives the sameersbn image); gitlab_rails.openid_connect_signing_key has no sameersbn variable and is not carried",
 		"restore.database":           "restore GitLab's database with PostgreSQL's own tools",
 		"restore.gitlab":             "GitLab's restore: {command}",
 		"restore.gitlabErrors":       "GitLab's restore listed errors (it went on; check them): {errors}",

@@ -88,3 +88,21 @@ func ExportSecrets(cfg config.Config, secrets interface{ Get(string) (string, bo
 	}
 	return nil, fmt.Errorf("--format %q: use omnibus (gitlab-secrets.json) or helm (a Kubernetes Secret)", format)
 }
+
+// RailsSecret is one Rails secret: its key in the other flavours (gitlab-secrets.json's
+// gitlab_rails, the chart's secrets.yml), its name in forgebox's secret store, and whether the
+// other flavours keep it as an array of keys.
+type RailsSecret struct {
+	Key, Secret string
+	Array       bool
+}
+
+// RailsSecrets lists the Rails secrets forgebox holds for a sameersbn stack (a restore across
+// flavours carries them).
+func RailsSecrets() []RailsSecret {
+	out := make([]RailsSecret, len(railsSecretKeys))
+	for i, k := range railsSecretKeys {
+		out[i] = RailsSecret{Key: k.key, Secret: k.secret, Array: k.array}
+	}
+	return out
+}

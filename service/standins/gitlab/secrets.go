@@ -2,15 +2,30 @@ package main
 
 // GitLab's secrets and host keys, as far as backups and restores depend on them.
 //
-// GitLab encrypts database columns (CI variables, runner tokens since 15.x) with keys derived
-// from db_key_base. A database restored without the secrets it was encrypted with boots, but
-// those columns can no longer be read: runners are rejected. The stand-in keeps a digest of its
-// db_key_base in the database (standin_encryption_canary) and rejects every runner token while
-// the running key differs from the one the data was written with.
+// GitLab encrypts database columns with keys derived from its Rails secrets: CI variables and
+// runner tokens with db_key_base (Gitlab::CryptoHelper, aes-256-gcm with the truncated key),
+// users' 2FA secrets with otp_key_base. A database restored without the secrets it was
+// encrypted with boots, but those columns can no longer be read: GitLab raises
+// OpenSSL::Cipher::CipherError, runners cannot authenticate, jobs get stuck, CI settings answer
+// 500, and 2FA users cannot sign in (docs.gitlab.com administration/backup_restore/
+// troubleshooting_backup_gitlab.md, "When the secrets file is lost"; gitlab-org/gitlab issue
+// 25864, a CipherError in token_authenticatable_strategies/encrypted.rb after a restore
+// without the secrets). GitLab does not refuse to start: the errors come on use, and
+// `gitlab-rake gitlab:doctor:secrets` counts them.
 //
-// sameersbn takes db_key_base from GITLAB_SECRETS_DB_KEY_BASE; Omnibus generates
-// /etc/gitlab/gitlab-secrets.json on its first reconfigure and keeps it there (not in GitLab's
-// backup: docs/gitlab-contract.md §2.4). SSH host keys are generated on first start: sameersbn under
+// The stand-in keeps digests of its db_key_base and otp_key_base in the database
+// (standin_encryption_canary, written with the data's first boot and restored with it) and,
+// while the running keys differ from the data's: logs the decryption error at start, rejects
+// every runner token (403, as the runner's encrypted-token lookup finds nothing), and reports
+// secrets_match_data false (db_key_base_matches, otp_key_base_matches) on its state endpoint.
+//
+// sameersbn takes the keys from GITLAB_SECRETS_DB_KEY_BASE and GITLAB_SECRETS_OTP_KEY_BASE;
+// Omnibus generates /etc/gitlab/gitlab-secrets.json on its first reconfigure and keeps it there
+// (not in GitLab's backup: docs/gitlab-contract.md §2.4), under "gitlab_rails": the four
+// *_key_base as 128 hex characters, the two active_record_encryption keys as arrays of one
+// 32-character alphanumeric key and the derivation salt as one (omnibus-gitlab 19.2.4+ce.0
+// files/gitlab-cookbooks/gitlab/libraries/gitlab_rails.rb parse_secrets), values already in the
+// file kept (`||=`). SSH host keys are generated on first start: sameersbn under
 // /home/git/data/ssh, Omnibus /etc/gitlab/ssh_host_*_key (omnibus-gitlab init-container).
 
 import (
@@ -37,10 +52,15 @@ const canarySchema = `CREATE TABLE IF NOT EXISTS standin_encryption_canary (
 	digest text NOT NULL
 )`
 
+// canaryOTP adds otp_key_base's digest to data written before the stand-in kept it; NULL
+// there means "not recorded yet", filled in by the next start.
+const canaryOTP = `ALTER TABLE standin_encryption_canary ADD COLUMN IF NOT EXISTS otp_digest text`
+
 // keys is what this process booted with.
 var keys struct {
 	mu          sync.Mutex
 	canary      string // HMAC of db_key_base; "" until prepareSecrets ran
+	otpCanary   string // HMAC of otp_key_base
 	hostKeySHA  string // sha256 of the ed25519 public host key file, shown in the SSH banner
 	canaryAlarm bool   // logged the mismatch already
 }
@@ -51,36 +71,76 @@ func canaryDigest(dbKeyBase string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// omnibusSecrets reads gitlab-secrets.json, generating it as the first reconfigure does.
-func omnibusSecrets() (dbKeyBase string, err error) {
-	var doc struct {
-		GitLabRails map[string]string `json:"gitlab_rails"`
-	}
+// railsKeys are the gitlab_rails keys the first reconfigure generates, with how: hex(64), or
+// [alphanumeric(32)] for the two rotatable active_record_encryption keys, alphanumeric(32) for
+// the salt (omnibus-gitlab 19.2.4+ce.0 gitlab_rails.rb parse_secrets).
+var railsKeys = []struct {
+	key   string
+	array bool
+	alnum bool
+}{
+	{"db_key_base", false, false}, {"secret_key_base", false, false}, {"otp_key_base", false, false},
+	{"encrypted_settings_key_base", false, false},
+	{"active_record_encryption_primary_key", true, true}, {"active_record_encryption_deterministic_key", true, true},
+	{"active_record_encryption_key_derivation_salt", false, true},
+}
+
+// omnibusSecrets reads gitlab-secrets.json, generating the gitlab_rails keys it lacks as the
+// reconfigure does (values in the file are kept, other sections untouched).
+func omnibusSecrets() (dbKeyBase, otpKeyBase string, err error) {
+	doc := map[string]any{}
 	b, err := os.ReadFile(omnibusSecretsFile)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		doc.GitLabRails = map[string]string{}
-		for _, k := range []string{"secret_key_base", "db_key_base", "otp_key_base", "encrypted_settings_key_base",
-			"active_record_encryption_primary_key", "active_record_encryption_deterministic_key", "active_record_encryption_key_derivation_salt"} {
-			doc.GitLabRails[k] = randomHex(64)
-		}
-		out, _ := json.MarshalIndent(doc, "", "  ")
-		if err := os.WriteFile(omnibusSecretsFile, append(out, '\n'), 0o600); err != nil {
-			return "", fmt.Errorf("write %s: %w", omnibusSecretsFile, err)
-		}
-		logf("generated %s (first reconfigure)", omnibusSecretsFile)
 	case err != nil:
-		return "", fmt.Errorf("read %s: %w", omnibusSecretsFile, err)
+		return "", "", fmt.Errorf("read %s: %w", omnibusSecretsFile, err)
 	default:
 		if err := json.Unmarshal(b, &doc); err != nil {
-			return "", fmt.Errorf("%s is not valid JSON: %w", omnibusSecretsFile, err)
+			return "", "", fmt.Errorf("%s is not valid JSON: %w", omnibusSecretsFile, err)
 		}
 	}
-	k := doc.GitLabRails["db_key_base"]
-	if k == "" {
-		return "", fmt.Errorf("%s has no gitlab_rails.db_key_base", omnibusSecretsFile)
+	rails, _ := doc["gitlab_rails"].(map[string]any)
+	if rails == nil {
+		rails = map[string]any{}
 	}
-	return k, nil
+	generated := false
+	for _, k := range railsKeys {
+		if _, ok := rails[k.key]; ok {
+			continue
+		}
+		v := randomHex(128)
+		if k.alnum {
+			v = randomHex(32)
+		}
+		if k.array {
+			rails[k.key] = []any{v}
+		} else {
+			rails[k.key] = v
+		}
+		generated = true
+	}
+	if generated {
+		doc["gitlab_rails"] = rails
+		out, _ := json.MarshalIndent(doc, "", "  ")
+		if err := os.WriteFile(omnibusSecretsFile, append(out, '\n'), 0o600); err != nil {
+			return "", "", fmt.Errorf("write %s: %w", omnibusSecretsFile, err)
+		}
+		logf("wrote %s (reconfigure: generated the gitlab_rails secrets it lacked)", omnibusSecretsFile)
+	}
+	for _, k := range railsKeys {
+		v := rails[k.key]
+		if k.array {
+			list, ok := v.([]any)
+			if !ok || len(list) == 0 {
+				return "", "", fmt.Errorf("%s: gitlab_rails.%s must be an array of keys (omnibus-gitlab keeps it as one, for rotation)", omnibusSecretsFile, k.key)
+			}
+			v = list[len(list)-1]
+		}
+		if str, ok := v.(string); !ok || str == "" {
+			return "", "", fmt.Errorf("%s: gitlab_rails.%s must be a non-empty string", omnibusSecretsFile, k.key)
+		}
+	}
+	return rails["db_key_base"].(string), rails["otp_key_base"].(string), nil
 }
 
 func randomHex(n int) string {
@@ -143,56 +203,67 @@ func sshGreeting() string {
 	return "SSH-2.0-forgebox-gitlab-standin hostkey-" + keys.hostKeySHA + "\r\n"
 }
 
-// prepareSecrets loads db_key_base, records the canary on new data, and generates host keys.
+// prepareSecrets loads db_key_base and otp_key_base, records their digests on new data, logs
+// GitLab's decryption error when the data was written with other keys, and generates host keys.
 func prepareSecrets(ctx context.Context, conn *pgx.Conn, c Config) error {
-	dbKeyBase := os.Getenv("GITLAB_SECRETS_DB_KEY_BASE")
+	dbKeyBase, otpKeyBase := os.Getenv("GITLAB_SECRETS_DB_KEY_BASE"), os.Getenv("GITLAB_SECRETS_OTP_KEY_BASE")
 	if c.Flavour == flavourOmnibus {
 		var err error
-		if dbKeyBase, err = omnibusSecrets(); err != nil {
+		if dbKeyBase, otpKeyBase, err = omnibusSecrets(); err != nil {
 			return err
 		}
 	}
-	digest := canaryDigest(dbKeyBase)
+	digest, otpDigest := canaryDigest(dbKeyBase), canaryDigest(otpKeyBase)
 	if _, err := conn.Exec(ctx, canarySchema); err != nil {
 		return fmt.Errorf("create standin_encryption_canary: %w", err)
 	}
-	tag, err := conn.Exec(ctx, `INSERT INTO standin_encryption_canary (id, digest) VALUES (1, $1) ON CONFLICT (id) DO NOTHING`, digest)
-	if err != nil {
+	if _, err := conn.Exec(ctx, canaryOTP); err != nil {
+		return fmt.Errorf("add otp_digest to standin_encryption_canary: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO standin_encryption_canary (id, digest, otp_digest) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET otp_digest = coalesce(standin_encryption_canary.otp_digest, EXCLUDED.otp_digest)`, digest, otpDigest); err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 0 {
-		var stored string
-		if err := conn.QueryRow(ctx, `SELECT digest FROM standin_encryption_canary WHERE id = 1`).Scan(&stored); err != nil {
-			return err
-		}
-		if stored != digest {
-			logf("WARNING: db_key_base differs from the one this database was encrypted with: encrypted columns cannot be read, every runner token is rejected (restore the secrets that belong to this data)")
-		}
+	var stored, storedOTP string
+	if err := conn.QueryRow(ctx, `SELECT digest, otp_digest FROM standin_encryption_canary WHERE id = 1`).Scan(&stored, &storedOTP); err != nil {
+		return err
+	}
+	if stored != digest {
+		logf("ERROR: OpenSSL::Cipher::CipherError: db_key_base differs from the one this database was encrypted with: CI variables and runner tokens cannot be decrypted, every runner token is rejected (restore the secrets that belong to this data)")
+	}
+	if storedOTP != otpDigest {
+		logf("ERROR: OpenSSL::Cipher::CipherError: otp_key_base differs from the one this database was encrypted with: users' 2FA secrets cannot be decrypted, 2FA users cannot sign in (restore the secrets that belong to this data)")
 	}
 	keys.mu.Lock()
-	keys.canary = digest
+	keys.canary, keys.otpCanary = digest, otpDigest
 	keys.mu.Unlock()
 	return ensureHostKeys(c.Flavour)
+}
+
+// keysMatch compares the running keys with the data's: db_key_base, otp_key_base. Before the
+// canary exists (or without a database) both count as matching: nothing to compare.
+func (s *server) keysMatch(ctx context.Context) (db, otp bool) {
+	keys.mu.Lock()
+	want, wantOTP := keys.canary, keys.otpCanary
+	keys.mu.Unlock()
+	if want == "" {
+		return true, true
+	}
+	var stored string
+	var storedOTP *string
+	err := s.db.with(ctx, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT digest, otp_digest FROM standin_encryption_canary WHERE id = 1`).Scan(&stored, &storedOTP)
+	})
+	if err != nil {
+		return true, true
+	}
+	return stored == want, storedOTP == nil || *storedOTP == wantOTP
 }
 
 // secretsMatch reports whether the data in the database was encrypted with this process's
 // db_key_base; it is asked on every runner token lookup, so a database restored under it
 // counts at once.
 func (s *server) secretsMatch(ctx context.Context) bool {
-	keys.mu.Lock()
-	want := keys.canary
-	keys.mu.Unlock()
-	if want == "" {
-		return true
-	}
-	var stored string
-	err := s.db.with(ctx, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT digest FROM standin_encryption_canary WHERE id = 1`).Scan(&stored)
-	})
-	if err != nil {
-		return true // no canary (yet): nothing to compare
-	}
-	ok := stored == want
+	ok, _ := s.keysMatch(ctx)
 	keys.mu.Lock()
 	if !ok && !keys.canaryAlarm {
 		s.logf("WARNING: runner tokens are rejected: db_key_base differs from the one the database was encrypted with")

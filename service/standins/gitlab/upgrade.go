@@ -337,13 +337,16 @@ func (s *server) handleState(w http.ResponseWriter, r *http.Request) {
 	keys.mu.Lock()
 	hostKey := keys.hostKeySHA
 	keys.mu.Unlock()
+	dbOK, otpOK := s.keysMatch(r.Context())
 	writeJSON(w, http.StatusOK, map[string]any{
 		"standin":              true,
 		"flavour":              s.cfg.Flavour,
 		"version":              s.cfg.Version,
 		"data_version":         dataVersion,
 		"migrations_by_status": byStatus,
-		"secrets_match_data":   s.secretsMatch(r.Context()),
+		"secrets_match_data":   s.secretsMatch(r.Context()) && otpOK,
+		"db_key_base_matches":  dbOK,
+		"otp_key_base_matches": otpOK,
 		"ssh_host_key":         hostKey,
 		"puma_stopped":         serviceStopped("puma"),
 		"sidekiq_stopped":      serviceStopped("sidekiq"),

@@ -269,6 +269,8 @@ type State struct {
 	DataVersion        string         `json:"data_version"`
 	MigrationsByStatus map[string]int `json:"migrations_by_status"`
 	SecretsMatchData   bool           `json:"secrets_match_data"`
+	DBKeyBaseMatches   bool           `json:"db_key_base_matches"`
+	OTPKeyBaseMatches  bool           `json:"otp_key_base_matches"`
 	SSHHostKey         string         `json:"ssh_host_key"`
 	PumaStopped        bool           `json:"puma_stopped"`
 	SidekiqStopped     bool           `json:"sidekiq_stopped"`
