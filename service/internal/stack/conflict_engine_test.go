@@ -148,16 +148,7 @@ func TestUpDropsADuplicateNetworkAnEarlierRunLeft(t *testing.T) {
 	if _, err := f.stack().Up(ctx); err != nil {
 		t.Fatalf("up with two networks named %s: %v", name, err)
 	}
-	nets, err := f.eng.ListNetworks(ctx, f.cfg.Stack.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, n := range nets {
-		if n.Name == name {
-			got = append(got, n.ID)
-		}
-	}
+	got := networksNamed(t, f, ctx, name)
 	if len(got) != 1 || got[0] != ids[0] {
 		t.Fatalf("networks named %s after up: %v, want only %s, the older", name, got, ids[0])
 	}
@@ -204,16 +195,7 @@ func TestUpDropsANetworkCopyThatLandsMidRun(t *testing.T) {
 		t.Logf("engine %s refused a second network named %s (409): the race cannot happen there", info.ServerVersion, name)
 		return
 	}
-	nets, err := f.eng.ListNetworks(ctx, f.cfg.Stack.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, n := range nets {
-		if n.Name == name {
-			got = append(got, n.ID)
-		}
-	}
+	got := networksNamed(t, f, ctx, name)
 	if len(got) != 1 || got[0] == late.copyID {
 		t.Fatalf("networks named %s after up: %v; the late copy %s must be the one removed", name, got, late.copyID)
 	}
@@ -227,6 +209,22 @@ func TestUpDropsANetworkCopyThatLandsMidRun(t *testing.T) {
 	if plan := f.up(ctx); !plan.Empty() {
 		t.Errorf("the next up planned:\n%s", plan)
 	}
+}
+
+// networksNamed lists the IDs of the stack's networks of that name.
+func networksNamed(t *testing.T, f *fixture, ctx context.Context, name string) []string {
+	t.Helper()
+	nets, err := f.eng.ListNetworks(ctx, f.cfg.Stack.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range nets {
+		if n.Name == name {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids
 }
 
 // createNetworkUnchecked makes a labelled network over the engine's API with CheckDuplicate
