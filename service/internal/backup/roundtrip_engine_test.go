@@ -245,23 +245,7 @@ func roundTrip(t *testing.T, flavour string) {
 			}
 		}
 		// The runner uses them: it verifies each restored runner id against GitLab.
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			logs := b.Logs(ctx, "runner")
-			missing := ""
-			for _, r := range recA {
-				if !strings.Contains(logs, fmt.Sprintf("runner %d (", r.ID)) || !strings.Contains(logs, "verified") {
-					missing += fmt.Sprint(" ", r.ID)
-				}
-			}
-			if missing == "" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the runner did not verify runner(s)%s with the restored tokens:\n%s", missing, logs)
-			}
-			time.Sleep(time.Second)
-		}
+		waitRunnerVerified(t, b, recA)
 		// The profiles the runners belong to came back with them.
 		if len(b.Cfg.Runner.Profiles) != 2 || b.Cfg.Runner.Profiles[1].Name != "gpu" {
 			t.Errorf("profiles after the restore: %+v", b.Cfg.Runner.Profiles)

@@ -17,7 +17,6 @@ package dsm
 import (
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/forgebox/forgebox/service/internal/dsm/front"
 )
@@ -97,12 +96,7 @@ func LoadEnv(getenv func(string) string) Env {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	get := func(key, def string) string {
-		if v := strings.TrimSpace(getenv(key)); v != "" {
-			return v
-		}
-		return def
-	}
+	get := front.WithDefaults(getenv)
 	fe := front.LoadEnv(getenv)
 	e := Env{
 		Getenv:          getenv,

@@ -88,18 +88,24 @@ type Env struct {
 	IDTool          string
 }
 
-// LoadEnv reads the environment (package dsm's LoadEnv says why the paths are the canonical
-// /var/packages ones).
-func LoadEnv(getenv func(string) string) Env {
+// WithDefaults reads a variable from getenv (os.Getenv when nil), trimmed, or def when it is
+// unset or blank.
+func WithDefaults(getenv func(string) string) func(key, def string) string {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	get := func(key, def string) string {
+	return func(key, def string) string {
 		if v := strings.TrimSpace(getenv(key)); v != "" {
 			return v
 		}
 		return def
 	}
+}
+
+// LoadEnv reads the environment (package dsm's LoadEnv says why the paths are the canonical
+// /var/packages ones).
+func LoadEnv(getenv func(string) string) Env {
+	get := WithDefaults(getenv)
 	root := filepath.Clean(get(EnvPkgRoot, "/var/packages/"+PackageName))
 	e := Env{
 		PkgRoot:         root,
