@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,9 +13,6 @@ import (
 // The CGI side, written out rather than taken from net/http/cgi: net/http links crypto/tls
 // and HTTP/2, whose package initialisation is a large part of a process start that happens on
 // every request of the app window (bench/README.md, "The DSM app window").
-
-// Header is a request's or an answer's header, with canonical keys.
-type Header = textproto.MIMEHeader
 
 // Request is the one request of this CGI process (RFC 3875, section 4.1).
 type Request struct {
@@ -32,16 +27,30 @@ type Request struct {
 	Body          io.Reader
 }
 
-// Query returns the first value of a query parameter.
+// Query returns the first value of a query parameter, read as url.ParseQuery reads it (a pair
+// with a semicolon or a bad escape counts as absent) without building its map.
 func (r *Request) Query(key string) string {
-	q, _ := url.ParseQuery(r.RawQuery)
-	return q.Get(key)
+	for rest := r.RawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(k); err != nil || k != key {
+			continue
+		}
+		if v, err := url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
 }
 
 // RequestFromEnv reads the request from the CGI variables, with body as its body.
 func RequestFromEnv(getenv func(string) string, environ []string, body io.Reader) (*Request, error) {
 	r := &Request{Context: context.Background(), Method: getenv("REQUEST_METHOD"), RawQuery: getenv("QUERY_STRING"),
-		Header: Header{}, ContentLength: -1, Body: body}
+		ContentLength: -1, Body: body}
 	if r.Method == "" {
 		return nil, fmt.Errorf("no REQUEST_METHOD: not run as a CGI")
 	}
@@ -65,15 +74,31 @@ func RequestFromEnv(getenv func(string) string, environ []string, body io.Reader
 	}
 	r.RemoteAddr = getenv("REMOTE_ADDR")
 	if port := getenv("REMOTE_PORT"); port != "" && r.RemoteAddr != "" {
-		r.RemoteAddr = net.JoinHostPort(r.RemoteAddr, port)
+		r.RemoteAddr = joinHostPort(r.RemoteAddr, port)
 	}
 	r.HTTPS = strings.EqualFold(getenv("HTTPS"), "on") || getenv("HTTPS") == "1"
 	return r, nil
 }
 
+// joinHostPort is host:port, with an IPv6 address in brackets.
+func joinHostPort(host, port string) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + port
+	}
+	return host + ":" + port
+}
+
+// splitHost is the host of host:port or [v6]:port, or the whole of s when it has no port.
+func splitHost(s string) string {
+	if h, _, ok := cutHostPort(s); ok {
+		return h
+	}
+	return s
+}
+
 // ResponseWriter is the front's answer.
 type ResponseWriter interface {
-	Header() Header
+	Header() *Header
 	WriteHeader(status int)
 	Write([]byte) (int, error)
 	Flush() error
@@ -89,10 +114,10 @@ type cgiWriter struct {
 }
 
 func newCGIWriter(w io.Writer) *cgiWriter {
-	return &cgiWriter{out: bufio.NewWriter(w), header: Header{}}
+	return &cgiWriter{out: bufio.NewWriter(w)}
 }
 
-func (w *cgiWriter) Header() Header { return w.header }
+func (w *cgiWriter) Header() *Header { return &w.header }
 
 func (w *cgiWriter) WriteHeader(status int) {
 	if w.status != 0 {
@@ -103,20 +128,22 @@ func (w *cgiWriter) WriteHeader(status int) {
 	if reason == "" {
 		reason = statusText[status]
 	}
-	fmt.Fprintf(w.out, "Status: %d %s\r\n", status, reason)
 	if w.header.Get("Content-Type") == "" && status != 204 && status != 304 {
 		w.header.Set("Content-Type", "text/plain; charset=utf-8")
 	}
-	for k, vs := range w.header {
-		for _, v := range vs {
-			// A value with a line break would smuggle a header: cut it there.
-			if i := strings.IndexAny(v, "\r\n"); i >= 0 {
-				v = v[:i]
-			}
-			fmt.Fprintf(w.out, "%s: %s\r\n", k, v)
+	head := make([]byte, 0, 512)
+	head = append(head, "Status: "...)
+	head = strconv.AppendInt(head, int64(status), 10)
+	head = append(append(append(head, ' '), reason...), "\r\n"...)
+	for _, f := range w.header {
+		// A value with a line break would smuggle a header: cut it there.
+		v := f.Value
+		if i := strings.IndexAny(v, "\r\n"); i >= 0 {
+			v = v[:i]
 		}
+		head = append(append(append(append(head, f.Name...), ": "...), v...), "\r\n"...)
 	}
-	w.out.WriteString("\r\n")
+	w.out.Write(append(head, "\r\n"...))
 }
 
 func (w *cgiWriter) Write(b []byte) (int, error) {

@@ -3,6 +3,7 @@ package front
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 // a poller (epoll, its thread and wake-ups) buys nothing for the one connection of a process
 // that lives a few milliseconds, and costs its start-up on every request of the app window.
 // The controller is on loopback (DefaultControllerURL); host is an IP literal or localhost.
-func dial(host string, timeout time.Duration) (*os.File, error) {
+func dial(host string, timeout time.Duration) (*conn, error) {
 	h, p, ok := cutHostPort(host)
 	if !ok {
 		return nil, fmt.Errorf("controller address %q: want host:port", host)
@@ -52,8 +53,47 @@ func dial(host string, timeout time.Duration) (*os.File, error) {
 		return nil, os.NewSyscallError("setnonblock", err)
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-	return os.NewFile(uintptr(fd), "controller"), nil
+	return &conn{fd: fd}, nil
 }
+
+// conn is the connection to the controller: a blocking socket read and written with plain
+// system calls (not an os.File, whose finalizer and poller registration this one connection
+// does not need).
+type conn struct{ fd int }
+
+func (c *conn) Read(p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(c.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, fmt.Errorf("read from the controller: no answer within %s", headerTimeout)
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := syscall.Write(c.fd, p[written:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return written, os.NewSyscallError("write", err)
+		}
+		written += n
+	}
+	return written, nil
+}
+
+func (c *conn) Close() error { return syscall.Close(c.fd) }
 
 // connect starts a non-blocking connect and waits for it at most timeout.
 func connect(fd int, sa syscall.Sockaddr, timeout time.Duration) error {
@@ -94,32 +134,26 @@ func connect(fd int, sa syscall.Sockaddr, timeout time.Duration) error {
 	}
 }
 
-// setReadTimeout bounds each read of f (SO_RCVTIMEO); 0 lifts the bound.
-func setReadTimeout(f *os.File, d time.Duration) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		tv := syscall.NsecToTimeval(d.Nanoseconds())
-		serr = syscall.SetsockoptTimeval(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
-	})
-	if err != nil {
-		return err
-	}
-	return serr
+// setReadTimeout bounds each read (SO_RCVTIMEO); 0 lifts the bound.
+func (c *conn) setReadTimeout(d time.Duration) error {
+	tv := syscall.NsecToTimeval(d.Nanoseconds())
+	return os.NewSyscallError("setsockopt", syscall.SetsockoptTimeval(c.fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv))
 }
 
-// cutHostPort splits host:port and [v6]:port.
+// cutHostPort splits host:port and [v6]:port, as net.SplitHostPort does: an IPv6 address
+// without brackets has no port to cut.
 func cutHostPort(s string) (host, port string, ok bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return "", "", false
-	}
-	host, port = s[:i], s[i+1:]
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
+	if rest, isV6 := strings.CutPrefix(s, "["); isV6 {
+		host, port, ok = strings.Cut(rest, "]:")
+		if !ok {
+			return "", "", false
+		}
+	} else {
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 || strings.IndexByte(s[:i], ':') >= 0 {
+			return "", "", false
+		}
+		host, port = s[:i], s[i+1:]
 	}
 	return host, port, host != "" && port != ""
 }

@@ -124,7 +124,7 @@ func (e Env) StartedMarker() string { return filepath.Join(e.VarDir, StartedMark
 
 // FrontSecret reads the shared secret the controller wrote into its data dir.
 func FrontSecret(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, secretfiles.FrontSecret))
+	b, err := readSmall(filepath.Join(dataDir, secretfiles.FrontSecret))
 	if err != nil {
 		return "", fmt.Errorf("read the front secret: %w", err)
 	}
@@ -138,7 +138,7 @@ func FrontSecret(dataDir string) (string, error) {
 // RecordedDataDir is the data dir prestart recorded (DataDirRecordName): "" with no error when
 // there is no record, i.e. the config's data_dir is the default one.
 func RecordedDataDir(varDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(varDir, DataDirRecordName))
+	b, err := readSmall(filepath.Join(varDir, DataDirRecordName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

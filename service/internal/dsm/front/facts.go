@@ -71,7 +71,7 @@ func withUserName(f CGIFacts) CGIFacts {
 // what the report then shows.
 func recordCGI(env Env, f CGIFacts) {
 	path := filepath.Join(env.VarDir, CGIRecordName)
-	if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte(`"shape": "`+f.Shape+`"`)) {
+	if b, err := readSmall(path); err == nil && bytes.Contains(b, []byte(`"shape": "`+f.Shape+`"`)) {
 		return
 	}
 	f = withUserName(f)

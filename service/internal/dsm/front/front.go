@@ -50,7 +50,7 @@ func (a DSMAuth) User(ctx context.Context, r *Request) (string, error) {
 		token = r.Query("SynoToken")
 	}
 	if token == "" && a.LoginCGI != "" {
-		if _, err := os.Stat(a.LoginCGI); err == nil {
+		if exists(a.LoginCGI) {
 			out, err := a.runTool(ctx, a.LoginCGI, "")
 			if err != nil {
 				return "", fmt.Errorf("login.cgi: %w", err)
@@ -402,7 +402,7 @@ func wantsPage(r *Request) bool {
 // Manager restarts the controller by its restart policy. The page asks again by itself.
 func (f *Front) controllerPage(w ResponseWriter, r *Request) {
 	started := "no"
-	if _, err := os.Stat(f.Env.StartedMarker()); err == nil {
+	if exists(f.Env.StartedMarker()) {
 		started = "yes"
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

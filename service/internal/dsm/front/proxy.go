@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/textproto"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +21,7 @@ import (
 const (
 	dialTimeout   = 5 * time.Second
 	headerTimeout = 5 * time.Minute // an operation's answer may take long; a stream's body may take longer
+	maxHeadLine   = 64 << 10        // one line of the controller's answer head
 )
 
 // hopHeaders are meaningful for one connection only (RFC 9110, section 7.6.1).
@@ -33,37 +31,30 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 // outHeader is what reaches the controller: a few of the browser's headers and its
 // X-Forgebox-* ones (never DSM's cookie or token), then the front's own.
 func (f *Front) outHeader(r *Request, user, secret string) Header {
-	h := Header{}
-	for _, k := range forwardHeaders {
-		if v := r.Header.Values(k); len(v) > 0 {
-			h[k] = slices.Clone(v)
+	h := make(Header, 0, 12)
+	for _, fl := range r.Header {
+		if slices.Contains(forwardHeaders, fl.Name) || strings.HasPrefix(fl.Name, "X-Forgebox-") &&
+			fl.Name != HeaderFrontSecret && fl.Name != HeaderUser && fl.Name != HeaderLang {
+			h = append(h, fl)
 		}
 	}
-	for k, v := range r.Header {
-		if strings.HasPrefix(k, "X-Forgebox-") {
-			h[k] = slices.Clone(v)
-		}
-	}
-	h.Del(HeaderFrontSecret)
-	h.Del(HeaderUser)
-	h.Del(HeaderLang)
-	h.Set(HeaderFrontSecret, secret)
-	h.Set(HeaderUser, user)
+	h.Add(HeaderFrontSecret, secret)
+	h.Add(HeaderUser, user)
 	lang := r.Query("lang")
 	if !isLang(lang) {
 		lang = r.Header.Get(HeaderLang)
 	}
 	if isLang(lang) {
-		h.Set(HeaderLang, lang)
+		h.Add(HeaderLang, lang)
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		h.Set("X-Forwarded-For", host)
+	if host, _, ok := cutHostPort(r.RemoteAddr); ok {
+		h.Add("X-Forwarded-For", host)
 	}
-	h.Set("X-Forwarded-Host", r.Host)
+	h.Add("X-Forwarded-Host", r.Host)
 	if r.HTTPS {
-		h.Set("X-Forwarded-Proto", "https")
+		h.Add("X-Forwarded-Proto", "https")
 	} else {
-		h.Set("X-Forwarded-Proto", "http")
+		h.Add("X-Forwarded-Proto", "http")
 	}
 	return h
 }
@@ -83,14 +74,11 @@ func isLang(s string) bool {
 
 // proxy passes the request to the controller at pathInfo and its answer back.
 func (f *Front) proxy(w ResponseWriter, r *Request, pathInfo, base, user, secret string) {
-	target, err := url.Parse(f.Env.ControllerURL)
-	if err != nil || target.Host == "" {
-		target = &url.URL{Scheme: "http", Host: "127.0.0.1:8470"}
-	}
+	host := controllerHost(f.Env.ControllerURL)
 	if !strings.HasPrefix(pathInfo, "/") {
 		pathInfo = "/" + pathInfo
 	}
-	resp, err := f.exchange(r, target.Host, (&url.URL{Path: pathInfo, RawQuery: withoutToken(r.RawQuery)}).RequestURI(), f.outHeader(r, user, secret))
+	resp, err := f.exchange(r, host, (&url.URL{Path: pathInfo, RawQuery: withoutToken(r.RawQuery)}).RequestURI(), f.outHeader(r, user, secret))
 	if err != nil {
 		f.log().Warn("controller unreachable", "url", f.Env.ControllerURL, "err", err)
 		if wantsPage(r) {
@@ -103,9 +91,7 @@ func (f *Front) proxy(w ResponseWriter, r *Request, pathInfo, base, user, secret
 	}
 	defer resp.conn.Close()
 	h := w.Header()
-	for k, v := range resp.header {
-		h[k] = v
-	}
+	*h = append(*h, resp.header...)
 	for _, k := range hopHeaders {
 		h.Del(k)
 	}
@@ -147,9 +133,25 @@ func (f *Front) proxy(w ResponseWriter, r *Request, pathInfo, base, user, secret
 	}
 }
 
+// controllerHost is the host:port of the controller's URL (http://host:port), the default
+// one when the URL names none.
+func controllerHost(controllerURL string) string {
+	rest, ok := strings.CutPrefix(controllerURL, "http://")
+	if !ok {
+		return strings.TrimPrefix(DefaultControllerURL, "http://")
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if rest == "" {
+		return strings.TrimPrefix(DefaultControllerURL, "http://")
+	}
+	return rest
+}
+
 // response is the controller's answer, its body still on the connection.
 type response struct {
-	conn   *os.File
+	conn   *conn
 	status int
 	reason string
 	header Header
@@ -158,70 +160,61 @@ type response struct {
 
 // exchange sends the request and reads the answer's head.
 func (f *Front) exchange(r *Request, host, uri string, h Header) (*response, error) {
-	conn, err := dial(host, dialTimeout)
+	c, err := dial(host, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			conn.Close()
+			c.Close()
 		}
 	}()
-	bw := bufio.NewWriter(conn)
-	fmt.Fprintf(bw, "%s %s HTTP/1.1\r\nHost: %s\r\n", r.Method, uri, host)
-	for k, vs := range h {
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
-				continue // would smuggle a header
-			}
-			fmt.Fprintf(bw, "%s: %s\r\n", k, v)
+	head := make([]byte, 0, 1024)
+	head = append(append(append(append(append(head, r.Method...), ' '), uri...), " HTTP/1.1\r\nHost: "...), host...)
+	head = append(head, "\r\n"...)
+	for _, fl := range h {
+		if strings.ContainsAny(fl.Value, "\r\n") {
+			continue // would smuggle a header
 		}
+		head = append(append(append(append(head, fl.Name...), ": "...), fl.Value...), "\r\n"...)
 	}
 	var body io.Reader
 	if r.ContentLength > 0 && r.Body != nil {
-		fmt.Fprintf(bw, "Content-Length: %d\r\n", r.ContentLength)
+		head = strconv.AppendInt(append(head, "Content-Length: "...), r.ContentLength, 10)
+		head = append(head, "\r\n"...)
 		body = io.LimitReader(r.Body, r.ContentLength)
 	} else if r.Method == "POST" || r.Method == "PUT" || r.Method == "PATCH" {
-		bw.WriteString("Content-Length: 0\r\n")
+		head = append(head, "Content-Length: 0\r\n"...)
 	}
-	bw.WriteString("Connection: close\r\n\r\n")
+	head = append(head, "Connection: close\r\n\r\n"...)
+	if _, err := c.Write(head); err != nil {
+		return nil, err
+	}
 	if body != nil {
-		if n, err := io.Copy(bw, body); err != nil || n != r.ContentLength {
+		if n, err := io.Copy(c, body); err != nil || n != r.ContentLength {
 			return nil, fmt.Errorf("pass the request body on (%d of %d bytes): %v", n, r.ContentLength, err)
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	if err := c.setReadTimeout(headerTimeout); err != nil {
 		return nil, err
 	}
-	if err := setReadTimeout(conn, headerTimeout); err != nil {
-		return nil, err
-	}
-	br := bufio.NewReaderSize(conn, 32<<10)
-	tp := textproto.NewReader(br)
+	// A small buffer for the head: once it is read, a body read of at least the buffer's size
+	// goes from the socket straight into proxy's buffer rather than through this one.
+	br := bufio.NewReaderSize(c, 4<<10)
 	var resp *response
 	for {
-		line, err := tp.ReadLine()
+		status, reason, header, err := readHead(br)
 		if err != nil {
-			return nil, fmt.Errorf("read the controller's answer: %w", err)
-		}
-		proto, rest, _ := strings.Cut(line, " ")
-		code, reason, _ := strings.Cut(rest, " ")
-		status, err := strconv.Atoi(code)
-		if !strings.HasPrefix(proto, "HTTP/1.") || err != nil || status < 100 || status > 999 {
-			return nil, fmt.Errorf("the controller answered %q, not HTTP", line)
-		}
-		header, err := tp.ReadMIMEHeader()
-		if err != nil {
-			return nil, fmt.Errorf("read the controller's answer: %w", err)
+			return nil, err
 		}
 		if status >= 100 && status < 200 && status != 101 {
 			continue // an interim answer (100 Continue): the real one follows
 		}
-		resp = &response{conn: conn, status: status, reason: reason, header: header}
+		resp = &response{conn: c, status: status, reason: reason, header: header}
 		break
 	}
-	if err := setReadTimeout(conn, 0); err != nil {
+	if err := c.setReadTimeout(0); err != nil {
 		return nil, err
 	}
 	switch {
@@ -240,6 +233,79 @@ func (f *Front) exchange(r *Request, host, uri string, h Header) (*response, err
 	}
 	ok = true
 	return resp, nil
+}
+
+// readHead reads an answer's status line and header fields (RFC 9112, sections 4 and 5); a
+// folded line (obsolete, section 5.2) continues the field before it.
+func readHead(br *bufio.Reader) (status int, reason string, h Header, err error) {
+	line, err := headLine(br)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	proto, rest, _ := strings.Cut(line, " ")
+	code, reason, _ := strings.Cut(rest, " ")
+	status, err = strconv.Atoi(code)
+	if !strings.HasPrefix(proto, "HTTP/1.") || err != nil || status < 100 || status > 999 {
+		return 0, "", nil, fmt.Errorf("the controller answered %q, not HTTP", line)
+	}
+	h = make(Header, 0, 12)
+	for {
+		line, err := headLine(br)
+		if err != nil {
+			return 0, "", nil, err
+		}
+		switch {
+		case line == "":
+			return status, reason, h, nil
+		case line[0] == ' ' || line[0] == '\t':
+			if len(h) == 0 {
+				return 0, "", nil, fmt.Errorf("read the controller's answer: a continuation line %q before any field", line)
+			}
+			h[len(h)-1].Value += " " + strings.TrimSpace(line)
+			continue
+		}
+		name, value, found := strings.Cut(line, ":")
+		if !found || name == "" || !validName(name) {
+			return 0, "", nil, fmt.Errorf("read the controller's answer: malformed header line %q", line)
+		}
+		h.Add(name, strings.Trim(value, " \t"))
+	}
+}
+
+// validName says whether a header name is all token characters.
+func validName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// headLine is one line of an answer's head, without its line end; a line may be longer than
+// the reader's buffer, up to maxHeadLine.
+func headLine(br *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", fmt.Errorf("read the controller's answer: %w", err)
+		}
+		if line == nil && err == nil {
+			line = b // the usual case: the whole line was in the buffer
+		} else {
+			line = append(line, b...)
+		}
+		if len(line) > maxHeadLine {
+			return "", fmt.Errorf("read the controller's answer: a header line longer than %d bytes", maxHeadLine)
+		}
+		if err == nil {
+			return strings.TrimRight(string(line), "\r\n"), nil
+		}
+	}
 }
 
 func isChunked(h Header) bool {

@@ -3,7 +3,6 @@ package front
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,10 +34,7 @@ func sessionKey(r *Request) string {
 	if token == "" {
 		token = r.Query("SynoToken")
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
+	host := splitHost(r.RemoteAddr)
 	sum := sha256.Sum256([]byte("forgebox front session\x00" + cookie + "\x00" + token + "\x00" + host))
 	return hex.EncodeToString(sum[:])
 }
@@ -49,7 +45,7 @@ func (f *Front) rememberedUser(key string) (string, bool) {
 	if key == "" || f.SessionTTL <= 0 {
 		return "", false
 	}
-	b, err := os.ReadFile(filepath.Join(f.Env.VarDir, sessionDirName, key))
+	b, err := readSmall(filepath.Join(f.Env.VarDir, sessionDirName, key))
 	if err != nil {
 		return "", false
 	}
