@@ -1,3 +1,7 @@
+// The runtime's GOMAXPROCS watcher (Go 1.25) is a goroutine, hence one more thread, for a
+// process that lives a few milliseconds and never sees the CPU count change.
+//go:debug updatemaxprocs=0
+
 // Command forgebox-cgi is the DSM app window's front, index.cgi in the Synology package: it
 // answers one CGI request (service/internal/dsm/front) and exits. DSM's web server starts it
 // for every request of the app window, so it is its own small binary that links neither the
