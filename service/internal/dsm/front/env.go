@@ -8,8 +8,11 @@
 // Its whole cost is its start, so it links little: neither the config parser (toml, image
 // references), the Docker client, gin or pgx, nor the rest of package dsm (the lifecycle
 // scripts, the wizard, the report), nor net/http (crypto/tls and HTTP/2 initialise at every
-// start): the CGI request and answer (cgi.go) and the one exchange with the controller
-// (proxy.go, dial.go) are written out. Package dsm builds on it: the constants here are the
+// start), net or net/textproto: the CGI request and answer (cgi.go, header.go) and the one
+// exchange with the controller (proxy.go, dial.go) are written out, and a poll of the window
+// allocates little and reads its small files with plain system calls (readfile.go), since
+// on a small machine a page fault or a thread start is a measurable part of the request.
+// Package dsm builds on it: the constants here are the
 // package's, and the report comes in through Front.Report. TestFrontLinksLittle keeps it so;
 // bench/README.md ("The DSM app window") has the figures.
 package front

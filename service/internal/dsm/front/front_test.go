@@ -632,7 +632,8 @@ func TestFrontStreamsTheAnswer(t *testing.T) {
 
 // TestFrontLinksLittle: index.cgi's binary links neither the config parser nor the Docker
 // client, gin, pgx, the rest of package dsm, nor net/http (whose TLS and HTTP/2 initialise
-// at every start): what the app window's every request would pay for (bench/README.md).
+// at every start), net or net/textproto: what the app window's every request would pay for
+// (bench/README.md).
 func TestFrontLinksLittle(t *testing.T) {
 	for _, tags := range []string{"", "forgebox_testhooks"} {
 		out, err := exec.Command("go", "list", "-tags", tags, "-deps", "github.com/forgebox/forgebox/service/cmd/forgebox-cgi").CombinedOutput()
@@ -647,9 +648,15 @@ func TestFrontLinksLittle(t *testing.T) {
 		banned := []string{"github.com/forgebox/forgebox/service/internal/config", "github.com/BurntSushi/toml",
 			"github.com/docker", "github.com/moby", "github.com/gin-gonic", "github.com/jackc", "github.com/google/go-containerregistry",
 			"github.com/opencontainers", "net/http", "crypto/tls"}
+		// These alone (net/url and net/netip stay): the net package's poller and resolver and
+		// textproto's table of common header names initialise at start or on first use.
+		bannedAlone := []string{"net", "net/textproto"}
 		for _, d := range deps {
 			if d == "github.com/forgebox/forgebox/service/internal/dsm" {
 				t.Errorf("forgebox-cgi (tags %q) links the whole of package dsm", tags)
+			}
+			if slices.Contains(bannedAlone, d) {
+				t.Errorf("forgebox-cgi (tags %q) links %s", tags, d)
 			}
 			for _, b := range banned {
 				if d == b || strings.HasPrefix(d, b+"/") {
