@@ -116,3 +116,19 @@ func TestReadHead(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerHostAsURL: the controller's host comes out of its URL as url.Parse takes it
+// out, and the default stands in when the URL names none.
+func TestControllerHostAsURL(t *testing.T) {
+	def := strings.TrimPrefix(DefaultControllerURL, "http://")
+	for _, raw := range []string{"http://127.0.0.1:8470", "http://127.0.0.1:18471/", "http://[::1]:8470/x?y#z",
+		"http://u:p@127.0.0.1:9", "https://localhost:8470", "127.0.0.1:8470", "", "http://", "http:///path"} {
+		want := def
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			want = u.Host
+		}
+		if got := controllerHost(raw); got != want {
+			t.Errorf("controllerHost(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

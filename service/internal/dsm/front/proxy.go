@@ -133,17 +133,18 @@ func (f *Front) proxy(w ResponseWriter, r *Request, pathInfo, base, user, secret
 	}
 }
 
-// controllerHost is the host:port of the controller's URL (http://host:port), the default
-// one when the URL names none.
+// controllerHost is the host[:port] of the controller's URL (http://127.0.0.1:8470, as
+// url.URL.Host has it), the default one when the URL names none. The exchange is plain
+// HTTP/1.1 whatever the scheme says: the controller listens on loopback without TLS.
 func controllerHost(controllerURL string) string {
-	rest, ok := strings.CutPrefix(controllerURL, "http://")
-	if !ok {
-		return strings.TrimPrefix(DefaultControllerURL, "http://")
-	}
+	_, rest, ok := strings.Cut(controllerURL, "://")
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}
-	if rest == "" {
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:] // user information is not part of the host
+	}
+	if !ok || rest == "" {
 		return strings.TrimPrefix(DefaultControllerURL, "http://")
 	}
 	return rest
