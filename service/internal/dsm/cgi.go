@@ -13,7 +13,7 @@ import (
 // report built in this process, and the config read directly for a hand-edited data_dir that
 // prestart has not recorded yet).
 func NewFront(env Env, getenv func(string) string) *front.Front {
-	f := front.NewFront(env.Front(), getenv)
+	f := front.NewFront(env.Env, getenv)
 	f.Report = report(env)
 	f.DataDir = func() (string, error) {
 		if dir, err := front.RecordedDataDir(env.VarDir); err != nil || dir != "" {

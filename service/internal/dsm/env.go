@@ -69,24 +69,20 @@ const (
 	EnvStopWait        = "FORGEBOX_DSM_STOP_WAIT"
 )
 
-// Env is where things are on this NAS.
+// Env is where things are on this NAS: index.cgi's part (front.Env: the package root, its var
+// and data dirs, the controller's URL, DSM's tools that tell who is logged in) and the rest
+// the lifecycle scripts use.
 type Env struct {
+	front.Env
 	Getenv func(string) string
 
-	PkgRoot    string // /var/packages/forgebox
-	VarDir     string // its var: kept across upgrades and, unless asked, uninstalls
 	ShareDir   string // the data share, through DSM's /var/packages/<pkg>/shares symlink
 	ConfigFile string // <var>/forgebox.toml
-	DataDir    string // <var>/data: PostgreSQL, Redis, secrets (the config's default data_dir)
 	GitLabDir  string // <var>/gitlab: GitLab's live data (the config's gitlab_dir)
 
-	ControllerURL   string
-	AuthenticateCGI string
-	LoginCGI        string
-	IDTool          string
-	ServiceTool     string
-	PkgHelper       string
-	MemInfo         string
+	ServiceTool string
+	PkgHelper   string
+	MemInfo     string
 }
 
 // LoadEnv reads the environment. The paths are the canonical /var/packages ones rather than
@@ -97,30 +93,17 @@ func LoadEnv(getenv func(string) string) Env {
 		getenv = os.Getenv
 	}
 	get := front.WithDefaults(getenv)
-	fe := front.LoadEnv(getenv)
 	e := Env{
-		Getenv:          getenv,
-		PkgRoot:         fe.PkgRoot,
-		VarDir:          fe.VarDir,
-		ShareDir:        filepath.Join(fe.PkgRoot, "shares", ShareName),
-		DataDir:         fe.DataDir,
-		ControllerURL:   fe.ControllerURL,
-		AuthenticateCGI: fe.AuthenticateCGI,
-		LoginCGI:        fe.LoginCGI,
-		IDTool:          fe.IDTool,
-		ServiceTool:     get(EnvServiceTool, DefaultServiceTool),
-		PkgHelper:       get(EnvPkgHelper, DefaultPkgHelper),
-		MemInfo:         get(EnvMemInfo, DefaultMemInfo),
+		Env:         front.LoadEnv(getenv),
+		Getenv:      getenv,
+		ServiceTool: get(EnvServiceTool, DefaultServiceTool),
+		PkgHelper:   get(EnvPkgHelper, DefaultPkgHelper),
+		MemInfo:     get(EnvMemInfo, DefaultMemInfo),
 	}
+	e.ShareDir = filepath.Join(e.PkgRoot, "shares", ShareName)
 	e.ConfigFile = filepath.Join(e.VarDir, ConfigFileName)
 	e.GitLabDir = filepath.Join(e.VarDir, GitLabDirName)
 	return e
-}
-
-// Front is the part of env that index.cgi uses.
-func (e Env) Front() front.Env {
-	return front.Env{PkgRoot: e.PkgRoot, VarDir: e.VarDir, DataDir: e.DataDir, ControllerURL: e.ControllerURL,
-		AuthenticateCGI: e.AuthenticateCGI, LoginCGI: e.LoginCGI, IDTool: e.IDTool}
 }
 
 // TargetDir is the installed payload: SYNOPKG_PKGDEST, else <root>/target.

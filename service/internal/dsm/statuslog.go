@@ -18,9 +18,6 @@ const (
 	statusLogLines    = 50
 )
 
-// StartedMarker is the path of the marker status answers from.
-func (e Env) StartedMarker() string { return filepath.Join(e.VarDir, StartedMarkerName) }
-
 // StatusLog is the path of the recent status answers.
 func (e Env) StatusLog() string { return filepath.Join(e.VarDir, StatusLogName) }
 
