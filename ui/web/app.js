@@ -83,9 +83,12 @@ function svg(tag, attrs) {
   return el;
 }
 
-function toast(msg, kind) {
+// toast shows a short message: a string, or a function that says it in the current language,
+// so that a toast still showing when the language changes follows it (rerender).
+function toast(text, kind) {
   const el = document.getElementById('toast');
-  el.textContent = msg;
+  toast.text = text;
+  el.textContent = typeof text === 'function' ? text() : text;
   el.className = 'toast ' + (kind || '');
   el.hidden = false;
   clearTimeout(toast.timer);
@@ -122,9 +125,9 @@ const componentName = (c) => COMPONENT_NAMES[c] || c;
 async function copyText(text) {
   try {
     await navigator.clipboard.writeText(text);
-    toast(t('toast.copied'));
+    toast(() => t('toast.copied'));
   } catch (e) {
-    toast(t('toast.copyFailed'), 'error');
+    toast(() => t('toast.copyFailed'), 'error');
   }
 }
 
@@ -276,7 +279,7 @@ async function startOp(path, confirmKey) {
     const r = await api('POST', path);
     state.op = r.operation;
     state.opResult = null;
-    toast(t('toast.started'));
+    toast(() => t('toast.started'));
   } catch (e) {
     toast(e.message, 'error');
   }
@@ -706,16 +709,16 @@ async function renderSettings() {
       // If-Match: a file that changed since this page read it is not overwritten.
       const saved = await api('PUT', 'config', body, { 'If-Match': '"' + page.revision + '"' });
       if (saved && saved.revision) page.revision = saved.revision;
-      toast(t('settings.saved'));
+      toast(() => t('settings.saved'));
       refreshStatus();
     } catch (e) {
       if (e.code === 'invalid_config') {
         showFieldErrors(form, e.fields);
-        toast(t('settings.invalid', { n: e.fields.length }), 'error');
+        toast(() => t('settings.invalid', { n: e.fields.length }), 'error');
       } else if (e.code === 'config_changed_on_disk') {
-        toast(t('settings.changedOnDisk', { path: page.path }), 'error');
+        toast(() => t('settings.changedOnDisk', { path: page.path }), 'error');
       } else if (e.status === 412) {
-        toast(t('settings.stale'), 'error');
+        toast(() => t('settings.stale'), 'error');
       } else {
         toast(e.message, 'error');
       }
@@ -857,7 +860,7 @@ function profileForm(p) {
     try {
       if (isNew) await api('POST', 'runner/profiles', body);
       else await api('PUT', 'runner/profiles/' + encodeURIComponent(p.name), body);
-      toast(t('runners.saved'));
+      toast(() => t('runners.saved'));
       renderRunners();
     } catch (e) {
       if (e.code === 'invalid_config') {
@@ -879,7 +882,7 @@ async function deleteProfile(name) {
   if (!confirm(t('confirm.deleteProfile', { name }))) return;
   try {
     await api('DELETE', 'runner/profiles/' + encodeURIComponent(name));
-    toast(t('runners.deleted'));
+    toast(() => t('runners.deleted'));
   } catch (e) {
     toast(e.fields && e.fields.length ? e.fields.map((f) => mtext(f.text, f.message) + (f.hint ? ' — ' + mtext(f.advice, f.hint) : '')).join('; ') : e.message, 'error');
   }
@@ -936,6 +939,7 @@ function rerender() {
   document.documentElement.lang = getLang();
   document.getElementById('lang-select').value = getLang();
   renderChrome();
+  if (typeof toast.text === 'function') document.getElementById('toast').textContent = toast.text();
   if (state.view !== 'settings' && state.view !== 'runners') VIEWS[state.view]();
 }
 

@@ -254,7 +254,7 @@ async function jobAction(j, action) {
   if (!confirm(t('builds.confirm.' + action, { name: j.name }))) return;
   try {
     const r = await api('POST', `builds/projects/${j.project_id}/jobs/${j.id}/${action}`);
-    toast(t('builds.done.' + action, { name: j.name, id: r.job.id }));
+    toast(() => t('builds.done.' + action, { name: j.name, id: r.job.id }));
     if (action === 'retry' && bs.job && bs.job.id === j.id) {
       openLog({ ...j, id: r.job.id, status: r.job.status });
     } else if (bs.job && bs.job.id === j.id) {
@@ -272,7 +272,7 @@ async function pipelineAction(p, action) {
   if (!confirm(t('builds.confirm.' + key, { id: p.id }))) return;
   try {
     await api('POST', `builds/projects/${p.project_id}/pipelines/${p.id}/${action}`);
-    toast(t('builds.done.' + key, { id: p.id }));
+    toast(() => t('builds.done.' + key, { id: p.id }));
   } catch (e) {
     toast(e.message, 'error');
   }

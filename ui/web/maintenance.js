@@ -285,7 +285,7 @@ async function startUpgrade(plan, resume) {
 // Progress of the operation started here (or found running)
 
 function started(op) {
-  toast(t('mt.started'));
+  toast(() => t('mt.started'));
   watch(op);
   if (follow) follow(op);
   draw();

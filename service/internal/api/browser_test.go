@@ -144,12 +144,14 @@ func waitAcrossReload(t *testing.T, ctx context.Context, what, expr string, time
 	t.Fatalf("%s: not within %s (last: %s, %v)", what, timeout, last, err)
 }
 
-// clickJS clicks the element selector names from inside the page, in one step. Parts of the app
-// re-render while they poll (the builds list, the log viewer), so a node found by one DevTools call
-// may be gone by the next; a click done in the page cannot miss like that.
+// clickJS clicks the element selector names from inside the page, in one step, once it is there,
+// shown and enabled (as a person could click it). Parts of the app re-render while they poll (the
+// overview's buttons, the builds list, the log viewer), so a node found by one DevTools call may be
+// gone by the next ("Could not find node with given id"); a click done in the page cannot miss.
 func clickJS(t *testing.T, ctx context.Context, selector string, timeout time.Duration) {
 	t.Helper()
-	waitJS(t, ctx, "click "+selector, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) return 'missing'; e.click(); return 'ok' })()`,
+	waitJS(t, ctx, "click "+selector, fmt.Sprintf(`(() => { const e = document.querySelector(%s); if (!e) return 'missing';`+
+		` if (e.disabled || e.getClientRects().length === 0) return 'not clickable yet'; e.click(); return 'ok' })()`,
 		strconv.Quote(selector)), timeout)
 }
 
@@ -285,9 +287,10 @@ var walkLangs = map[string]walkLang{
 // progress to its end.
 func upFromThePage(t *testing.T, ctx context.Context, during func(string)) {
 	t.Helper()
-	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-up`)), chromedp.Click(chromedp.CSS(`#btn-up`))); err != nil {
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`)); err != nil {
 		t.Fatal(err)
 	}
+	clickJS(t, ctx, `#btn-up`, time.Minute)
 	waitJS(t, ctx, "progress with planned steps", `(() => { const p = document.querySelector('#progress');
 		return p && !p.hidden && p.querySelectorAll('.steps li').length > 0 ? 'ok' : 'no steps yet' })()`, time.Minute)
 	during("steps")
@@ -300,10 +303,10 @@ func upFromThePage(t *testing.T, ctx context.Context, during func(string)) {
 // downFromThePage stops the stack from the overview and waits until it shows none.
 func downFromThePage(t *testing.T, ctx context.Context) {
 	t.Helper()
-	if err := step(ctx, evalVoid(`location.hash = 'overview'`), chromedp.WaitVisible(chromedp.CSS(`#btn-down`)),
-		evalVoid(`window.confirm = () => true`), chromedp.Click(chromedp.CSS(`#btn-down`))); err != nil {
+	if err := step(ctx, evalVoid(`location.hash = 'overview'`), evalVoid(`window.confirm = () => true`)); err != nil {
 		t.Fatal(err)
 	}
+	clickJS(t, ctx, `#btn-down`, time.Minute)
 	waitJS(t, ctx, "the stack stops", `(() => { const b = document.querySelector('.stack-title .badge'); return b && b.dataset.state === 'absent' ? 'ok' : (b ? b.dataset.state : 'none') })()`, 3*time.Minute)
 }
 
