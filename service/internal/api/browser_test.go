@@ -194,11 +194,9 @@ func TestBrowser(t *testing.T) {
 	sh.shot(ctx, "03-overview-healthy.png")
 	noPageErrors(t, ctx)
 
-	// Logs of PostgreSQL, from its card.
-	if err := step(ctx,
-		chromedp.Click(chromedp.CSS(`[data-component="postgres"] footer button.link`)),
-		chromedp.WaitVisible(chromedp.CSS(`#log-lines .line`)),
-	); err != nil {
+	// Logs of PostgreSQL, from its card (the overview re-renders its cards as the status comes).
+	clickJS(t, ctx, `[data-component="postgres"] footer button.link`, 30*time.Second)
+	if err := step(ctx, chromedp.WaitVisible(chromedp.CSS(`#log-lines .line`))); err != nil {
 		t.Fatal(err)
 	}
 	logText, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#log-lines`)))
