@@ -1,21 +1,19 @@
 package dsm
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/forgebox/forgebox/service/internal/dsm/front"
+	"github.com/forgebox/forgebox/service/internal/dsm/front/fronttest"
 )
 
 // The front's own tests are in package front; these run it as the forgebox binary serves it
@@ -91,24 +89,7 @@ func (f *frontFixture) serveCGIEnv(t *testing.T, vars map[string]string) *httpte
 	if err := front.Serve(fr, strings.NewReader(""), &out); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	tp := textproto.NewReader(bufio.NewReader(&out))
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		t.Fatalf("CGI answer: %v", err)
-	}
-	w := httptest.NewRecorder()
-	status := http.StatusOK
-	if s := h.Get("Status"); s != "" {
-		code, _, _ := strings.Cut(s, " ")
-		status, _ = strconv.Atoi(code)
-	}
-	h.Del("Status")
-	for k, v := range h {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(status)
-	io.Copy(w.Body, tp.R)
-	return w
+	return fronttest.ParseCGI(t, out.Bytes())
 }
 
 func TestIsCGIRequest(t *testing.T) {

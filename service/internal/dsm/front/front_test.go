@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/forgebox/forgebox/service/internal/dsm/dsmstandins"
+	"github.com/forgebox/forgebox/service/internal/dsm/front/fronttest"
 )
 
 // fakeController records what reaches it, in place of the controller (service/internal/api),
@@ -159,32 +159,7 @@ func (f *frontFixture) run(t *testing.T, front *Front, vars map[string]string, b
 	if err := Serve(front, body, &out); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	return parseCGI(t, out.Bytes())
-}
-
-// parseCGI reads a CGI answer: a Status header (200 without one), the headers, the body.
-func parseCGI(t *testing.T, out []byte) *httptest.ResponseRecorder {
-	t.Helper()
-	tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(out)))
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		t.Fatalf("CGI answer %q: %v", out, err)
-	}
-	w := httptest.NewRecorder()
-	status := http.StatusOK
-	if s := h.Get("Status"); s != "" {
-		code, _, _ := strings.Cut(s, " ")
-		if status, err = strconv.Atoi(code); err != nil {
-			t.Fatalf("Status %q", s)
-		}
-	}
-	h.Del("Status")
-	for k, v := range h {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(status)
-	io.Copy(w.Body, tp.R)
-	return w
+	return fronttest.ParseCGI(t, out.Bytes())
 }
 
 func errorCode(t *testing.T, w *httptest.ResponseRecorder) (string, string) {
